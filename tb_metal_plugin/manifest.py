@@ -1,0 +1,53 @@
+"""The manifest the training callback writes beside a trace: where it lives, how it loads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import TraceError
+
+FORMAT = "tb-metal-manifest"
+VERSION = 1
+SUFFIX = ".tb_metal.json"
+XPLANE_SUFFIX = ".xplane.pb"
+
+
+def manifest_path_for(xplane_path: str | os.PathLike) -> Path:
+    """Return the manifest path that belongs to a `<host>.xplane.pb` file."""
+    p = Path(xplane_path)
+    name = p.name
+    host = name[: -len(XPLANE_SUFFIX)] if name.endswith(XPLANE_SUFFIX) else p.stem
+    return p.with_name(host + SUFFIX)
+
+
+def load_manifest(xplane_path: str | os.PathLike) -> dict[str, Any] | None:
+    """Load the manifest beside a trace, None when there is none; TraceError when it is bad."""
+    path = manifest_path_for(xplane_path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TraceError(str(path), f"unreadable tb-metal manifest ({e})") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise TraceError(str(path), "not a tb-metal manifest (missing 'format')")
+    if data.get("version", 0) > VERSION:
+        raise TraceError(
+            str(path),
+            f"manifest version {data.get('version')} is newer than this tb-metal reads "
+            f"({VERSION}); upgrade tb-metal",
+        )
+    return data
+
+
+def write_manifest(xplane_path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """Write a manifest beside a trace atomically (a reader never sees half a file)."""
+    path = manifest_path_for(xplane_path)
+    body = {"format": FORMAT, "version": VERSION, **data}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

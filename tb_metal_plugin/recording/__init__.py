@@ -1,0 +1,1 @@
+"""Helpers that run inside a training process (they need TensorFlow and Keras)."""
