@@ -1,0 +1,275 @@
+"""The breakdown model: attributed op rows, and the per-layer tree with roll-ups and buckets.
+
+Input is the events of one trace plus attribution and device resolution; output is plain
+data (lists and dicts of ints, strings, floats) that the CLI, the JSON API and the
+callback print as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .attribution import BUCKETS, PHASES, Attribution
+from .devices import Placement
+from .events import OpRecord, TraceEvents
+
+HOST_ONLY_NOTE = (
+    "No device timeline in this trace (Metal traces have none): times of GPU-placed ops are "
+    "host-side dispatch times, not GPU execution times. Use the tb-metal callback's layer "
+    "benchmark for measured per-layer GPU time."
+)
+DEVICE_NOTE = (
+    "GPU times come from the device timeline (kernel events linked to TF ops); CPU times are "
+    "host self times of CPU ops."
+)
+
+
+@dataclass
+class AttributedOp:
+    """One op record with its layer, phase and device settled."""
+
+    rec: OpRecord
+    attribution: Attribution
+    placement: Placement
+
+
+class Selection:
+    """Which step slots a figure covers: the whole window, one step, or the mean per step."""
+
+    def __init__(self, events: TraceEvents, step: int | str | None):
+        self.step = step
+        nsteps = len(events.steps)
+        if step is None or step == "all":
+            self.slots = list(range(nsteps + 1))
+            self.divisor = 1
+            self.step_time_ps = (
+                sum(s.duration_ps for s in events.steps) if events.steps else events.window_ps
+            )
+            self.label = "all"
+        elif step == "avg":
+            if not nsteps:
+                self.slots, self.divisor = [0], 1
+                self.step_time_ps = events.window_ps
+            else:
+                self.slots = list(range(nsteps))
+                self.divisor = nsteps
+                self.step_time_ps = sum(s.duration_ps for s in events.steps) // nsteps
+            self.label = "avg"
+        else:
+            index = {s.num: i for i, s in enumerate(events.steps)}
+            self.slots = [index[int(step)]]
+            self.divisor = 1
+            self.step_time_ps = events.steps[self.slots[0]].duration_ps
+            self.label = str(step)
+
+    def sum(self, values: list[int]) -> int:
+        """Sum of the selected slots, divided for the per-step mean."""
+        total = 0
+        for i in self.slots:
+            total += values[i]
+        return total // self.divisor if self.divisor > 1 else total
+
+    def count(self, values: list[int]) -> float | int:
+        """Like sum, but keeps a fractional mean count."""
+        total = sum(values[i] for i in self.slots)
+        return round(total / self.divisor, 2) if self.divisor > 1 else total
+
+
+def op_rows(ops: list[AttributedOp], sel: Selection, device_timeline: bool) -> list[dict]:
+    """One row per op with every figure of the selection; ops with no event there are left out."""
+    rows = []
+    for op in ops:
+        rec, att, pl = op.rec, op.attribution, op.placement
+        count = sel.count(rec.count)
+        dcount = sel.count(rec.device_count)
+        if not count and not dcount:
+            continue
+        self_ps = sel.sum(rec.self_ps)
+        device_ps = sel.sum(rec.device_ps)
+        measured_on_device = pl.source == "device_plane"
+        rows.append(
+            {
+                "name": rec.name,
+                "type": rec.type,
+                "layer": list(att.layer) if att.layer else None,
+                "phase": att.phase,
+                "bucket": BUCKETS[att.bucket] if att.bucket else None,
+                "attribution_source": att.source,
+                "device": pl.kind,
+                "device_id": pl.device,
+                "device_source": pl.source,
+                "count": count,
+                "self_ps": self_ps,
+                "total_ps": sel.sum(rec.total_ps),
+                "device_ps": device_ps if measured_on_device else None,
+                # The op's time in the layer breakdown: device time where a device timeline
+                # measured it, else host self time.
+                "time_ps": device_ps if measured_on_device else self_ps,
+                "time_kind": "device_timeline"
+                if measured_on_device
+                else ("host_side" if pl.kind == "GPU" else "host"),
+                "fallback": {"reason_code": pl.fallback, "reason": pl.reason}
+                if pl.fallback
+                else None,
+                "is_copy": rec.type in ("_Send", "_Recv", "_HostSend", "_HostRecv"),
+            }
+        )
+    rows.sort(key=lambda r: -r["time_ps"])
+    return rows
+
+
+def _node(path: tuple[str, ...], info: dict | None) -> dict:
+    return {
+        "name": path[-1],
+        "path": list(path),
+        "class": (info or {}).get("class"),
+        "op_count": 0,
+        "self_ps": 0,
+        "total_ps": 0,
+        "phases": {},
+        "devices": {},
+        "time_kinds": {},
+        "share": 0.0,
+        "step_share": 0.0,
+        "fallback_count": 0,
+        "fallback_ps": 0,
+        "copy_ps": 0,
+        "params": (info or {}).get("params"),
+        "benchmark": None,
+        "children": [],
+    }
+
+
+def _add(node: dict, row: dict, own: bool) -> None:
+    t = row["time_ps"]
+    node["total_ps"] += t
+    if own:
+        node["self_ps"] += t
+    node["op_count"] += 1
+    node["phases"][row["phase"]] = node["phases"].get(row["phase"], 0) + t
+    node["devices"][row["device"]] = node["devices"].get(row["device"], 0) + t
+    node["time_kinds"][row["device"]] = row["time_kind"]
+    if row["fallback"]:
+        node["fallback_count"] += 1
+        node["fallback_ps"] += t
+    if row["is_copy"]:
+        node["copy_ps"] += t
+
+
+def layer_tree(
+    rows: list[dict],
+    step_time_ps: int,
+    manifest_layers: dict[tuple[str, ...], dict] | None = None,
+    benchmarks: dict[tuple[str, ...], list[dict]] | None = None,
+) -> tuple[list[dict], list[dict], int]:
+    """(top-level layer nodes, bucket nodes, total) from op rows; layers + buckets == total."""
+    manifest_layers = manifest_layers or {}
+    nodes: dict[tuple[str, ...], dict] = {}
+
+    def node_for(path: tuple[str, ...]) -> dict:
+        n = nodes.get(path)
+        if n is None:
+            n = nodes[path] = _node(path, manifest_layers.get(path))
+            if len(path) > 1:
+                node_for(path[:-1])["children"].append(n)
+        return n
+
+    for path in manifest_layers:
+        node_for(path)
+    buckets: dict[str, dict] = {}
+    total = 0
+    for row in rows:
+        total += row["time_ps"]
+        if row["layer"]:
+            path = tuple(row["layer"])
+            for i in range(1, len(path) + 1):
+                _add(node_for(path[:i]), row, own=(i == len(path)))
+        else:
+            name = row["bucket"] or BUCKETS["root"]
+            b = buckets.get(name)
+            if b is None:
+                b = buckets[name] = _node((name,), None)
+                b["bucket"] = True
+            _add(b, row, own=True)
+    for path, bench in (benchmarks or {}).items():
+        if path in nodes:
+            nodes[path]["benchmark"] = bench
+    for n in list(nodes.values()) + list(buckets.values()):
+        n["share"] = n["total_ps"] / total if total else 0.0
+        n["step_share"] = n["total_ps"] / step_time_ps if step_time_ps else 0.0
+        n["phases"] = {p: n["phases"][p] for p in PHASES if p in n["phases"]}
+        n["children"].sort(key=lambda c: -c["total_ps"])
+    roots = sorted((n for p, n in nodes.items() if len(p) == 1), key=lambda n: -n["total_ps"])
+    return roots, sorted(buckets.values(), key=lambda n: -n["total_ps"]), total
+
+
+def fallbacks(rows: list[dict]) -> list[dict]:
+    """CPU-fallback ops grouped by layer and op type, with their reason and copy time."""
+    groups: dict[tuple, dict] = {}
+    copies = copy_time_by_layer(rows)
+    for row in rows:
+        if not row["fallback"]:
+            continue
+        key = (tuple(row["layer"] or ()), row["type"], row["fallback"]["reason_code"])
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {
+                "path": row["layer"],
+                "bucket": row["bucket"],
+                "op_type": row["type"],
+                "reason_code": row["fallback"]["reason_code"],
+                "reason": row["fallback"]["reason"],
+                "device_source": row["device_source"],
+                "ops": [],
+                "count": 0,
+                "self_ps": 0,
+                "copy_ps": copies.get(tuple(row["layer"] or ()), 0),
+            }
+        g["ops"].append(row["name"])
+        g["count"] += row["count"]
+        g["self_ps"] += row["time_ps"]
+    return sorted(groups.values(), key=lambda g: -g["self_ps"])
+
+
+def copy_time_by_layer(rows: list[dict]) -> dict[tuple[str, ...], int]:
+    """Copy op time (`_Send`/`_Recv`) per layer boundary that caused it."""
+    out: dict[tuple[str, ...], int] = {}
+    for row in rows:
+        if row["is_copy"]:
+            key = tuple(row["layer"] or ())
+            out[key] = out.get(key, 0) + row["time_ps"]
+    return out
+
+
+def copies(rows: list[dict], events: TraceEvents, sel: Selection, attribute) -> list[dict]:
+    """Cross-device copies: `_Send`/`_Recv` ops and device memcpy events, per layer."""
+    out = []
+    for row in rows:
+        if row["is_copy"]:
+            out.append(
+                {
+                    "path": row["layer"],
+                    "op": row["name"],
+                    "kind": row["type"],
+                    "device": row["device_id"],
+                    "ps": row["time_ps"],
+                    "count": row["count"],
+                    "source": "host_op",
+                }
+            )
+    for cp in events.copies.values():
+        ps = sel.sum(cp.ps)
+        if not ps:
+            continue
+        out.append(
+            {
+                "path": attribute(cp.op_name),
+                "op": cp.op_name,
+                "kind": cp.kind,
+                "device": cp.plane,
+                "ps": ps,
+                "count": sel.count(cp.count),
+                "source": "device_plane",
+            }
+        )
+    return sorted(out, key=lambda c: -c["ps"])

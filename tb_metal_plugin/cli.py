@@ -1,0 +1,144 @@
+"""The `tb-metal` command line: a thin face over `tb_metal_plugin.api`."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+
+import click
+
+from . import __version__, api, formatting
+from .errors import TbMetalError
+
+# Files smaller than this load in well under a second: no progress line for them.
+PROGRESS_MIN_BYTES = 8 << 20
+
+
+class _StderrProgress:
+    """A one-line progress indicator on stderr, throttled, silent for small files."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and fraction < 1):
+            return
+        self.last = now
+        self.shown = True
+        end = "\r" if sys.stderr.isatty() else "\n"
+        click.echo(f"{message}: {100 * fraction:5.1f}%", err=True, nl=False)
+        click.echo(end, err=True, nl=False)
+
+    def done(self) -> None:
+        if self.shown and sys.stderr.isatty():
+            click.echo(" " * 60 + "\r", err=True, nl=False)
+
+
+def selectors(f):
+    """The options that pick one profile: --run, --session, --host, --step."""
+    for opt in reversed(
+        [
+            click.option("--run", help="Run (folder above plugins/profile), relative to PATH."),
+            click.option("--session", help="Session folder name, or run/session."),
+            click.option("--host", help="Host (trace file name without .xplane.pb)."),
+            click.option(
+                "--step",
+                default="all",
+                show_default=True,
+                help="A step number, 'all' (totals over the profile) or 'avg' (per step).",
+            ),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(formatting.FORMATS),
+                default="table",
+                show_default=True,
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def load(path: str, run: str | None, session: str | None, host: str | None) -> api.Profile:
+    """Load the selected profile with a progress line for big files; notes go to stderr."""
+    chosen, host, notes = api.choose(path, run, session, host)
+    trace = chosen.hosts[host]
+    progress = _StderrProgress(os.path.getsize(trace) >= PROGRESS_MIN_BYTES)
+    prof = api.load_file(trace, chosen, progress)
+    progress.done()
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    return prof
+
+
+def errors_to_exit(f):
+    """Turn tb-metal's typed errors into a clear message and exit status 2."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except TbMetalError as e:
+            click.echo(f"tb-metal: error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tb-metal")
+def main() -> None:
+    """Per-Keras-layer time, GPU/CPU split and CPU fallbacks from TensorFlow profiles.
+
+    PATH may be a logdir, a run folder, a session folder or one *.xplane.pb file.
+    """
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@selectors
+@errors_to_exit
+def layers(path, run, session, host, step, fmt):
+    """Per-layer breakdown: time per phase and device, share, fallbacks."""
+    prof = load(path, run, session, host)
+    data = prof.layers(step)
+    if fmt == "json":
+        click.echo(formatting.to_json(data))
+    elif fmt == "csv":
+        click.echo(formatting.layers_csv(data), nl=False)
+    else:
+        click.echo(formatting.layers_table(data))
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@selectors
+@click.option("--layer", help="Only ops of this layer path (names joined by '/').")
+@click.option(
+    "--limit",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Rows in the table (0: all). JSON and CSV always hold every op.",
+)
+@errors_to_exit
+def ops(path, run, session, host, step, fmt, layer, limit):
+    """Per-op attribution: layer, phase, device and its source, count, self and total time."""
+    prof = load(path, run, session, host)
+    data = prof.ops(step, layer.split("/") if layer else None)
+    if fmt == "json":
+        click.echo(formatting.to_json(data))
+    elif fmt == "csv":
+        click.echo(formatting.ops_csv(data), nl=False)
+    else:
+        click.echo(formatting.ops_table(data, limit))
+
+
+if __name__ == "__main__":
+    main()

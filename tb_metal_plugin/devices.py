@@ -1,0 +1,120 @@
+"""Which device ran each op, how we know, and why an op fell back to the CPU.
+
+Sources, best first:
+- `device_plane`: the op has events on a device timeline (CUDA, or a Metal plugin with a
+  profiler): measured device time.
+- `placement`: the training callback recorded the device the op was placed on.
+- `send_recv`: a `_Send`/`_Recv` op's own stats name its devices.
+- `kernel_registry`: the recorded kernel registry says the op type has no GPU kernel.
+- `assumed`: nothing says; a host event is taken to be a CPU op.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .events import SEND_RECV_TYPES, OpRecord, TraceEvents, device_plane_id
+
+_DEVICE = re.compile(r"(?:/device:|^)([A-Za-z_]+):(\d+)$")
+PY_FUNCTION_TYPES = frozenset({"EagerPyFunc", "PyFunc", "PyFuncStateless"})
+
+REASONS = {
+    "no_gpu_kernel": "no GPU kernel is registered for op type {type}",
+    "no_gpu_kernel_for_dtype": "a GPU kernel exists for {type}, but not for dtype {dtype}",
+    "py_function": "{type} runs Python code (tf.py_function / tf.numpy_function): CPU only",
+    "explicit_placement": (
+        "a GPU kernel exists for {type}: placed on the CPU by tf.device(...) or by "
+        "colocation with a CPU op"
+    ),
+    "unknown": "placed on the CPU; the reason was not recorded (record with the tb-metal callback)",
+}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one op ran and how we know; `fallback` is a reason code when it fell back."""
+
+    device: str  # "GPU:0", "CPU:0", "CPU:1" ...
+    kind: str  # "GPU", "CPU"
+    source: str
+    fallback: str | None = None
+    reason: str | None = None
+
+
+def short_device(device: str) -> str:
+    """`GPU:0` from `/job:localhost/replica:0/task:0/device:GPU:0` (and other spellings)."""
+    m = _DEVICE.search(device or "")
+    return f"{m.group(1).upper()}:{m.group(2)}" if m else (device or "CPU:0")
+
+
+def _kind(device: str) -> str:
+    kind = device.split(":", 1)[0]
+    # PluggableDevices (Metal) register as GPU; anything not CPU counts as an accelerator.
+    return "CPU" if kind == "CPU" else "GPU"
+
+
+class DeviceResolver:
+    """Resolve every op's device for one trace (plus its manifest, when there is one)."""
+
+    def __init__(self, events: TraceEvents, manifest: dict | None):
+        self.events = events
+        manifest = manifest or {}
+        self.placement: dict[tuple[str, str], dict] = {}
+        self.placement_by_name: dict[str, dict] = {}
+        for row in manifest.get("placement") or []:
+            self.placement[(row.get("name", ""), row.get("type", ""))] = row
+            self.placement_by_name.setdefault(row.get("name", ""), row)
+        self.kernels: dict[str, list[dict]] = manifest.get("kernels") or {}
+        env = manifest.get("environment") or {}
+        recorded = [short_device(d) for d in env.get("logical_devices") or []]
+        placed = [short_device(r.get("device", "")) for r in self.placement.values()]
+        planes = [device_plane_id(n) or n for n in events.device_planes]
+        self.devices = sorted(set(recorded + placed + planes))
+        self.has_gpu = events.has_device_timeline or any(_kind(d) == "GPU" for d in self.devices)
+
+    def resolve(self, rec: OpRecord) -> Placement:
+        """The device of one op and the source of that knowledge, with a fallback reason."""
+        if any(rec.device_count):
+            dev = sorted(rec.device_planes)[0]
+            return Placement(dev, "GPU", "device_plane")
+        row = self.placement.get((rec.name, rec.type)) or self.placement_by_name.get(rec.name)
+        if row is not None:
+            dev = short_device(row.get("device", ""))
+            return self._with_fallback(rec, dev, "placement", row.get("dtype"))
+        if rec.type in SEND_RECV_TYPES:
+            for key in ("send_device", "recv_device", "from", "to"):
+                val = rec.stats.get(key)
+                if isinstance(val, str) and "device:" in val:
+                    own = "send_device" if rec.type.endswith("Send") else "recv_device"
+                    val = rec.stats.get(own, val)
+                    dev = short_device(str(val))
+                    return Placement(dev, _kind(dev), "send_recv")
+        if self.has_gpu and self.kernels.get(rec.type) is not None:
+            if not any(k.get("device") == "GPU" for k in self.kernels[rec.type]):
+                return self._with_fallback(rec, "CPU:0", "kernel_registry", None)
+        if rec.type in PY_FUNCTION_TYPES and self.has_gpu:
+            return self._with_fallback(rec, "CPU:0", "kernel_registry", None)
+        return Placement("CPU:0", "CPU", "assumed")
+
+    def _with_fallback(self, rec: OpRecord, dev: str, source: str, dtype: str | None) -> Placement:
+        kind = _kind(dev)
+        if kind != "CPU" or not self.has_gpu or rec.type in SEND_RECV_TYPES:
+            return Placement(dev, kind, source)
+        code = self.fallback_reason(rec.type, dtype)
+        reason = REASONS[code].format(type=rec.type, dtype=dtype or "?")
+        return Placement(dev, kind, source, code, reason)
+
+    def fallback_reason(self, op_type: str, dtype: str | None) -> str:
+        """Why an op of this type (and dtype) ran on the CPU in a run with a GPU."""
+        if op_type in PY_FUNCTION_TYPES:
+            return "py_function"
+        kernels = self.kernels.get(op_type)
+        if kernels is None:
+            return "unknown"
+        gpu = [k for k in kernels if k.get("device") == "GPU"]
+        if not gpu:
+            return "no_gpu_kernel"
+        if dtype and all(k.get("dtypes") and dtype not in k["dtypes"] for k in gpu):
+            return "no_gpu_kernel_for_dtype"
+        return "explicit_placement"

@@ -1,0 +1,380 @@
+"""One pass over a trace: TF op events per step with self and total time, device events, copies.
+
+Times are integer picoseconds, as in the trace. Every per-op figure is kept per step slot:
+slots 0..S-1 are the profiled steps, slot S holds events outside any step (warm-up,
+the callback's own work), so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .xspace_reader import PlaneData, open_trace
+
+# `<op name>:<op type>`; the type is an identifier, the name never ends with ':'
+# (that rules out `Iterator::Root::Prefetch` and friends).
+_OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DEVICE_PLANE = re.compile(r"^/device:(GPU|TPU|XPU|DML|APU)[:_](\d+)(.*)$")
+STEP_MARKERS = ("Profiled batch", "TraceContext")
+SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Step:
+    """One profiled step: its number (Keras batch index) and its span on the host clock."""
+
+    num: int
+    start_ps: int
+    end_ps: int
+
+    @property
+    def duration_ps(self) -> int:
+        """Wall time of the step."""
+        return self.end_ps - self.start_ps
+
+
+@dataclass
+class OpRecord:
+    """Everything measured for one TF op (name and type), per step slot."""
+
+    name: str
+    type: str
+    slots: int
+    count: list[int] = field(default_factory=list)
+    self_ps: list[int] = field(default_factory=list)
+    total_ps: list[int] = field(default_factory=list)
+    device_count: list[int] = field(default_factory=list)
+    device_ps: list[int] = field(default_factory=list)
+    line_kinds: set[str] = field(default_factory=set)
+    device_planes: set[str] = field(default_factory=set)
+    stats: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("count", "self_ps", "total_ps", "device_count", "device_ps"):
+            if not getattr(self, name):
+                setattr(self, name, [0] * self.slots)
+
+    @property
+    def on_host(self) -> bool:
+        """True when the op was seen executing on a host thread."""
+        return any(self.count)
+
+
+@dataclass
+class CopyRecord:
+    """Device memcpy events, linked to the TF op that caused them when the trace says so."""
+
+    op_name: str
+    op_type: str
+    kind: str  # "memcpy_h2d", "memcpy_d2h", "memcpy_d2d", "memcpy"
+    plane: str
+    slots: int
+    count: list[int] = field(default_factory=list)
+    ps: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.count = self.count or [0] * self.slots
+        self.ps = self.ps or [0] * self.slots
+
+
+@dataclass
+class TraceEvents:
+    """What one pass over one host's trace file found."""
+
+    path: str
+    planes: list[str]
+    device_planes: list[str]
+    steps: list[Step]
+    steps_source: str  # "markers" (Profiled batch events) or "none" (one window)
+    ops: dict[tuple[str, str], OpRecord]
+    copies: dict[tuple[str, str, str], CopyRecord]
+    window_ps: int
+    event_count: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def slots(self) -> int:
+        """Number of step slots: one per step plus one for events outside every step."""
+        return len(self.steps) + 1
+
+    @property
+    def has_device_timeline(self) -> bool:
+        """True when a device plane holds events: real device times exist."""
+        return bool(self.device_planes)
+
+
+def split_op_name(name: str, display_name: str = "") -> tuple[str, str] | None:
+    """Split `name:type` into (name, type), or None when the event is not a TF op."""
+    if display_name:
+        if len(name) > len(display_name) + 1 and name.endswith(":" + display_name):
+            return name[: -len(display_name) - 1], display_name
+        return None
+    head, sep, tail = name.rpartition(":")
+    if not sep or not head or head.endswith(":") or " " in head or not _OP_TYPE.match(tail):
+        return None
+    return head, tail
+
+
+def line_kind(line_name: str) -> str:
+    """Classify a host line by its thread name: python, tf_data, compute or other."""
+    if line_name.startswith("python"):
+        return "python"
+    if line_name.startswith("tf_data"):
+        return "tf_data"
+    if line_name.startswith(("tf_Compute", "tf_numa", "tf_inter_op", "tf_intra_op")):
+        return "compute"
+    return "other"
+
+
+def device_plane_id(plane_name: str) -> str | None:
+    """`GPU:0` for `/device:GPU:0` or `/device:GPU:0 (Metal)`; None for other planes."""
+    m = _DEVICE_PLANE.match(plane_name)
+    return f"{m.group(1)}:{m.group(2)}" if m else None
+
+
+def _stat_value(stat, stat_names: dict[int, str]) -> object:
+    kind = stat.WhichOneof("value")
+    if kind == "ref_value":
+        return stat_names.get(stat.ref_value, "")
+    if kind == "bytes_value":
+        return stat.bytes_value.hex()
+    return getattr(stat, kind) if kind else None
+
+
+def _find_steps(host: PlaneData) -> list[Step]:
+    """Steps from `Profiled batch`-style markers (events with a `step_num` stat)."""
+    meta = host.header.event_metadata
+    stat_names = {k: v.name for k, v in host.header.stat_metadata.items()}
+    marker_ids = {k for k, v in meta.items() if v.name in STEP_MARKERS}
+    steps: dict[int, Step] = {}
+    for i in range(len(host.line_spans)):
+        if line_kind(host.line_name(i)) != "python":
+            continue
+        line = host.line(i)
+        base = line.timestamp_ns * 1000
+        for ev in line.events:
+            if ev.metadata_id not in marker_ids:
+                continue
+            for st in ev.stats:
+                if stat_names.get(st.metadata_id) == "step_num":
+                    num = int(_stat_value(st, stat_names) or 0)
+                    start = base + ev.offset_ps
+                    steps[num] = Step(num, start, start + ev.duration_ps)
+    return sorted(steps.values(), key=lambda s: s.start_ps)
+
+
+class _Collector:
+    """Accumulates per-op figures across the planes of one file."""
+
+    def __init__(self, steps: list[Step]):
+        self.steps = steps
+        self.slots = len(steps) + 1
+        self.starts = [s.start_ps for s in steps]
+        self.ends = [s.end_ps for s in steps]
+        self.ops: dict[tuple[str, str], OpRecord] = {}
+        self.copies: dict[tuple[str, str, str], CopyRecord] = {}
+        self.event_count = 0
+        self.t_min: int | None = None
+        self.t_max: int | None = None
+
+    def op(self, name: str, type_: str) -> OpRecord:
+        rec = self.ops.get((name, type_))
+        if rec is None:
+            rec = self.ops[(name, type_)] = OpRecord(name, type_, self.slots)
+        return rec
+
+    def _span(self, first: int, last: int) -> None:
+        self.t_min = first if self.t_min is None else min(self.t_min, first)
+        self.t_max = last if self.t_max is None else max(self.t_max, last)
+
+    def host_line(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
+        """Add one host line's op events: count, total and self time per step slot."""
+        line = plane.line(index)
+        kind = line_kind(line.name)
+        base = line.timestamp_ns * 1000
+        events = line.events
+        n = len(events)
+        self.event_count += n
+        if not n:
+            return
+        starts, ends, nsteps = self.starts, self.ends, len(self.starts)
+        outside = nsteps
+        get = op_ids.get
+        stack: list[tuple[int, OpRecord, int]] = []  # (end, record, slot) of open op events
+        si = 0
+        last_off = -1
+        ordered = events
+        # The profiler sorts a line by start time; re-sort only if this one is not.
+        for ev in events:
+            if ev.offset_ps < last_off:
+                ordered = sorted(events, key=lambda e: (e.offset_ps, -e.duration_ps))
+                break
+            last_off = ev.offset_ps
+        seen: set[int] = set()
+        first = last = None
+        for ev in ordered:
+            rec = get(ev.metadata_id)
+            if rec is None:
+                continue
+            off = ev.offset_ps
+            dur = ev.duration_ps
+            t = base + off
+            if first is None:
+                first = t
+            last = t + dur
+            while si < nsteps and t >= ends[si]:
+                si += 1
+            slot = si if si < nsteps and t >= starts[si] else outside
+            end = off + dur
+            while stack and stack[-1][0] <= off:
+                stack.pop()
+            if stack:
+                parent = stack[-1]
+                parent[1].self_ps[parent[2]] -= dur
+            rec.count[slot] += 1
+            rec.total_ps[slot] += dur
+            rec.self_ps[slot] += dur
+            stack.append((end, rec, slot))
+            if id(rec) not in seen:
+                seen.add(id(rec))
+                rec.line_kinds.add(kind)
+                if rec.type in SEND_RECV_TYPES and not rec.stats:
+                    names = plane_stat_names(plane)
+                    rec.stats = {
+                        names.get(s.metadata_id, "?"): _stat_value(s, names) for s in ev.stats
+                    }
+        if first is not None:
+            self._span(first, last)
+
+    def device_line(self, plane: PlaneData, index: int, dev: str) -> None:
+        """Add one device line's events, linked to TF ops by `tf_op` stat or event name."""
+        line = plane.line(index)
+        base = line.timestamp_ns * 1000
+        meta = plane.header.event_metadata
+        names = plane_stat_names(plane)
+        tf_op_id = next((k for k, v in names.items() if v == "tf_op"), None)
+        cache: dict[int, tuple[str, str] | None] = {}
+        events = line.events
+        self.event_count += len(events)
+        starts, ends, nsteps = self.starts, self.ends, len(self.starts)
+        first = last = None
+        for ev in events:
+            mid = ev.metadata_id
+            md = meta.get(mid)
+            label = md.name if md is not None else ""
+            link = None
+            if tf_op_id is not None:
+                for st in ev.stats:
+                    if st.metadata_id == tf_op_id:
+                        v = _stat_value(st, names)
+                        link = split_op_name(str(v)) if v else None
+                        break
+                if link is None and md is not None:
+                    for st in md.stats:
+                        if st.metadata_id == tf_op_id:
+                            link = split_op_name(str(_stat_value(st, names)))
+                            break
+            if link is None:
+                if mid not in cache:
+                    cache[mid] = split_op_name(label, md.display_name if md else "") or (
+                        (label, "") if label else None
+                    )
+                link = cache[mid]
+            t = base + ev.offset_ps
+            dur = ev.duration_ps
+            if first is None:
+                first = t
+            last = max(last or 0, t + dur)
+            slot = nsteps
+            for i in range(nsteps):  # steps are few; device events are fewer than host ones
+                if starts[i] <= t < ends[i]:
+                    slot = i
+                    break
+            low = label.lower()
+            if "memcpy" in low or "memset" in low:
+                kind = (
+                    "memcpy_h2d"
+                    if "htod" in low or "h2d" in low
+                    else "memcpy_d2h"
+                    if "dtoh" in low or "d2h" in low
+                    else "memcpy_d2d"
+                    if "dtod" in low or "d2d" in low
+                    else "memcpy"
+                )
+                op_name, op_type = link if link else (label, "")
+                key = (op_name, op_type, kind)
+                cp = self.copies.get(key)
+                if cp is None:
+                    cp = self.copies[key] = CopyRecord(op_name, op_type, kind, dev, self.slots)
+                cp.count[slot] += 1
+                cp.ps[slot] += dur
+                continue
+            if link is None:
+                continue
+            rec = self.op(*link)
+            rec.device_count[slot] += 1
+            rec.device_ps[slot] += dur
+            rec.device_planes.add(dev)
+        if first is not None:
+            self._span(first, last)
+
+
+def plane_stat_names(plane: PlaneData) -> dict[int, str]:
+    """Stat metadata id → name for a plane (cached on the plane)."""
+    names = getattr(plane, "_stat_names", None)
+    if names is None:
+        names = {k: v.name for k, v in plane.header.stat_metadata.items()}
+        plane._stat_names = names
+    return names
+
+
+def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
+    """Read one `.xplane.pb` and return its op events aggregated per op and step."""
+    with open_trace(path) as trace:
+        planes = trace.planes()
+        host = next((p for p in planes if p.name == "/host:CPU"), None)
+        steps = _find_steps(host) if host is not None else []
+        col = _Collector(steps)
+        device_planes = []
+        total_bytes = sum(p.bytes for p in planes) or 1
+        done = 0
+        warnings: list[str] = []
+        for plane in planes:
+            dev = device_plane_id(plane.name)
+            if plane is host:
+                op_ids = {}
+                for mid, md in plane.header.event_metadata.items():
+                    parts = split_op_name(md.name, md.display_name)
+                    if parts is not None:
+                        op_ids[mid] = col.op(*parts)
+                for i in range(len(plane.line_spans)):
+                    col.host_line(plane, i, op_ids)
+                    done += plane.line_spans[i][1] - plane.line_spans[i][0]
+                    if progress:
+                        progress(done / total_bytes, f"reading {plane.name}")
+            elif dev is not None:
+                if plane.line_spans:
+                    device_planes.append(plane.name)
+                for i in range(len(plane.line_spans)):
+                    col.device_line(plane, i, dev)
+                    done += plane.line_spans[i][1] - plane.line_spans[i][0]
+                    if progress:
+                        progress(done / total_bytes, f"reading {plane.name}")
+        if host is None:
+            warnings.append("no /host:CPU plane: host op times are missing")
+        window = (col.t_max - col.t_min) if col.t_min is not None else 0
+        return TraceEvents(
+            path=str(path),
+            planes=[p.name for p in planes],
+            device_planes=device_planes,
+            steps=steps,
+            steps_source="markers" if steps else "none",
+            ops=col.ops,
+            copies=col.copies,
+            window_ps=window,
+            event_count=col.event_count,
+            warnings=warnings,
+        )
