@@ -1,0 +1,142 @@
+// Typed view of the plugin's JSON routes (see docs/json-api.md). Times are picoseconds.
+
+export type Step = number | "avg" | null;
+
+export interface SessionEntry {
+  name: string; // "run/session", the name xprof uses too
+  run: string | null;
+  session: string | null;
+  hosts: string[];
+}
+
+export interface FileError {
+  path: string;
+  message: string;
+}
+
+export interface SessionsPayload {
+  logdir_set: boolean;
+  sessions: SessionEntry[];
+  errors: FileError[];
+}
+
+export interface LayerNode {
+  name: string;
+  path: string[];
+  class: string | null;
+  op_count: number;
+  self_ps: number;
+  total_ps: number;
+  phases: Record<string, number>;
+  devices: Record<string, number>;
+  device_sources?: Record<string, number | string>;
+  share: number;
+  fallback_count: number;
+  copy_ps: number;
+  children: LayerNode[];
+  [extra: string]: unknown;
+}
+
+export interface Fallback {
+  path: string[];
+  op_type: string;
+  reason_code: string;
+  reason: string;
+  self_ps: number;
+  count: number;
+  copy_ps: number;
+  [extra: string]: unknown;
+}
+
+export interface Copy {
+  path: string[];
+  from: string;
+  to: string;
+  ps: number;
+  count: number;
+}
+
+export interface LayersPayload {
+  session: string;
+  host: string;
+  run: string | null;
+  step: Step;
+  steps: number[];
+  total_ps: number;
+  step_time_ps: number;
+  timeline: string;
+  time_note: string;
+  devices: string[];
+  attribution_source: string;
+  layers: LayerNode[];
+  buckets: LayerNode[];
+  fallbacks: Fallback[];
+  copies: Copy[];
+  warnings: string[];
+  trace_file?: string;
+  load_s?: number;
+  [extra: string]: unknown;
+}
+
+export interface OpRow {
+  name: string;
+  type: string;
+  layer: string[] | string | null;
+  phase: string | null;
+  device: string | null;
+  device_source: string | null;
+  count: number;
+  self_ps: number;
+  total_ps: number;
+  fallback: null | { reason_code?: string; reason?: string; [k: string]: unknown };
+  [extra: string]: unknown;
+}
+
+export interface OpsPayload {
+  ops: OpRow[];
+  [extra: string]: unknown;
+}
+
+export interface CompareRow {
+  key: string[];
+  kind: "layer" | "bucket";
+  name: string;
+  depth: number;
+  class: string | null;
+  paths: (string[] | null)[];
+  self_ps: (number | null)[];
+  total_ps: (number | null)[];
+  gpu_ps: (number | null)[];
+  cpu_ps: (number | null)[];
+  fallback_count: (number | null)[];
+  present: boolean[];
+  delta_ps: (number | null)[];
+  speedup: (number | null)[];
+  matched: boolean;
+}
+
+export interface ComparePayload {
+  labels: string[];
+  baseline: string;
+  sessions: string[];
+  hosts: string[];
+  step: Step;
+  timelines: string[];
+  totals: { step_time_ps: (number | null)[]; total_ps: (number | null)[]; speedup: (number | null)[] };
+  rows: CompareRow[];
+  matched_count: number;
+  unmatched: { key: string[]; kind: string; name: string; in: string[]; missing_in: string[] }[];
+  warnings: string[];
+}
+
+export interface LoadingStatus {
+  status: "loading";
+  progress: number;
+  message: string;
+}
+
+export interface ErrorBody {
+  error: string;
+  path?: string;
+  kind?: string;
+}
