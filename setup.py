@@ -1,6 +1,48 @@
 """Packaging for tb-metal: a TensorBoard plugin, Keras callback and CLI for per-layer profiles."""
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+FRONTEND = HERE / "frontend"
+STATIC = HERE / "tb_metal_plugin" / "static"
+
+
+def _bundle_is_fresh() -> bool:
+    """True when static/index.js and style.css are newer than every frontend source."""
+    outputs = [STATIC / "index.js", STATIC / "style.css"]
+    if not all(p.exists() for p in outputs):
+        return False
+    sources = [p for p in FRONTEND.rglob("*") if p.is_file() and "node_modules" not in p.parts]
+    newest = max((p.stat().st_mtime for p in sources), default=0)
+    return min(p.stat().st_mtime for p in outputs) >= newest
+
+
+class BuildPyWithFrontend(build_py):
+    """Build the Metal tab's bundle (TypeScript -> static/index.js + style.css) with npm.
+
+    Runs for `pip install .` and `pip install -e .` (editable builds run build_py too),
+    before package data is collected, so the wheel ships the bundle.
+    """
+
+    def run(self):
+        if os.environ.get("TB_METAL_SKIP_FRONTEND") != "1" and (FRONTEND / "package.json").exists():
+            if not _bundle_is_fresh():
+                npm = shutil.which("npm")
+                if npm is None:
+                    raise RuntimeError(
+                        "tb-metal: building the Metal tab needs node and npm (node >= 18); "
+                        "install them or set TB_METAL_SKIP_FRONTEND=1 to skip the tab")
+                if not (FRONTEND / "node_modules").exists():
+                    subprocess.check_call([npm, "ci", "--no-audit", "--no-fund"], cwd=FRONTEND)
+                subprocess.check_call([npm, "run", "bundle"], cwd=FRONTEND)
+        super().run()
+
 
 setup(
     name="tb-metal",
@@ -42,6 +84,7 @@ setup(
             "playwright>=1.40",
         ],
     },
+    cmdclass={"build_py": BuildPyWithFrontend},
     entry_points={
         "console_scripts": ["tb-metal=tb_metal_plugin.cli:main"],
         "tensorboard_plugins": ["metal=tb_metal_plugin.plugin:MetalPlugin"],
