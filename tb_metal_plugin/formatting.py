@@ -107,7 +107,8 @@ def layers_table(data: dict) -> str:
         f"session {data['session']}  host {data['host']}  {what}  "
         f"steps {','.join(map(str, data['steps'])) or '-'}",
         f"op time {fmt_time(data['total_ps'])}  step time {fmt_time(data['step_time_ps'])}  "
-        f"attribution: {data['attribution_source']}  devices: {', '.join(data['devices']) or 'CPU'}",
+        f"attribution: {data['attribution_source']}  "
+        f"devices: {', '.join(data['devices']) or 'CPU'}",
         "",
         _table(headers, rows, right={1, 2, 3, 4, 5, 6}),
         "",
