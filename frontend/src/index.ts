@@ -37,12 +37,31 @@ function describeTimeline(p: LayersPayload): string {
   return p.time_note ? `${base} ${p.time_note}` : base;
 }
 
-function sumSources(nodes: LayerNode[]): string {
+const SOURCE_NAMES: Record<string, string> = {
+  device_plane: "device timeline",
+  placement: "recorded placement",
+  send_recv: "send/recv stats",
+  kernel_registry: "kernel registry (inferred)",
+  assumed: "assumed CPU (nothing recorded)",
+};
+
+function sumSources(p: LayersPayload): string {
   const acc: Record<string, number> = {};
-  for (const n of nodes) for (const [k, v] of Object.entries(n.device_sources ?? {})) if (typeof v === "number") acc[k] = (acc[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(p.device_sources ?? {})) acc[SOURCE_NAMES[k] ?? k] = v;
   const total = Object.values(acc).reduce((a, b) => a + b, 0);
   if (!total) return "";
-  return "Device of each op: " + Object.entries(acc).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmtPct(v / total)}`).join(", ") + ".";
+  return "Device of each op from: " + Object.entries(acc).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmtPct(v / total)}`).join(", ") + ".";
+}
+
+/** Device kinds present in the tree, GPU first: node times are keyed by kind. */
+function devicesOf(p: LayersPayload): string[] {
+  const seen = new Set<string>();
+  const walk = (ns: LayerNode[]) => ns.forEach((n) => { Object.keys(n.devices ?? {}).forEach((k) => seen.add(k)); walk(n.children ?? []); });
+  walk(p.layers);
+  walk(p.buckets ?? []);
+  if (p.has_gpu) seen.add("GPU");
+  const order = ["GPU", "CPU"];
+  return [...order.filter((d) => seen.has(d)), ...[...seen].filter((d) => !order.includes(d)).sort()];
 }
 
 function findNode(nodes: LayerNode[], path: string[]): LayerNode | null {
@@ -241,21 +260,21 @@ class App {
     clear(this.main);
     this.chart?.destroy();
     const phases = this.phasesOf(p);
-    const devices = p.devices?.length ? p.devices : ["CPU"];
-    const hasGpu = devices.some((d) => d.toUpperCase().includes("GPU"));
+    const devices = devicesOf(p);
+    const hasGpu = p.has_gpu ?? devices.includes("GPU");
     const fallbackOps = p.fallbacks?.reduce((s, f) => s + f.count, 0) ?? 0;
 
     const summary = h("section", { class: "summary", "data-testid": "summary" },
-      this.card(p.step === "avg" ? "Step time (avg)" : p.step === null ? "Profiled time" : `Step ${p.step}`, fmtTime(p.step_time_ps), "step-time"),
+      this.card(p.step === "avg" ? "Step time (avg)" : p.step === null || p.step === "all" ? "Profiled steps" : `Step ${p.step}`, fmtTime(p.step_time_ps), "step-time"),
       this.card("Op time in trace", fmtTime(p.total_ps), "total-time"),
       this.card("Steps", p.steps.length ? `${p.steps.length} (${p.steps[0]}–${p.steps[p.steps.length - 1]})` : "–", "steps"),
-      this.card("Devices", devices.join(", "), "devices"),
-      this.card("CPU fallbacks", fallbackOps ? `${p.fallbacks.length} op type(s) in ${new Set(p.fallbacks.map((f) => f.path.join("/"))).size} layer(s)` : hasGpu ? "none" : "no GPU in this run", "fallback-count"),
+      this.card("Devices", (p.devices?.length ? p.devices : devices).join(", "), "devices"),
+      this.card("CPU fallbacks", fallbackOps ? `${p.fallbacks.length} op type(s) in ${new Set(p.fallbacks.map((f) => pathLabel(f.path ?? f.bucket ?? null))).size} layer(s)` : hasGpu ? "none" : "no GPU in this run", "fallback-count"),
     );
     const notes = h("div", { class: "notes" },
       h("p", { class: "note", "data-testid": "note-time" }, describeTimeline(p)),
-      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source), " ", sumSources(p.layers)),
-      p.trace_file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.trace_file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "") : null);
+      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source), " ", sumSources(p)),
+      p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "") : null);
     const warnings = (p.warnings ?? []).map((w) => h("div", { class: "warn-box" }, w));
 
     // Layer tree.
@@ -316,13 +335,13 @@ class App {
         : "This run had no GPU, so nothing fell back: every op ran on the CPU by design. Profile on the Metal GPU to find fallbacks, or compare this run with a Metal run."));
     } else {
       const table = new DataTable<Fallback>([
-        { key: "layer", label: "Layer", value: (f) => f.path.join("/"), render: (f) => pathLabel(f.path) },
+        { key: "layer", label: "Layer", value: (f) => pathLabel(f.path ?? f.bucket ?? null), render: (f) => pathLabel(f.path ?? f.bucket ?? null) },
         { key: "op", label: "Op type", value: (f) => f.op_type, render: (f) => h("code", null, f.op_type) },
         { key: "reason", label: "Reason", value: (f) => f.reason_code, render: (f) => h("span", { title: f.reason_code }, h("span", { class: "badge reason" }, f.reason_code), " ", f.reason) },
         { key: "count", label: "Ops", num: true, value: (f) => f.count },
         { key: "self", label: "CPU time", num: true, value: (f) => f.self_ps, render: (f) => fmtTime(f.self_ps) },
         { key: "copy", label: "Copy time", title: "device↔host copies this fallback causes", num: true, value: (f) => f.copy_ps, render: (f) => fmtTime(f.copy_ps) },
-      ], { sortKey: "self", pageSize: 25, testid: "fallback-table", rowAttrs: (f) => ({ "data-path": f.path.join("/"), "data-testid": "fallback-row" }), onRow: (f) => this.selectLayer(f.path, false, true) });
+      ], { sortKey: "self", pageSize: 25, testid: "fallback-table", rowAttrs: (f) => ({ "data-path": (f.path ?? [f.bucket ?? ""]).join("/"), "data-testid": "fallback-row" }), onRow: (f) => (f.path ? this.selectLayer(f.path, false, true) : f.bucket ? this.selectLayer([f.bucket], true, false) : undefined) });
       table.setRows(fbs);
       panel.append(h("p", { class: "note" }, "Layers with ops placed on the CPU while a GPU was present, the op types, why, and the copy time they cause. Click a row to see the layer's ops."), table.el);
     }
@@ -345,13 +364,13 @@ class App {
     const st = this.state;
     if (!panel || !st.session || !st.host) return;
     clear(panel);
-    const title = path ? `Ops of ${pathLabel(path)}` : "All ops";
+    const title = path ? `Ops ${bucket ? "in" : "of"} ${pathLabel(path)}` : "All ops";
     panel.append(h("div", { class: "panel-head" }, h("h2", null, title),
       path ? h("button", { onclick: () => { this.state.selected = null; void this.showOps(null, false); } }, "show all ops") : null));
     const body = h("div", null, h("p", { class: "muted" }, "loading ops…"));
     panel.append(body);
     try {
-      const data = await fetchOps(st.session, st.host, st.step, path);
+      const data = await fetchOps(st.session, st.host, st.step, bucket ? null : path, bucket && path ? path[0] : null);
       if (panel !== this.opsPanel) return;
       clear(body);
       const table = new DataTable<OpRow>([

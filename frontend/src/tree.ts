@@ -103,7 +103,7 @@ export class LayerTree {
       case "name": return n.name.toLowerCase();
       case "self": return n.self_ps;
       case "total": return n.total_ps;
-      case "share": return n.share ?? 0;
+      case "share": return n.step_share ?? n.share ?? 0;
       case "ops": return n.op_count ?? 0;
       case "fallbacks": return n.fallback_count ?? 0;
       default:
@@ -144,8 +144,8 @@ export class LayerTree {
       { key: "self", label: "Self", title: "time of ops directly in this layer, children excluded" },
       { key: "total", label: "Total", title: "time of this layer and its sublayers" },
       ...this.opts.phases.map((p) => ({ key: "phase:" + p, label: p, title: `total time in phase ${p}` })),
-      { key: "dev:" + (this.opts.devices.includes("GPU") ? "GPU" : this.opts.devices[0] ?? "CPU"), label: this.opts.devices.join(" / ") || "Device", title: "time per device (bar); sort by the first device" },
-      { key: "share", label: "Share", title: "share of the profiled step time" },
+      { key: "dev:" + (this.opts.devices[0] ?? "CPU"), label: this.opts.devices.join(" / ") + " split", title: `time per device (bar); sorts by ${this.opts.devices[0] ?? "CPU"} time` },
+      { key: "share", label: "% step", title: "share of the step time (hover a cell for the share of op time)" },
       { key: "ops", label: "Ops", title: "op events attributed to this layer" },
       { key: "fallbacks", label: "Fallback", title: "ops of this layer placed on the CPU although a GPU was present" },
     ];
@@ -222,7 +222,7 @@ export class LayerTree {
       h("div", { class: "cell num", "data-col": "total" }, fmtTime(n.total_ps)),
       ...this.opts.phases.map((p) => h("div", { class: "cell num", "data-col": "phase-" + p }, fmtTime(n.phases?.[p] ?? 0))),
       h("div", { class: "cell" }, splitBar(n.devices ?? {}, this.opts.devices, 0)),
-      h("div", { class: "cell num", "data-col": "share" }, fmtPct(n.share)),
+      h("div", { class: "cell num", "data-col": "share", title: `${fmtPct(n.step_share ?? n.share)} of step time, ${fmtPct(n.share)} of op time` }, fmtPct(n.step_share ?? n.share)),
       h("div", { class: "cell num" }, String(n.op_count ?? 0)),
       h("div", { class: "cell" }, fb),
     );

@@ -1,6 +1,7 @@
 // Typed view of the plugin's JSON routes (see docs/json-api.md). Times are picoseconds.
 
-export type Step = number | "avg" | null;
+/** A selection of steps: null/"all" = whole profiled window, "avg" = mean per step. */
+export type Step = number | "avg" | "all" | null;
 
 export interface SessionEntry {
   name: string; // "run/session", the name xprof uses too
@@ -29,16 +30,20 @@ export interface LayerNode {
   total_ps: number;
   phases: Record<string, number>;
   devices: Record<string, number>;
-  device_sources?: Record<string, number | string>;
-  share: number;
+  share: number; // of all op time in the selection
+  step_share?: number; // of the step time
   fallback_count: number;
+  fallback_ps?: number;
+  bucket?: boolean;
   copy_ps: number;
   children: LayerNode[];
   [extra: string]: unknown;
 }
 
 export interface Fallback {
-  path: string[];
+  path: string[] | null;
+  bucket?: string | null;
+  device_source?: string;
   op_type: string;
   reason_code: string;
   reason: string;
@@ -49,9 +54,11 @@ export interface Fallback {
 }
 
 export interface Copy {
-  path: string[];
-  from: string;
-  to: string;
+  path: string[] | null;
+  op?: string;
+  kind?: string;
+  device?: string;
+  source?: string;
   ps: number;
   count: number;
 }
@@ -60,20 +67,24 @@ export interface LayersPayload {
   session: string;
   host: string;
   run: string | null;
-  step: Step;
+  step: Step | string; // the core labels one step as a string, e.g. "3"
   steps: number[];
   total_ps: number;
   step_time_ps: number;
   timeline: string;
   time_note: string;
   devices: string[];
+  has_gpu?: boolean;
+  has_manifest?: boolean;
+  device_sources?: Record<string, number>;
+  op_count?: number;
   attribution_source: string;
   layers: LayerNode[];
   buckets: LayerNode[];
   fallbacks: Fallback[];
   copies: Copy[];
   warnings: string[];
-  trace_file?: string;
+  file?: string;
   load_s?: number;
   [extra: string]: unknown;
 }
@@ -82,6 +93,10 @@ export interface OpRow {
   name: string;
   type: string;
   layer: string[] | string | null;
+  bucket?: string | null;
+  time_ps?: number;
+  time_kind?: string;
+  device_id?: string;
   phase: string | null;
   device: string | null;
   device_source: string | null;
@@ -120,7 +135,7 @@ export interface ComparePayload {
   baseline: string;
   sessions: string[];
   hosts: string[];
-  step: Step;
+  step: Step | string;
   timelines: string[];
   totals: { step_time_ps: (number | null)[]; total_ps: (number | null)[]; speedup: (number | null)[] };
   rows: CompareRow[];

@@ -1,0 +1,365 @@
+"""The Metal plugin through TensorBoard's real WSGI app (werkzeug test client), real traces."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend import application
+from tensorboard.plugins import base_plugin
+from werkzeug.test import Client
+
+from tb_metal_plugin import api, plugin
+from tb_metal_plugin.compare import compare
+from tb_metal_plugin.plugin import MetalPlugin
+from tests.test_plugin_support import shared_logdir
+
+BASE = "/data/plugin/metal"
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory) -> Path:
+    return shared_logdir(tmp_path_factory)
+
+
+def make_client(logdir, path_prefix: str = "") -> tuple[Client, MetalPlugin]:
+    p = MetalPlugin(base_plugin.TBContext(logdir=str(logdir) if logdir is not None else ""))
+    return Client(application.TensorBoardWSGI([p], path_prefix=path_prefix)), p
+
+
+@pytest.fixture(scope="module")
+def client(logdir):
+    return make_client(logdir)[0]
+
+
+def sessions(client) -> list[str]:
+    return [s["name"] for s in client.get(f"{BASE}/sessions").json["sessions"]]
+
+
+def get(client, route, **params):
+    params.setdefault("wait", "60")
+    return client.get(f"{BASE}{route}", query_string=params)
+
+
+def by_run(client, run: str) -> str:
+    return next(n for n in sessions(client) if n.startswith(run + "/"))
+
+
+# -- plugin metadata and activity ---------------------------------------------------
+
+
+def test_frontend_metadata():
+    p = MetalPlugin(base_plugin.TBContext(logdir=""))
+    meta = p.frontend_metadata()
+    assert meta.es_module_path == "/index.js"
+    assert meta.tab_name == "Metal"
+    assert p.plugin_name == "metal"
+
+
+def test_entry_point_is_declared():
+    from importlib.metadata import entry_points
+
+    eps = [ep for ep in entry_points(group="tensorboard_plugins") if ep.name == "metal"]
+    if not eps:
+        pytest.skip("tb-metal is not pip-installed in this environment")
+    assert eps[0].value == "tb_metal_plugin.plugin:MetalPlugin"
+    assert eps[0].load() is MetalPlugin
+
+
+def test_is_active(logdir, tmp_path):
+    assert make_client(logdir)[1].is_active()
+    assert not make_client(tmp_path)[1].is_active()
+    assert not make_client(None)[1].is_active()
+
+
+def test_is_active_is_cached(logdir, monkeypatch):
+    _, p = make_client(logdir)
+    assert p.is_active()
+    calls = []
+    monkeypatch.setattr(plugin, "_has_profile_files", lambda d: calls.append(d) or True)
+    for _ in range(5):
+        assert p.is_active()
+    assert calls == []  # a positive answer is never recomputed
+
+
+def test_negative_is_active_is_throttled(tmp_path, monkeypatch):
+    _, p = make_client(tmp_path)
+    calls = []
+    monkeypatch.setattr(plugin, "_has_profile_files", lambda d: calls.append(d) or False)
+    for _ in range(5):
+        assert not p.is_active()
+    assert len(calls) == 1
+
+
+# -- static files --------------------------------------------------------------------
+
+
+def test_static_module_and_css(client):
+    r = client.get(f"{BASE}/index.js")
+    assert r.status_code == 200
+    assert r.mimetype == "text/javascript"
+    assert b"render" in r.data
+    r = client.get(f"{BASE}/style.css")
+    if (plugin.STATIC_DIR / "style.css").exists():
+        assert r.status_code == 200 and r.mimetype == "text/css"
+    # Content-Security-Policy from TensorBoard applies to our responses too.
+    assert "Content-Security-Policy" in client.get("/data/plugin_entry.html?name=metal").headers
+
+
+def test_missing_bundle_explains_itself(client, monkeypatch, tmp_path):
+    monkeypatch.setattr(plugin, "STATIC_DIR", tmp_path)
+    r = client.get(f"{BASE}/index.js")
+    assert r.status_code == 200 and b"frontend bundle is missing" in r.data
+    assert client.get(f"{BASE}/style.css").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{BASE}/../../../../etc/passwd",
+        f"{BASE}/%2e%2e/%2e%2e/etc/passwd",
+        f"{BASE}/static/../plugin.py",
+        f"{BASE}/index.js/../../plugin.py",
+        f"{BASE}/plugin.py",
+        f"{BASE}/..%2fplugin.py",
+    ],
+)
+def test_no_file_outside_the_routes(client, url):
+    r = client.get(url)
+    assert r.status_code in (400, 404)
+    assert b"import" not in r.data and b"root:" not in r.data
+
+
+# -- sessions --------------------------------------------------------------------------
+
+
+def test_sessions_lists_both_runs(client):
+    body = client.get(f"{BASE}/sessions").json
+    assert body["logdir_set"] is True
+    runs = sorted(s["run"] for s in body["sessions"])
+    assert runs == ["baseline/train", "wide/train"]
+    for s in body["sessions"]:
+        assert s["hosts"] and s["name"] == f"{s['run']}/{s['session']}"
+    assert body["errors"] == []
+
+
+def test_sessions_empty_logdir(tmp_path):
+    c, _ = make_client(tmp_path)
+    assert c.get(f"{BASE}/sessions").json == {"logdir_set": True, "sessions": [], "errors": []}
+    c, _ = make_client(tmp_path / "does-not-exist")
+    assert c.get(f"{BASE}/sessions").json["sessions"] == []
+
+
+# -- layers ------------------------------------------------------------------------------
+
+
+def test_layers_match_the_api(client, logdir):
+    name = by_run(client, "baseline/train")
+    r = get(client, "/layers", session=name, step="avg")
+    assert r.status_code == 200
+    body = r.json
+    info = next(s for s in api.find_sessions(logdir) if s.name == name)
+    expected = api.load_file(info.hosts["vm"], info).layers("avg")
+    # The route adds only where the numbers come from; every figure is the api's.
+    for key in ("layers", "buckets", "total_ps", "step_time_ps", "steps", "fallbacks", "copies"):
+        assert body[key] == json.loads(json.dumps(expected[key])), key
+    assert body["session"] == name and body["host"] == "vm"
+    assert not os.path.isabs(body["file"]) and body["file"].endswith("vm.xplane.pb")
+    leaves = [c["name"] for c in body["layers"][0]["children"]]
+    assert set(leaves) >= {"dense_in", "hidden", "head"}
+
+
+def test_layers_steps(client):
+    name = by_run(client, "baseline/train")
+    whole = get(client, "/layers", session=name).json
+    assert whole["step"] == "all" and whole["steps"]
+    one = get(client, "/layers", session=name, step=str(whole["steps"][0])).json
+    assert str(one["step"]) == str(whole["steps"][0])
+    assert one["total_ps"] <= whole["total_ps"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({}, 400),
+        ({"session": "no/such/session"}, 404),
+        ({"session": "BASELINE", "host": "nohost"}, 404),
+        ({"session": "BASELINE", "step": "x"}, 400),
+        ({"session": "BASELINE", "step": "99999"}, 404),
+        ({"session": "BASELINE", "wait": "-1"}, 400),
+        ({"session": "BASELINE", "wait": "soon"}, 400),
+        ({"session": "../../../../etc"}, 404),
+        ({"session": "BASELINE", "host": "../../../../etc/passwd"}, 404),
+        ({"session": "BASELINE", "host": "vm.xplane.pb/../../../../../etc/passwd"}, 404),
+        ({"session": "/etc/passwd"}, 404),
+        ({"session": "x\x00y"}, 400),
+    ],
+)
+def test_layers_bad_params(client, params, status):
+    params = dict(params)
+    if params.get("session") == "BASELINE":
+        params["session"] = by_run(client, "baseline/train")
+    r = get(client, "/layers", **params)
+    assert r.status_code == status, r.data
+    assert b"root:" not in r.data
+
+
+def test_background_load_reports_progress(logdir, monkeypatch):
+    c, _ = make_client(logdir)
+    name = by_run(c, "wide/train")
+    release = threading.Event()
+    real = api.load_file
+
+    def slow_load(path, info, progress):
+        progress(0.25, "reading planes")
+        release.wait(30)
+        return real(path, info, progress)
+
+    monkeypatch.setattr(api, "load_file", slow_load)
+    r = c.get(f"{BASE}/layers", query_string={"session": name})
+    assert r.status_code == 202
+    deadline = time.monotonic() + 10
+    while r.json["progress"] < 0.25 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        r = c.get(f"{BASE}/layers", query_string={"session": name})
+    assert r.status_code == 202
+    assert r.json["status"] == "loading" and r.json["progress"] == 0.25
+    assert r.json["message"] == "reading planes"
+    release.set()
+    assert get(c, "/layers", session=name).status_code == 200
+
+
+def test_cache_by_file_identity(tmp_path, logdir, monkeypatch):
+    root = tmp_path / "logs"
+    shutil.copytree(logdir / "baseline", root / "baseline")
+    c, _ = make_client(root)
+    name = sessions(c)[0]
+    loads = []
+    real = api.load_file
+    monkeypatch.setattr(api, "load_file", lambda *a: loads.append(a[0]) or real(*a))
+    first = get(c, "/layers", session=name).json
+    for _ in range(3):
+        assert get(c, "/layers", session=name).json == first
+    assert len(loads) == 1  # a second open is served from the cache
+    trace = Path(loads[0])
+    data = trace.read_bytes()
+    trace.write_bytes(data)  # same bytes, new modification time: read again
+    os.utime(trace, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert get(c, "/layers", session=name).status_code == 200
+    assert len(loads) == 2
+
+
+def test_corrupt_file_is_named_and_others_still_served(tmp_path, logdir):
+    root = tmp_path / "logs"
+    shutil.copytree(logdir / "baseline", root / "baseline")
+    bad = root / "broken" / "plugins" / "profile" / "2024_01_01_00_00_00"
+    bad.mkdir(parents=True)
+    good_trace = next((root / "baseline").rglob("*.xplane.pb"))
+    (bad / "vm.xplane.pb").write_bytes(good_trace.read_bytes()[:3000])  # truncated
+    c, _ = make_client(root)
+    names = sessions(c)
+    assert len(names) == 2
+    broken = next(n for n in names if n.startswith("broken/"))
+    r = get(c, "/layers", session=broken)
+    assert r.status_code == 422
+    assert r.json["kind"] == "trace_error"
+    assert r.json["path"] == os.path.join("broken", "plugins", "profile", bad.name, "vm.xplane.pb")
+    assert "truncated" in r.json["error"]
+    good = next(n for n in names if n.startswith("baseline/"))
+    assert get(c, "/layers", session=good).status_code == 200
+    r = get(c, "/compare", session=[good, broken])
+    assert r.status_code == 422
+
+
+def test_path_prefix(logdir):
+    c, _ = make_client(logdir, path_prefix="/tb/prefix")
+    r = c.get(f"/tb/prefix{BASE}/sessions")
+    assert r.status_code == 200 and len(r.json["sessions"]) == 2
+    assert c.get(f"/tb/prefix{BASE}/index.js").status_code == 200
+
+
+# -- ops -----------------------------------------------------------------------------
+
+
+def test_ops_of_a_layer(client):
+    name = by_run(client, "baseline/train")
+    all_ops = get(client, "/ops", session=name).json["ops"]
+    assert all_ops
+    layer = ["mlp", "dense_in"]
+    ops = get(client, "/ops", session=name, layer=json.dumps(layer)).json["ops"]
+    assert ops and all(o["layer"][:2] == layer for o in ops)
+    assert {o["phase"] for o in ops} >= {"forward", "backward"}
+    tree = get(client, "/layers", session=name).json
+    node = next(c for c in tree["layers"][0]["children"] if c["path"] == layer)
+    assert sum(o["time_ps"] for o in ops) == node["total_ps"]
+
+
+def test_ops_of_a_bucket(client):
+    name = by_run(client, "baseline/train")
+    tree = get(client, "/layers", session=name).json
+    bucket = tree["buckets"][0]
+    ops = get(client, "/ops", session=name, bucket=bucket["name"]).json["ops"]
+    assert ops and all(o["layer"] is None and o["bucket"] == bucket["name"] for o in ops)
+    assert sum(o["time_ps"] for o in ops) == bucket["total_ps"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"layer": "mlp/dense_in"}, 400),
+        ({"layer": '{"a": 1}'}, 400),
+        ({"layer": "[1, 2]"}, 400),
+        ({"layer": '["mlp"]', "bucket": "optimizer"}, 400),
+        ({"step": "abc"}, 400),
+        ({"step": "123456"}, 404),
+    ],
+)
+def test_ops_bad_params(client, params, status):
+    r = get(client, "/ops", session=by_run(client, "baseline/train"), **params)
+    assert r.status_code == status
+
+
+# -- compare -------------------------------------------------------------------------
+
+
+def test_compare_route_matches_compare(client):
+    a, b = by_run(client, "baseline/train"), by_run(client, "wide/train")
+    r = get(client, "/compare", session=[a, b])
+    assert r.status_code == 200
+    body = r.json
+    la = get(client, "/layers", session=a, step="avg").json
+    lb = get(client, "/layers", session=b, step="avg").json
+    assert body == json.loads(json.dumps(compare([la, lb], [a, b])))
+    assert body["step"] == "avg"
+    assert [u["key"] for u in body["unmatched"]] == [["mlp", "extra"]]
+    row = next(r for r in body["rows"] if r["key"] == ["mlp", "hidden"])
+    assert row["delta_ps"][1] == row["total_ps"][1] - row["total_ps"][0]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"session": ["only-one"]},
+        {},
+        {"session": ["a", "b"], "host": ["x", "y", "z"]},
+        {"session": [f"s{i}" for i in range(9)]},
+        {"session": ["BASELINE", "BASELINE"], "step": "bad"},
+    ],
+)
+def test_compare_bad_params(client, params):
+    params = dict(params)
+    if "session" in params:
+        params["session"] = [
+            by_run(client, "baseline/train") if s == "BASELINE" else s for s in params["session"]
+        ]
+    assert get(client, "/compare", **params).status_code == 400
+
+
+def test_compare_unknown_session(client):
+    r = get(client, "/compare", session=[by_run(client, "baseline/train"), "../../etc"])
+    assert r.status_code == 404
