@@ -33,6 +33,8 @@ _DATA_PREFIXES = (
     "DeleteMultiDeviceIterator",
     "SerializeIterator",
     "DeserializeIterator",
+    # Keras fit reads batches through IteratorGetNextAsOptional + Optional* ops.
+    "Optional",
 )
 # No compute to predict: their placement follows their inputs/consumers, and a function-call or
 # control-flow op's own time is bookkeeping around the ops it runs.
@@ -139,8 +141,12 @@ def macos_op_types(op_type: str) -> tuple[tuple[str, ...], str]:
     for prefix in ("_MklNative", "_Mkl"):
         if op_type.startswith(prefix) and op_type not in _MKL_ONLY:
             rest = op_type[len(prefix) :]
-            # _MklNativeFusedX -> _FusedX; _MklMatMul -> MatMul.
-            mapped = "_" + rest if rest.startswith("Fused") else rest
+            # _MklNativeFusedX -> _FusedX; _MklMatMul -> MatMul; but FusedBatchNorm* are public
+            # ops (only their Ex variant is internal).
+            internal = rest.startswith("Fused") and (
+                not rest.startswith("FusedBatchNorm") or rest == "FusedBatchNormEx"
+            )
+            mapped = "_" + rest if internal else rest
             return (mapped,), f"oneDNN op {op_type} would run as {mapped} on macOS"
     return (op_type,), ""
 
