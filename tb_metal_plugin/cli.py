@@ -9,7 +9,7 @@ import time
 
 import click
 
-from . import __version__, api, formatting
+from . import __version__, api, formatting, readiness
 from .errors import TbMetalError
 
 # Files smaller than this load in well under a second: no progress line for them.
@@ -138,6 +138,61 @@ def ops(path, run, session, host, step, fmt, layer, limit):
         click.echo(formatting.ops_csv(data), nl=False)
     else:
         click.echo(formatting.ops_table(data, limit))
+
+
+@main.command("metal-check")
+@click.argument("path", type=click.Path())
+@selectors
+@click.option(
+    "--metal-version",
+    type=click.Choice(readiness.available_metal_versions()),
+    default=readiness.default_metal_version(),
+    show_default=True,
+    help="tensorflow-metal release to predict for.",
+)
+@errors_to_exit
+def metal_check(path, run, session, host, step, fmt, metal_version):
+    """Predict which layers would fall back to the CPU on tensorflow-metal (a prediction)."""
+    prof = load(path, run, session, host)
+    data = prof.ops(step)
+    pred = readiness.predict_ops(data.pop("ops"), metal_version)
+    data.update(pred)
+    # Placement measured on a Mac (callback manifest with tensorflow_metal) beats the prediction.
+    env = (prof.manifest or {}).get("environment") or {}
+    data["disagreements"] = (
+        readiness.compare_with_measured(pred, pred["ops"]) if env.get("tensorflow_metal") else None
+    )
+    if fmt == "json":
+        click.echo(formatting.to_json(data))
+        return
+    rows = [
+        [
+            "/".join(r["layer"]) if r["layer"] else "(no layer)",
+            r["verdict"],
+            formatting.fmt_time(r["fallback_ps"]),
+            formatting.fmt_time(r["total_ps"]),
+            " ".join(r["fallback_op_types"]),
+        ]
+        for r in data["layers"]
+    ]
+    headers = ["layer", "predicted", "fallback", "time", "fallback op types"]
+    if fmt == "csv":
+        # Raw picoseconds in CSV so spreadsheets can sum them.
+        raw = [[r[0], r[1], lr["fallback_ps"], lr["total_ps"], r[4]] for r, lr in
+               zip(rows, data["layers"], strict=True)]  # fmt: skip
+        click.echo(
+            formatting._csv([*headers[:2], "fallback_ps", "time_ps", headers[4]], raw), nl=False
+        )
+        return
+    click.echo(
+        f"PREDICTION for tensorflow-metal {metal_version}: "
+        f"{formatting.fmt_share(data['fallback_share'])} of op time would fall back to the CPU "
+        f"({formatting.fmt_time(data['fallback_ps'])} of {formatting.fmt_time(data['total_ps'])});"
+        f" CPU-only by nature: {formatting.fmt_time(data['cpu_only_ps'])}"
+    )
+    click.echo(formatting._table(headers, rows, {2, 3}))
+    for d in data["disagreements"] or []:
+        click.echo(f"measured differs: {d['name']} ({d['type']}): {d['reason']}")
 
 
 if __name__ == "__main__":
