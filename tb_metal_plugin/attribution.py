@@ -153,6 +153,15 @@ def _tail(components: list[str]) -> list[str]:
     return tail
 
 
+def _restart(tail: list[str]) -> list[str]:
+    """Inside a gradient loop the scope path starts again after `gradients/`; keep the last."""
+    first = next((c for c in tail if c not in _PASS_THROUGH), None)
+    for i in range(len(tail) - 2, -1, -1):
+        if tail[i] == "gradients" and tail[i + 1] == first:
+            return tail[i + 1 :]
+    return tail
+
+
 def _is_backward(components: list[str]) -> bool:
     return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
 
@@ -228,17 +237,20 @@ class TraceAttributor:
         self._forward_scopes: set[tuple[str, ...]] = set()
         for name, op_type in ops:
             comps = name.split("/")
-            # Variable reads sit under the op that reads them (`div_no_nan_1/ReadVariableOp`)
-            # and would make any op look like a scope: only compute ops mark a scope.
-            if op_type in _NON_COMPUTE or _is_backward(comps):
+            if _is_backward(comps):
                 continue
-            key = _layer_key(_tail(comps)[:-1])
+            # A variable read sits under the op that reads it (`conv_1/convolution/
+            # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
+            # Counting reads keeps a layer whose compute op was fused into a neighbour's
+            # (Conv2D into the next ReLU) recognisable as a scope.
+            drop = 2 if op_type in _NON_COMPUTE else 1
+            key = _layer_key(_restart(_tail(comps))[:-drop])
             for i in range(1, len(key) + 1):
                 self._forward_scopes.add(key[:i])
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
-        tail = _tail(name.split("/"))
+        tail = _restart(_tail(name.split("/")))
         key: list[str] = []
         path: list[str] = []
         for comp in tail[:-1]:

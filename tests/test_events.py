@@ -1,0 +1,108 @@
+"""Reading real traces: the streaming reader, steps, self/total time, per-step roll-ups."""
+
+from __future__ import annotations
+
+import glob
+
+from tb_metal_plugin import load_profile
+from tb_metal_plugin.events import read_events, split_op_name
+from tb_metal_plugin.xplane import XSpace, _from_descriptor
+from tb_metal_plugin.xspace_reader import open_trace
+
+
+def _trace(run):
+    return glob.glob(str(run / "**/plugins/profile/*/*.xplane.pb"), recursive=True)[0]
+
+
+def test_streaming_reader_sees_every_event_of_a_full_parse(corpus):
+    path = _trace(corpus["attention"])
+    full = XSpace.FromString(open(path, "rb").read())
+    with open_trace(path) as t:
+        planes = t.planes()
+        assert [p.name for p in planes] == [p.name for p in full.planes]
+        for p, fp in zip(planes, full.planes, strict=True):
+            assert len(p.line_spans) == len(fp.lines)
+            assert dict(p.header.event_metadata) == dict(fp.event_metadata)
+            for i, fl in enumerate(fp.lines):
+                assert p.line_name(i) == fl.name
+                assert p.line(i) == fl
+
+
+def test_descriptor_fallback_parses_the_same(corpus):
+    path = _trace(corpus["sequential"])
+    data = open(path, "rb").read()
+    built = _from_descriptor()["XSpace"].FromString(data)
+    assert built.SerializeToString(deterministic=True) == XSpace.FromString(data).SerializeToString(
+        deterministic=True
+    )
+
+
+def test_op_events_counts_and_times_match_a_plain_pass(corpus):
+    path = _trace(corpus["functional_collide"])
+    ev = read_events(path)
+    space = XSpace.FromString(open(path, "rb").read())
+    host = next(p for p in space.planes if p.name == "/host:CPU")
+    counts: dict = {}
+    totals: dict = {}
+    for line in host.lines:
+        for e in line.events:
+            md = host.event_metadata[e.metadata_id]
+            key = split_op_name(md.name, md.display_name)
+            if key:
+                counts[key] = counts.get(key, 0) + 1
+                totals[key] = totals.get(key, 0) + e.duration_ps
+    assert counts and {k: sum(r.count) for k, r in ev.ops.items() if r.on_host} == counts
+    assert {k: sum(r.total_ps) for k, r in ev.ops.items() if r.on_host} == totals
+    for r in ev.ops.values():
+        for s, t in zip(r.self_ps, r.total_ps, strict=True):
+            assert 0 <= s <= t
+
+
+def test_steps_come_from_profiled_batch_markers(corpus):
+    ev = read_events(_trace(corpus["sequential"]))
+    assert ev.steps_source == "markers"
+    assert len(ev.steps) == 2  # profile_batch=(2, 3)
+    assert all(s.end_ps > s.start_ps for s in ev.steps)
+    assert ev.steps[0].end_ps <= ev.steps[1].start_ps
+
+
+def test_per_step_figures_add_up_to_the_whole(corpus):
+    prof = load_profile(corpus["functional_collide"])
+    whole = prof.layers("all")
+    per_step = [prof.layers(s) for s in prof.steps]
+    avg = prof.layers("avg")
+    outside = sum(
+        r.self_ps[-1] for r in prof.events.ops.values()
+    )  # slot S: events outside any step
+    assert sum(p["total_ps"] for p in per_step) + outside == whole["total_ps"]
+    assert abs(avg["total_ps"] - sum(p["total_ps"] for p in per_step) / len(per_step)) <= 1
+    for step_data in per_step:
+        assert step_data["step_time_ps"] > 0
+
+
+def test_layers_and_buckets_add_up_to_total(corpus):
+    for case in ("attention", "lstm", "preprocessing", "py_function"):
+        data = load_profile(corpus[case]).layers()
+        parts = sum(n["total_ps"] for n in data["layers"]) + sum(
+            b["total_ps"] for b in data["buckets"]
+        )
+        assert parts == data["total_ps"] > 0
+
+        def check(node):
+            kids = sum(c["total_ps"] for c in node["children"])
+            assert node["total_ps"] == node["self_ps"] + kids
+            assert sum(node["phases"].values()) == node["total_ps"]
+            assert sum(node["devices"].values()) == node["total_ps"]
+            for c in node["children"]:
+                check(c)
+
+        for n in data["layers"]:
+            check(n)
+
+
+def test_host_only_trace_says_times_are_host_side(corpus):
+    data = load_profile(corpus["sequential"]).layers()
+    assert data["timeline"] == "host_only"
+    assert "host-side" in data["time_note"]
+    ops = load_profile(corpus["sequential"]).ops()["ops"]
+    assert {o["device_source"] for o in ops} == {"assumed"}
