@@ -43,6 +43,9 @@ export class TopChart {
       stack: "t",
     }));
     this.el.style.height = `${Math.max(120, 34 * nodes.length + 60)}px`;
+    // A canvas is opaque to screen readers (and to tests): describe what is drawn.
+    this.canvas.setAttribute("aria-label", "Top layers by time: " + nodes.map((n) => `${n.path.join("/")} ${fmtTime(n.total_ps)}`).join(", "));
+    this.canvas.dataset.values = JSON.stringify(nodes.map((n, j) => ({ path: n.path, total_ps: n.total_ps, parts: Object.fromEntries(datasets.map((d) => [d.label, Math.round(d.data[j] * 1e9)])) })));
     this.chart?.destroy();
     this.chart = new Chart(this.canvas, {
       type: "bar",
@@ -68,13 +71,6 @@ export class TopChart {
         onClick: (_e, els) => { if (els.length) onClick(nodes[els[0].index]); },
       },
     });
-  }
-
-  /** Values currently drawn, for tests and screen readers. */
-  summary(): string {
-    const c = this.chart;
-    if (!c) return "";
-    return (c.data.labels as string[]).map((l, i) => `${l}: ${c.data.datasets.map((d) => `${d.label}=${(d.data[i] as number).toFixed(3)}ms`).join(", ")}`).join("; ");
   }
 
   destroy(): void {

@@ -80,7 +80,7 @@ export class CompareView {
         h("tr", null, h("th", null, "speedup vs baseline"), ...d.totals.speedup.map((s, i) => h("td", { class: "num", "data-testid": "total-speedup" }, i === 0 ? "1.00×" : fmtSpeedup(s)))),
         h("tr", null, h("th", null, "time measured as"), ...d.timelines.map((t) => h("td", { class: "num" }, t ?? "–")))));
     const cols: Column<CompareRow>[] = [
-      { key: "name", label: "Layer", value: (r) => r.key.join("/"), render: (r) => h("span", { style: `padding-left:${r.depth * 14}px`, class: r.kind === "bucket" ? "bucket-name" : "" }, r.name, r.matched ? null : h("span", { class: "badge unmatched" }, "unmatched")) },
+      { key: "name", label: "Layer", value: (r) => r.key.join("/"), render: (r) => h("span", { class: r.kind === "bucket" ? "bucket-name" : "" }, r.key.join(" / "), r.matched ? null : h("span", { class: "badge unmatched" }, "unmatched")) },
     ];
     for (let i = 0; i < n; i++) {
       cols.push({ key: `t${i}`, label: `${d.labels[i]}`, title: `total time in ${d.labels[i]}`, num: true, value: (r) => r.total_ps[i], render: (r) => fmtTime(r.total_ps[i]) });

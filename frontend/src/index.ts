@@ -31,10 +31,11 @@ function describeAttribution(src: string): string {
 }
 
 function describeTimeline(p: LayersPayload): string {
-  const base = p.timeline === "device"
-    ? "Times come from the device timeline (kernel execution on the device)."
-    : "Times are host-side op durations (encoding and dispatch for GPU ops): this trace has no device timeline (tensorflow-metal has no profiler).";
-  return p.time_note ? `${base} ${p.time_note}` : base;
+  // The core's note is the authority; these are only for payloads without one.
+  if (p.time_note) return "Time source: " + p.time_note;
+  return p.timeline === "device"
+    ? "Time source: the device timeline (kernel execution on the device)."
+    : "Time source: host-side op durations (encoding and dispatch for GPU ops): this trace has no device timeline.";
 }
 
 const SOURCE_NAMES: Record<string, string> = {
@@ -265,7 +266,7 @@ class App {
     const fallbackOps = p.fallbacks?.reduce((s, f) => s + f.count, 0) ?? 0;
 
     const summary = h("section", { class: "summary", "data-testid": "summary" },
-      this.card(p.step === "avg" ? "Step time (avg)" : p.step === null || p.step === "all" ? "Profiled steps" : `Step ${p.step}`, fmtTime(p.step_time_ps), "step-time"),
+      this.card(p.step === "avg" ? "Step time (avg)" : p.step === null || p.step === "all" ? "Time of profiled steps" : `Step ${p.step}`, fmtTime(p.step_time_ps), "step-time"),
       this.card("Op time in trace", fmtTime(p.total_ps), "total-time"),
       this.card("Steps", p.steps.length ? `${p.steps.length} (${p.steps[0]}–${p.steps[p.steps.length - 1]})` : "–", "steps"),
       this.card("Devices", (p.devices?.length ? p.devices : devices).join(", "), "devices"),

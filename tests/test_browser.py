@@ -1,0 +1,240 @@
+"""End to end in a real browser: tensorboard on loopback, the Metal tab in headless Chromium.
+
+Needs Debian's chromium (/usr/bin/chromium) and Playwright for Python (no browser
+download: Playwright drives the system Chromium). Skipped when either is missing.
+Screenshots go to docs/screenshots/ (TB_METAL_SCREENSHOT_DIR overrides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from tests.test_plugin_support import shared_logdir
+
+CHROMIUM = os.environ.get("TB_METAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = Path(os.environ.get("TB_METAL_SCREENSHOT_DIR", REPO / "docs" / "screenshots"))
+PREFIX = "/tbm"  # run under --path_prefix: relative URLs and the trace-viewer link must cope
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+# When tb-metal is not pip-installed, start TensorBoard the way its `main` does, adding
+# our plugin by hand; installed, the stock `tensorboard` command finds it by entry point.
+LAUNCHER = """
+import sys
+from tensorboard import default, program
+from tb_metal_plugin.plugin import MetalPlugin
+plugins = default.get_plugins()
+if MetalPlugin not in plugins:
+    plugins.append(MetalPlugin)
+tb = program.TensorBoard(plugins=plugins)
+tb.configure(argv=[None] + sys.argv[1:])
+sys.exit(tb.main())
+"""
+
+
+def fmt_time(ps: float) -> str:
+    """Python twin of the frontend's fmtTime (frontend/src/format.ts)."""
+    a = abs(ps)
+    if a >= 1e12:
+        return f"{ps / 1e12:.2f} s"
+    if a >= 1e9:
+        return f"{ps / 1e9:.{0 if a >= 1e11 else 1 if a >= 1e10 else 2}f} ms"
+    if a >= 1e6:
+        return f"{ps / 1e6:.{0 if a >= 1e8 else 1 if a >= 1e7 else 2}f} µs"
+    return "0" if a == 0 else f"{ps / 1e3:.0f} ns"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tensorboard(tmp_path_factory):
+    logdir = shared_logdir(tmp_path_factory)
+    port = free_port()
+    args = ["--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1"]
+    args += ["--path_prefix", PREFIX]
+    installed = any(ep.name == "metal" for ep in entry_points(group="tensorboard_plugins"))
+    tb_exe = shutil.which("tensorboard")
+    cmd = [tb_exe, *args] if installed and tb_exe else [sys.executable, "-c", LAUNCHER, *args]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    log = tmp_path_factory.mktemp("tb") / "tensorboard.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}{PREFIX}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/data/plugins_listing", timeout=5) as r:
+                    if "metal" in json.load(r):
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("tensorboard did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def api_get(base: str, route: str, **params) -> dict:
+    q = urllib.parse.urlencode({**params, "wait": "60"}, doseq=True)
+    with urllib.request.urlopen(f"{base}/data/plugin/metal{route}?{q}", timeout=90) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def page():
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def metal_frame(page):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for f in page.frames:
+            if "plugin_entry.html" in f.url and "name=metal" in f.url:
+                return f
+        page.wait_for_timeout(200)  # lets Playwright process frame events (sleep would not)
+    raise AssertionError("the Metal tab's iframe never appeared")
+
+
+def leaves(nodes):
+    for n in nodes:
+        if n["children"]:
+            yield from leaves(n["children"])
+        else:
+            yield n
+
+
+def test_metal_tab_end_to_end(tensorboard, page):
+    base = tensorboard
+    sessions = api_get(base, "/sessions")["sessions"]
+    names = sorted(s["name"] for s in sessions)
+    shown = names[-1]  # the tab opens the newest-named session
+    layers = api_get(base, "/layers", session=shown, step="all")
+
+    page.goto(f"{base}/#metal")
+    frame = metal_frame(page)
+    rows = frame.locator("[data-testid=layer-row]")
+    rows.first.wait_for()
+
+    # Layer rows: every leaf layer with the API's total time, formatted the same way.
+    for leaf in leaves(layers["layers"]):
+        row = frame.locator(f'[data-testid=layer-row][data-path="{"/".join(leaf["path"])}"]')
+        assert row.locator("[data-col=total]").inner_text() == fmt_time(leaf["total_ps"])
+    for bucket in layers["buckets"]:
+        row = frame.locator(f'[data-testid=layer-row][data-path="{bucket["path"][0]}"]')
+        assert row.locator("[data-col=self]").inner_text() == fmt_time(bucket["self_ps"])
+    summary = frame.locator("[data-testid=summary]").inner_text()
+    assert fmt_time(layers["step_time_ps"]) in summary
+
+    # Sorting by name puts rows in alphabetical order among siblings.
+    frame.locator(".tree-header .cell", has_text="Layer").click()
+    children = [
+        frame.locator(f'[data-testid=layer-row][data-path="{"/".join(c["path"])}"]')
+        for c in layers["layers"][0]["children"]
+    ]
+    tops = {c.get_attribute("data-path"): c.bounding_box()["y"] for c in children}
+    assert list(sorted(tops, key=tops.get)) == sorted(tops, key=str.lower)
+
+    # Chart: the top leaf layers by time, the numbers the API gave.
+    canvas = frame.locator("[data-testid=top-chart]")
+    box = canvas.bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 100
+    drawn = json.loads(canvas.get_attribute("data-values"))
+    want = sorted(leaves(layers["layers"]), key=lambda n: -n["total_ps"])[:12]
+    assert [d["path"] for d in drawn] == [n["path"] for n in want]
+    assert [d["total_ps"] for d in drawn] == [n["total_ps"] for n in want]
+    for d, n in zip(drawn, want, strict=True):
+        assert sum(d["parts"].values()) == pytest.approx(n["total_ps"], rel=1e-6)
+
+    # Fallback panel: rows when the core found fallbacks, else the no-GPU explanation.
+    panel = frame.locator("[data-testid=fallback-panel]")
+    if layers["fallbacks"]:
+        fb_rows = panel.locator("[data-testid=fallback-row]")
+        assert fb_rows.count() == min(25, len(layers["fallbacks"]))
+    elif not layers["has_gpu"]:
+        assert "no GPU" in panel.inner_text()
+
+    # Op drill-down for one layer.
+    layer = ["mlp", "hidden"]
+    frame.locator('[data-testid=layer-row][data-path="mlp/hidden"]').click()
+    frame.locator("[data-testid=ops-panel] h2", has_text="Ops of mlp / hidden").wait_for()
+    ops = api_get(base, "/ops", session=shown, step="all", layer=json.dumps(layer))["ops"]
+    op_rows = frame.locator("[data-testid=op-row]")
+    op_rows.first.wait_for()
+    assert op_rows.count() == len(ops)
+    assert sorted(op_rows.evaluate_all("rs => rs.map(r => r.dataset.type)")) == sorted(
+        o["type"] for o in ops
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "metal-layers.png"))
+
+    # "Open in trace viewer" keeps TensorBoard's pathname (with --path_prefix).
+    link = frame.locator("[data-testid=trace-viewer-link]")
+    q = f"?run={urllib.parse.quote(shown, safe='')}&tool=trace_viewer@&host=vm#profile"
+    assert link.get_attribute("href") == f"{base}/{q}"
+    assert link.get_attribute("target") == "_top"
+
+    # Comparison: baseline first, then the wide model; one layer exists only in "wide".
+    frame.locator("[data-testid=tab-compare]").click()
+    baseline = next(n for n in names if n.startswith("baseline/"))
+    wide = next(n for n in names if n.startswith("wide/"))
+    frame.locator(f'input[data-session="{baseline}"]').check()
+    frame.locator(f'input[data-session="{wide}"]').check()
+    frame.locator("[data-testid=compare-row]").first.wait_for()
+    cmp = api_get(base, "/compare", session=[baseline, wide], step="avg")
+    for r in cmp["rows"]:
+        row = frame.locator(f'[data-testid=compare-row][data-key="{"/".join(r["key"])}"]')
+        cells = row.locator("td").all_inner_texts()
+        assert cells[1] == (fmt_time(r["total_ps"][0]) if r["present"][0] else "–")
+        if r["matched"]:
+            assert cells[4] == f"{r['speedup'][1]:.2f}×"
+    unmatched = frame.locator("[data-testid=compare-unmatched]").inner_text()
+    assert "mlp / extra" in unmatched and "only in " + wide in unmatched
+    speedups = frame.locator("[data-testid=total-speedup]").all_inner_texts()
+    assert speedups[1] == f"{cmp['totals']['speedup'][1]:.2f}×"
+    page.screenshot(path=str(SCREENSHOTS / "metal-compare.png"))
+
+    # Clicking the link really moves the top window to the Profile tab's URL.
+    frame.locator("[data-testid=tab-breakdown]").click()
+    frame.locator("[data-testid=trace-viewer-link]").click()
+    page.wait_for_url("**tool=trace_viewer@**")
+    assert page.url.startswith(f"{base}/?run=") and page.url.endswith("#profile")
