@@ -92,6 +92,16 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
             row["cpu_ps"][i] = _device_ps(node, "CPU")
             row["fallback_count"][i] = int(node.get("fallback_count", 0) or 0)
 
+    # Tree order across profiles: a layer only some profiles have sits after its siblings,
+    # under its own parent, rather than at the end of the list.
+    first_seen = {k: i for i, k in enumerate(order)}
+
+    def tree_pos(k: tuple) -> tuple:
+        return (k[0] != "layer",) + tuple(
+            first_seen.get(k[: j + 1], len(first_seen)) for j in range(1, len(k))
+        )
+
+    order.sort(key=tree_pos)
     out_rows, unmatched = [], []
     for key in order:
         row = rows[key]
@@ -163,3 +173,78 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
         "unmatched": unmatched,
         "warnings": warnings,
     }
+
+
+def _label_cols(data: dict) -> list[str]:
+    return [f"T{i}" for i in range(len(data["labels"]))]
+
+
+def compare_table(data: dict) -> str:
+    """Render a comparison as a terminal table (layers in tree order, then buckets)."""
+    from .formatting import _table, fmt_time
+
+    labels = data["labels"]
+    short = _label_cols(data)
+    headers = ["layer"]
+    right: set[int] = set()
+    for i in range(len(labels)):
+        headers.append(short[i])
+        right.add(len(headers) - 1)
+        if i:
+            headers += [f"Δ {short[i]}", f"speedup {short[i]}"]
+            right |= {len(headers) - 2, len(headers) - 1}
+    rows = []
+    for r in data["rows"]:
+        name = "  " * r["depth"] + (r["name"] if r["kind"] == "layer" else f"({r['name']})")
+        if not r["matched"]:
+            name += " *"
+        cells = [name]
+        for i in range(len(labels)):
+            cells.append(fmt_time(r["total_ps"][i]))
+            if i:
+                d, s = r["delta_ps"][i], r["speedup"][i]
+                cells.append("-" if d is None else ("+" if d > 0 else "") + fmt_time(d))
+                cells.append("-" if s is None else f"{s:.2f}x")
+        rows.append(cells)
+    t = data["totals"]
+    lines = [f"{short[i]} = {lab}" + ("  (baseline)" if i == 0 else "")
+             for i, lab in enumerate(labels)]  # fmt: skip
+    per = "per step (avg)" if data.get("step") == "avg" else "over the profiled window"
+    lines.append(
+        f"step time {per}: "
+        + ", ".join(
+            f"{short[i]} {fmt_time(t['step_time_ps'][i])}"
+            + ("" if i == 0 or t["speedup"][i] is None else f" ({t['speedup'][i]:.2f}x)")
+            for i in range(len(labels))
+        )
+    )
+    lines += ["", _table(headers, rows, right)]
+    if data["unmatched"]:
+        lines.append("")
+        lines.append("* unmatched layers:")
+        for u in data["unmatched"]:
+            lines.append(f"  {'/'.join(u['key'])}: only in {', '.join(u['in'])}")
+    lines += [f"note: {w}" for w in data["warnings"]]
+    return "\n".join(lines)
+
+
+def compare_csv(data: dict) -> str:
+    """Render a comparison as CSV with raw picoseconds (one row per matched-or-not layer)."""
+    from .formatting import _csv
+
+    labels = data["labels"]
+    headers = ["layer", "kind", "matched"]
+    for i, lab in enumerate(labels):
+        headers.append(f"{lab} total_ps")
+        if i:
+            headers += [f"{lab} delta_ps", f"{lab} speedup"]
+    rows = []
+    for r in data["rows"]:
+        row = ["/".join(r["key"]), r["kind"], r["matched"]]
+        for i in range(len(labels)):
+            row.append("" if r["total_ps"][i] is None else r["total_ps"][i])
+            if i:
+                d, s = r["delta_ps"][i], r["speedup"][i]
+                row += ["" if d is None else d, "" if s is None else f"{s:.6g}"]
+        rows.append(row)
+    return _csv(headers, rows)
