@@ -195,5 +195,41 @@ def metal_check(path, run, session, host, step, fmt, metal_version):
         click.echo(f"measured differs: {d['name']} ({d['type']}): {d['reason']}")
 
 
+@main.command("compare")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--step",
+    default="avg",
+    show_default=True,
+    help="'avg' (per step: fair when runs profiled different step counts), 'all' or a number.",
+)
+@click.option("--host", help="Host in every profile (default: each one's first host).")
+@click.option("--label", "labels", multiple=True, help="Name of each profile (default: PATH).")
+@click.option(
+    "--format", "fmt", type=click.Choice(formatting.FORMATS), default="table", show_default=True
+)
+@errors_to_exit
+def compare_cmd(paths, step, host, labels, fmt):
+    """Compare per-layer time of two or more profiles (first = baseline), matched by layer path.
+
+    Each PATH is a logdir, run folder, session folder or *.xplane.pb; a path holding several
+    sessions means its newest one.
+    """
+    from . import compare as comparing
+
+    if len(paths) < 2:
+        raise click.UsageError("compare needs two or more PATHs")
+    if labels and len(labels) != len(paths):
+        raise click.UsageError("give one --label per PATH, or none")
+    payloads = [load(p, None, None, host).layers(step) for p in paths]
+    data = comparing.compare(payloads, list(labels) or list(paths))
+    if fmt == "json":
+        click.echo(formatting.to_json(data))
+    elif fmt == "csv":
+        click.echo(comparing.compare_csv(data), nl=False)
+    else:
+        click.echo(comparing.compare_table(data))
+
+
 if __name__ == "__main__":
     main()
