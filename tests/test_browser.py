@@ -7,6 +7,7 @@ Screenshots go to docs/screenshots/ (TB_METAL_SCREENSHOT_DIR overrides).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,20 +75,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def tensorboard(tmp_path_factory):
-    logdir = shared_logdir(tmp_path_factory)
+@contextlib.contextmanager
+def run_tensorboard(logdir: Path, workdir: Path, prefix: str = ""):
+    """Start `tensorboard` on a free loopback port; yield its base URL (prefix included)."""
     port = free_port()
     args = ["--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1"]
-    args += ["--path_prefix", PREFIX]
+    if prefix:
+        args += ["--path_prefix", prefix]
     installed = any(ep.name == "metal" for ep in entry_points(group="tensorboard_plugins"))
     tb_exe = shutil.which("tensorboard")
     cmd = [tb_exe, *args] if installed and tb_exe else [sys.executable, "-c", LAUNCHER, *args]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    log = tmp_path_factory.mktemp("tb") / "tensorboard.log"
+    log = workdir / "tensorboard.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}{PREFIX}"
+    base = f"http://127.0.0.1:{port}{prefix}"
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -107,6 +109,13 @@ def tensorboard(tmp_path_factory):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def tensorboard(tmp_path_factory):
+    logdir = shared_logdir(tmp_path_factory)
+    with run_tensorboard(logdir, tmp_path_factory.mktemp("tb"), PREFIX) as base:
+        yield base
 
 
 def api_get(base: str, route: str, **params) -> dict:
@@ -164,6 +173,14 @@ def test_metal_tab_end_to_end(tensorboard, page):
         assert row.locator("[data-col=self]").inner_text() == fmt_time(bucket["self_ps"])
     summary = frame.locator("[data-testid=summary]").inner_text()
     assert fmt_time(layers["step_time_ps"]) in summary
+    # The step picker: per-step averages replace the totals.
+    avg = api_get(base, "/layers", session=shown, step="avg")
+    frame.locator("[data-testid=step-select]").select_option("avg")
+    card = frame.locator("[data-testid=card-step-time]")
+    card.filter(has_text="Step time (avg)").wait_for()
+    assert fmt_time(avg["step_time_ps"]) in card.inner_text()
+    frame.locator("[data-testid=step-select]").select_option("all")
+    card.filter(has_text="Time of profiled steps").wait_for()
 
     # Sorting by name puts rows in alphabetical order among siblings.
     frame.locator(".tree-header .cell", has_text="Layer").click()
@@ -238,3 +255,29 @@ def test_metal_tab_end_to_end(tensorboard, page):
     frame.locator("[data-testid=trace-viewer-link]").click()
     page.wait_for_url("**tool=trace_viewer@**")
     assert page.url.startswith(f"{base}/?run=") and page.url.endswith("#profile")
+
+
+def test_corrupt_trace_is_named_and_the_rest_still_shown(tmp_path_factory, page):
+    """No --path_prefix here; a truncated trace beside good runs."""
+    root = tmp_path_factory.mktemp("logs_with_broken")
+    shutil.copytree(shared_logdir(tmp_path_factory) / "baseline", root / "baseline")
+    good = next((root / "baseline").rglob("*.xplane.pb"))
+    broken_dir = root / "zz_broken" / "plugins" / "profile" / "2024_01_01_00_00_00"
+    broken_dir.mkdir(parents=True)
+    (broken_dir / "vm.xplane.pb").write_bytes(good.read_bytes()[:4000])
+    with run_tensorboard(root, tmp_path_factory.mktemp("tb2")) as base:
+        page.goto(f"{base}/#metal")
+        frame = metal_frame(page)
+        # The newest-named session is the broken one: its error names the file.
+        err = frame.locator("[data-testid=load-error]")
+        err.wait_for()
+        assert "zz_broken/plugins/profile/2024_01_01_00_00_00/vm.xplane.pb" in err.inner_text()
+        assert "truncated" in err.inner_text()
+        # The good run is still there and renders.
+        sel = frame.locator("[data-testid=session-select]")
+        options = sel.locator("option").all_inner_texts()
+        baseline = next(o for o in options if o.startswith("baseline"))
+        sel.select_option(baseline)
+        frame.locator("[data-testid=layer-row][data-path='mlp/hidden']").wait_for()
+        link = frame.locator("[data-testid=trace-viewer-link]").get_attribute("href")
+        assert link.startswith(f"{base}/?run=baseline%2Ftrain%2F")
