@@ -311,7 +311,7 @@ class App {
     if (top.length) drawChart();
     const sel = this.state.selected;
     if (sel && (sel.bucket || findNode(p.layers, sel.path))) this.selectLayer(sel.path, sel.bucket, true);
-    else void this.showOps(null, false);
+    else this.opsPrompt();
   }
 
   private card(label: string, value: string, testid: string): HTMLElement {
@@ -360,6 +360,16 @@ class App {
     void this.showOps(path, bucket);
   }
 
+  /** Until a layer is picked: a prompt, not every op (thousands of rows on big traces). */
+  private opsPrompt(): void {
+    const panel = this.opsPanel;
+    if (!panel) return;
+    clear(panel);
+    panel.append(h("div", { class: "panel-head" }, h("h2", null, "Ops"),
+      h("button", { "data-testid": "show-all-ops", onclick: () => void this.showOps(null, false) }, "show all ops")),
+      h("p", { class: "empty" }, "Click a layer in the table, the chart or the fallback panel to see its ops."));
+  }
+
   private async showOps(path: string[] | null, bucket: boolean): Promise<void> {
     const panel = this.opsPanel;
     const st = this.state;
@@ -367,7 +377,7 @@ class App {
     clear(panel);
     const title = path ? `Ops ${bucket ? "in" : "of"} ${pathLabel(path)}` : "All ops";
     panel.append(h("div", { class: "panel-head" }, h("h2", null, title),
-      path ? h("button", { onclick: () => { this.state.selected = null; void this.showOps(null, false); } }, "show all ops") : null));
+      path ? h("button", { "data-testid": "show-all-ops", onclick: () => { this.state.selected = null; void this.showOps(null, false); } }, "show all ops") : null));
     const body = h("div", null, h("p", { class: "muted" }, "loading ops…"));
     panel.append(body);
     try {

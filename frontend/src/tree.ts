@@ -5,7 +5,7 @@ import { fmtPct, fmtTime, pathKey } from "./format";
 import type { LayerNode } from "./types";
 
 const ROW_H = 28;
-const OVERSCAN = 10;
+const OVERSCAN = 20;
 
 type SortKey = string; // "name" | "self" | "total" | "share" | "ops" | "fallbacks" | "phase:<p>" | "dev:<d>"
 
@@ -57,12 +57,19 @@ export class LayerTree {
   private sortDesc = true;
   private selected: string | null = null;
   private template = "";
+  private frame = 0;
+  private rendered: [number, number] = [-1, -1];
 
   constructor(private opts: TreeOptions) {
     this.header = h("div", { class: "tree-header tree-row" });
     this.inner = h("div", { class: "tree-inner" });
     this.body = h("div", { class: "tree-body", "data-testid": "layer-tree" }, this.inner);
-    this.body.addEventListener("scroll", () => this.renderVisible());
+    // Coalesce scroll events to one render per frame, and skip it when the visible range
+    // did not change.
+    this.body.addEventListener("scroll", () => {
+      if (this.frame) return;
+      this.frame = requestAnimationFrame(() => { this.frame = 0; this.renderVisible(); });
+    });
     this.el = h("div", { class: "tree" }, this.header, this.body);
   }
 
@@ -85,7 +92,7 @@ export class LayerTree {
       if (top < this.body.scrollTop || top > this.body.scrollTop + this.body.clientHeight - ROW_H) {
         this.body.scrollTop = Math.max(0, top - 3 * ROW_H);
       }
-      this.renderVisible();
+      this.renderVisible(true);
     }
   }
 
@@ -135,7 +142,7 @@ export class LayerTree {
     this.renderHeader();
     this.inner.style.height = `${this.flat.length * ROW_H}px`;
     this.body.style.height = `${Math.min(Math.max(this.flat.length, 3), 18) * ROW_H + 2}px`;
-    this.renderVisible();
+    this.renderVisible(true);
   }
 
   private columns(): { key: SortKey; label: string; title: string }[] {
@@ -174,11 +181,17 @@ export class LayerTree {
     }
   }
 
-  private renderVisible(): void {
+  private renderVisible(force = false): void {
     const top = this.body.scrollTop;
     const height = this.body.clientHeight || 18 * ROW_H;
-    const start = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
-    const end = Math.min(this.flat.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
+    const visStart = Math.floor(top / ROW_H);
+    const visEnd = Math.min(this.flat.length, Math.ceil((top + height) / ROW_H));
+    // Rows already rendered around the viewport cover small scrolls: re-render only when
+    // the viewport leaves them, so most scroll frames do no DOM work at all.
+    if (!force && visStart >= this.rendered[0] && visEnd <= this.rendered[1]) return;
+    const start = Math.max(0, visStart - OVERSCAN);
+    const end = Math.min(this.flat.length, visEnd + OVERSCAN);
+    this.rendered = [start, end];
     clear(this.inner);
     for (let i = start; i < end; i++) this.inner.appendChild(this.renderRow(this.flat[i], i));
   }
@@ -213,7 +226,7 @@ export class LayerTree {
       "data-testid": "layer-row",
       onclick: () => {
         this.selected = key;
-        this.renderVisible();
+        this.renderVisible(true);
         this.opts.onSelect(n, r.bucket);
       },
     },
