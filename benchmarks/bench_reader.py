@@ -14,8 +14,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 CHILD = textwrap.dedent(
@@ -69,10 +71,18 @@ CHILD = textwrap.dedent(
 
 
 def run(path: str, which: str) -> dict:
-    """Run one contender in a fresh interpreter and return its figures."""
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, path, which], capture_output=True, text=True, check=True
-    )
+    """Run one contender in a fresh interpreter, on a fresh copy of the trace.
+
+    xprof caches its conversion beside the trace (ALL_HOSTS.op_stats_v2.pb); a fresh
+    copy in an empty folder makes every run a first conversion.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, os.path.basename(path))
+        shutil.copyfile(path, copy)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, copy, which], capture_output=True, text=True,
+            check=True,
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -8,7 +8,8 @@ the callback's own work), so nothing is dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .xspace_reader import PlaneData, open_trace
@@ -36,26 +37,40 @@ class Step:
         return self.end_ps - self.start_ps
 
 
-@dataclass
 class OpRecord:
-    """Everything measured for one TF op (name and type), per step slot."""
+    """Everything measured for one TF op (name and type), per step slot.
 
-    name: str
-    type: str
-    slots: int
-    count: list[int] = field(default_factory=list)
-    self_ps: list[int] = field(default_factory=list)
-    total_ps: list[int] = field(default_factory=list)
-    device_count: list[int] = field(default_factory=list)
-    device_ps: list[int] = field(default_factory=list)
-    line_kinds: set[str] = field(default_factory=set)
-    device_planes: set[str] = field(default_factory=set)
-    stats: dict[str, object] = field(default_factory=dict)
+    Per-slot figures are compact arrays: a long profile of a big model holds ops x steps
+    of them. Device figures stay a shared tuple of zeros until a device event arrives.
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("count", "self_ps", "total_ps", "device_count", "device_ps"):
-            if not getattr(self, name):
-                setattr(self, name, [0] * self.slots)
+    __slots__ = ("name", "type", "slots", "count", "self_ps", "total_ps", "device_count",
+                 "device_ps", "line_kinds", "device_planes", "stats", "wants_stats")
+
+    def __init__(self, name: str, type_: str, slots: int, zeros: tuple[int, ...] | None = None):
+        self.name = name
+        self.type = type_
+        self.slots = slots
+        self.count = array("i", bytes(4 * slots))
+        self.self_ps = array("q", bytes(8 * slots))
+        self.total_ps = array("q", bytes(8 * slots))
+        zeros = zeros if zeros is not None else (0,) * slots
+        self.device_count: Sequence[int] = zeros
+        self.device_ps: Sequence[int] = zeros
+        self.line_kinds: set[str] = set()
+        self.device_planes: set[str] = set()
+        self.stats: dict[str, object] = {}
+        # Copy ops: the stats of their first event name the devices at both ends.
+        self.wants_stats = type_ in SEND_RECV_TYPES
+
+    def add_device(self, slot: int, duration_ps: int, plane: str) -> None:
+        """Count one device event of this op."""
+        if not isinstance(self.device_ps, array):
+            self.device_count = array("i", bytes(4 * self.slots))
+            self.device_ps = array("q", bytes(8 * self.slots))
+        self.device_count[slot] += 1
+        self.device_ps[slot] += duration_ps
+        self.device_planes.add(plane)
 
     @property
     def on_host(self) -> bool:
@@ -175,6 +190,7 @@ class _Collector:
         self.starts = [s.start_ps for s in steps]
         self.ends = [s.end_ps for s in steps]
         self.ops: dict[tuple[str, str], OpRecord] = {}
+        self.zeros = (0,) * self.slots
         self.copies: dict[tuple[str, str, str], CopyRecord] = {}
         self.event_count = 0
         self.t_min: int | None = None
@@ -183,7 +199,7 @@ class _Collector:
     def op(self, name: str, type_: str) -> OpRecord:
         rec = self.ops.get((name, type_))
         if rec is None:
-            rec = self.ops[(name, type_)] = OpRecord(name, type_, self.slots)
+            rec = self.ops[(name, type_)] = OpRecord(name, type_, self.slots, self.zeros)
         return rec
 
     def _span(self, first: int, last: int) -> None:
@@ -192,43 +208,52 @@ class _Collector:
 
     def host_line(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
         """Add one host line's op events: count, total and self time per step slot."""
-        line = plane.line(index)
+        line = plane.line_lite(index)
         kind = line_kind(line.name)
         base = line.timestamp_ns * 1000
         events = line.events
-        n = len(events)
-        self.event_count += n
-        if not n:
-            return
-        starts, ends, nsteps = self.starts, self.ends, len(self.starts)
-        outside = nsteps
+        self.event_count += len(events)
+        # Pass 1 touches every event once and keeps only op events (most events on a host
+        # line are threadpool and executor bookkeeping), in compact arrays.
         get = op_ids.get
+        offs = array("q")
+        durs = array("q")
+        recs: list[OpRecord] = []
+        need_stats = False
+        last_off = -1
+        ordered = True
+        for ev in events:
+            rec = get(ev.metadata_id)
+            if rec is not None:
+                off = ev.offset_ps
+                if off < last_off:
+                    ordered = False
+                last_off = off
+                offs.append(off)
+                durs.append(ev.duration_ps)
+                recs.append(rec)
+                need_stats = need_stats or rec.wants_stats
+        del events, line
+        if not recs:
+            return
+        if need_stats:
+            self._read_stats(plane, index, op_ids)
+        if not ordered:
+            # The profiler writes lines in start order; a stable sort keeps the parent
+            # first when starts are equal.
+            order = sorted(range(len(recs)), key=offs.__getitem__)
+            offs = array("q", (offs[i] for i in order))
+            durs = array("q", (durs[i] for i in order))
+            recs = [recs[i] for i in order]
+        starts, ends, nsteps = self.starts, self.ends, len(self.starts)
         stack: list[tuple[int, OpRecord, int]] = []  # (end, record, slot) of open op events
         si = 0
-        last_off = -1
-        ordered = events
-        # The profiler sorts a line by start time; re-sort only if this one is not.
-        for ev in events:
-            if ev.offset_ps < last_off:
-                ordered = sorted(events, key=lambda e: (e.offset_ps, -e.duration_ps))
-                break
-            last_off = ev.offset_ps
-        seen: set[int] = set()
-        first = last = None
-        for ev in ordered:
-            rec = get(ev.metadata_id)
-            if rec is None:
-                continue
-            off = ev.offset_ps
-            dur = ev.duration_ps
+        last = 0
+        for off, dur, rec in zip(offs, durs, recs, strict=True):
             t = base + off
-            if first is None:
-                first = t
-            last = t + dur
             while si < nsteps and t >= ends[si]:
                 si += 1
-            slot = si if si < nsteps and t >= starts[si] else outside
-            end = off + dur
+            slot = si if si < nsteps and t >= starts[si] else nsteps
             while stack and stack[-1][0] <= off:
                 stack.pop()
             if stack:
@@ -237,17 +262,23 @@ class _Collector:
             rec.count[slot] += 1
             rec.total_ps[slot] += dur
             rec.self_ps[slot] += dur
+            end = off + dur
             stack.append((end, rec, slot))
-            if id(rec) not in seen:
-                seen.add(id(rec))
-                rec.line_kinds.add(kind)
-                if rec.type in SEND_RECV_TYPES and not rec.stats:
-                    names = plane_stat_names(plane)
-                    rec.stats = {
-                        names.get(s.metadata_id, "?"): _stat_value(s, names) for s in ev.stats
-                    }
-        if first is not None:
-            self._span(first, last)
+            if end > last:
+                last = end
+        for rec in set(recs):
+            rec.line_kinds.add(kind)
+        self._span(base + offs[0], base + last)
+
+    def _read_stats(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
+        """Copy ops' stats (devices at both ends): parse the line again with its stats."""
+        names = plane_stat_names(plane)
+        for ev in plane.line(index).events:
+            rec = op_ids.get(ev.metadata_id)
+            if rec is not None and rec.wants_stats:
+                rec.wants_stats = False
+                rec.stats = {names.get(s.metadata_id, "?"): _stat_value(s, names)
+                             for s in ev.stats}
 
     def device_line(self, plane: PlaneData, index: int, dev: str) -> None:
         """Add one device line's events, linked to TF ops by `tf_op` stat or event name."""
@@ -314,10 +345,7 @@ class _Collector:
                 continue
             if link is None:
                 continue
-            rec = self.op(*link)
-            rec.device_count[slot] += 1
-            rec.device_ps[slot] += dur
-            rec.device_planes.add(dev)
+            self.op(*link).add_device(slot, dur, dev)
         if first is not None:
             self._span(first, last)
 

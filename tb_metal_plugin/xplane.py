@@ -39,6 +39,7 @@ _CLASSES = _load()
 XSpace = _CLASSES["XSpace"]
 XPlane = _CLASSES["XPlane"]
 XLine = _CLASSES["XLine"]
+XLineLite = _CLASSES["XLineLite"]
 XEvent = _CLASSES["XEvent"]
 XStat = _CLASSES["XStat"]
 XEventMetadata = _CLASSES["XEventMetadata"]

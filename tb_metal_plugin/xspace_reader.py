@@ -17,7 +17,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from .errors import TraceError
-from .xplane import XLine, XPlane
+from .xplane import XLine, XLineLite, XPlane
 
 _SPACE_PLANES = 1
 _PLANE_LINES = 3
@@ -73,6 +73,7 @@ class PlaneData:
     buf: memoryview = field(repr=False)
     header: object = field(repr=False)  # an XPlane holding everything but the lines
     line_spans: list[tuple[int, int]] = field(repr=False)
+    release_pages: Callable[[int, int], None] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -94,11 +95,25 @@ class PlaneData:
 
     def line(self, index: int):
         """Parse and return line `index` as an XLine."""
+        return self._parse(XLine, index)
+
+    def line_lite(self, index: int):
+        """Parse line `index` as an XLineLite: event stats left as serialized bytes."""
+        return self._parse(XLineLite, index)
+
+    def _parse(self, cls, index: int):
         start, end = self.line_spans[index]
         try:
-            return XLine.FromString(self.buf[start:end])
+            return cls.FromString(self.buf[start:end])
         except DecodeError as e:
             raise TraceError(self.path, f"corrupt line in plane {self.name!r}: {e}") from e
+        finally:
+            self.release(start, end)
+
+    def release(self, start: int, end: int) -> None:
+        """Drop the file pages of a parsed range from memory (they are re-read if needed)."""
+        if self.release_pages is not None:
+            self.release_pages(start, end)
 
 
 class TraceFile:
@@ -165,7 +180,19 @@ class TraceFile:
                     rest += _encode_varint(e - s)
                 rest += self.buf[s:e]
         header = XPlane.FromString(bytes(rest))
-        return PlaneData(self.path, self.buf, header, spans)
+        return PlaneData(self.path, self.buf, header, spans, self._release)
+
+    def _release(self, start: int, end: int) -> None:
+        # A read-only file mapping's pages count towards our resident memory once read;
+        # dropping them after each line keeps the peak near one line, not the whole file.
+        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        lo = (start // page) * page
+        try:
+            self._map.madvise(mmap.MADV_DONTNEED, lo, end - lo)
+        except (OSError, ValueError):
+            pass
 
 
 def _encode_varint(value: int) -> bytes:
