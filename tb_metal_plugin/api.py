@@ -21,6 +21,7 @@ from .breakdown import (
     HOST_ONLY_NOTE,
     AttributedOp,
     Selection,
+    charge_copies,
     copies,
     fallbacks,
     layer_tree,
@@ -69,6 +70,7 @@ class Profile:
             )
             for rec in events.ops.values()
         ]
+        self._ops = charge_copies(self._ops, attributor.layer_of)
         if manifest:
             self.warnings.extend(manifest.get("warnings") or [])
         if not self._ops:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .attribution import BUCKETS, PHASES, Attribution
 from .devices import Placement
-from .events import OpRecord, TraceEvents
+from .events import SEND_RECV_TYPES, OpRecord, TraceEvents
 
 HOST_ONLY_NOTE = (
     "No device timeline in this trace (Metal traces have none): times of GPU-placed ops are "
@@ -31,6 +31,35 @@ class AttributedOp:
     rec: OpRecord
     attribution: Attribution
     placement: Placement
+
+
+def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
+    """Charge each cross-device copy to the layer that made data cross devices.
+
+    A copy op's stats name its producer (`from`) and consumer (`to`). The side placed off
+    the run's main device (the one with the most op time) caused the crossing: a pinned
+    or fallen-back layer. When both or neither are, the consumer is charged.
+    """
+    by_name = {op.rec.name: op for op in ops}
+    time_on: dict[str, int] = {}
+    for op in ops:
+        time_on[op.placement.device] = time_on.get(op.placement.device, 0) + sum(op.rec.self_ps)
+    main = max(time_on, key=time_on.get) if time_on else None
+    out = []
+    for op in ops:
+        stats = op.rec.stats
+        if op.rec.type in SEND_RECV_TYPES and isinstance(stats.get("to"), str):
+            src, dst = by_name.get(str(stats.get("from"))), by_name.get(stats["to"])
+            off_main = [x for x in (src, dst) if x is not None and x.placement.device != main]
+            culprit = off_main[0] if len(off_main) == 1 else dst
+            layer = culprit.attribution.layer if culprit is not None else layer_of(stats["to"])
+            if layer:
+                att = op.attribution
+                op = AttributedOp(
+                    op.rec, Attribution(tuple(layer), att.phase, None, att.source), op.placement
+                )
+        out.append(op)
+    return out
 
 
 class Selection:
@@ -111,7 +140,11 @@ def op_rows(ops: list[AttributedOp], sel: Selection, device_timeline: bool) -> l
                 "fallback": {"reason_code": pl.fallback, "reason": pl.reason}
                 if pl.fallback
                 else None,
-                "is_copy": rec.type in ("_Send", "_Recv", "_HostSend", "_HostRecv"),
+                "is_copy": rec.type in SEND_RECV_TYPES,
+                # Producer and consumer ops of a copy, as the copy's own stats name them.
+                "copy_between": [rec.stats.get("from"), rec.stats.get("to")]
+                if rec.type in SEND_RECV_TYPES and rec.stats
+                else None,
             }
         )
     rows.sort(key=lambda r: -r["time_ps"])
@@ -250,6 +283,7 @@ def copies(rows: list[dict], events: TraceEvents, sel: Selection, attribute) -> 
                 {
                     "path": row["layer"],
                     "op": row["name"],
+                    "between": row["copy_between"],
                     "kind": row["type"],
                     "device": row["device_id"],
                     "ps": row["time_ps"],

@@ -91,7 +91,7 @@ class DeviceResolver:
                     dev = short_device(str(val))
                     return Placement(dev, _kind(dev), "send_recv")
         if self.has_gpu and self.kernels.get(rec.type) is not None:
-            if not any(k.get("device") == "GPU" for k in self.kernels[rec.type]):
+            if not any(k.get("device") in ("GPU", "DEFAULT") for k in self.kernels[rec.type]):
                 return self._with_fallback(rec, "CPU:0", "kernel_registry", None)
         if rec.type in PY_FUNCTION_TYPES and self.has_gpu:
             return self._with_fallback(rec, "CPU:0", "kernel_registry", None)
@@ -112,7 +112,8 @@ class DeviceResolver:
         kernels = self.kernels.get(op_type)
         if kernels is None:
             return "unknown"
-        gpu = [k for k in kernels if k.get("device") == "GPU"]
+        # DEFAULT kernels are device-agnostic: they run on any device, Metal's included.
+        gpu = [k for k in kernels if k.get("device") in ("GPU", "DEFAULT")]
         if not gpu:
             return "no_gpu_kernel"
         if dtype and all(k.get("dtypes") and dtype not in k["dtypes"] for k in gpu):

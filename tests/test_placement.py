@@ -1,0 +1,67 @@
+"""The engine with a callback manifest: exact layers, recorded placement, copies, reasons."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tb_metal_plugin import load_profile
+from tb_metal_plugin.devices import DeviceResolver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory):
+    """A real run on two logical CPUs with layer `pinned` under tf.device('/CPU:1')."""
+    logdir = tmp_path_factory.mktemp("two_devices")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    subprocess.run(
+        [sys.executable, str(ROOT / "tests/scripts/record_two_devices.py"), str(logdir)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return load_profile(logdir)
+
+
+def test_manifest_makes_attribution_and_devices_exact(two_devices):
+    data = two_devices.ops()
+    assert data["attribution_source"] == "manifest" and data["has_manifest"]
+    assert data["devices"] == ["CPU:0", "CPU:1"]
+    ops = data["ops"]
+    assert {o["device_source"] for o in ops if o["layer"]} == {"placement"}
+    pinned = [o for o in ops if o["layer"] == ["functional", "pinned"]]
+    matmul = next(o for o in pinned if o["name"].endswith("pinned_1/MatMul"))
+    assert matmul["device_id"] == "CPU:1"
+    # tf.device inside call does not cover the gradient: backward ops stay on CPU:0
+    assert {o["device_id"] for o in pinned if o["phase"] == "backward"} == {"CPU:0"}
+
+
+def test_copies_are_charged_to_the_pinned_layer_boundary(two_devices):
+    data = two_devices.layers()
+    copies = [c for c in data["copies"] if c["kind"] in ("_Send", "_Recv")]
+    assert copies and all(c["path"] == ["functional", "pinned"] for c in copies)
+    pinned = next(c for c in data["layers"][0]["children"] if c["name"] == "pinned")
+    assert pinned["copy_ps"] == sum(c["ps"] for c in copies) > 0
+    assert pinned["class"] == "Pinned"
+
+
+def test_layer_tree_holds_every_manifest_layer(two_devices):
+    data = two_devices.layers()
+    names = {c["name"] for c in data["layers"][0]["children"]}
+    assert {"pre", "pinned", "head"} <= names
+
+
+def test_fallback_reasons_come_from_the_recorded_kernel_registry(two_devices):
+    res = DeviceResolver(two_devices.events, two_devices.manifest)
+    # oneDNN rewrites have CPU kernels only
+    assert res.fallback_reason("_MklMatMul", "float32") == "no_gpu_kernel"
+    # DEFAULT kernels run anywhere: a CPU placement of such an op was a choice
+    assert res.fallback_reason("AssignAddVariableOp", "float32") == "explicit_placement"
+    assert res.fallback_reason("EagerPyFunc", None) == "py_function"
+    assert res.fallback_reason("NotAnOpType", None) == "unknown"
