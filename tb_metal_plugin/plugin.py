@@ -22,6 +22,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tb_metal_plugin import errors
+from tb_metal_plugin.plugin_cache import DiskCache, default_dir
 
 logger = logging.getLogger(__name__)
 
@@ -306,6 +307,7 @@ class MetalPlugin(base_plugin.TBPlugin):
         self._logdir = os.path.expanduser(context.logdir or "")
         self._index = _SessionIndex(self._logdir)
         self._cache = ProfileCache()
+        self._disk = DiskCache(default_dir())
 
     # -- TBPlugin interface -------------------------------------------------
 
@@ -396,6 +398,7 @@ class MetalPlugin(base_plugin.TBPlugin):
                 payload["file"] = self._rel(path)
                 payload["load_s"] = round(job.load_s or 0.0, 3)
                 job.payloads[key] = payload
+                self._disk.put(job.identity, step, payload)
         return payload
 
     # -- routes --------------------------------------------------------------
@@ -440,6 +443,11 @@ class MetalPlugin(base_plugin.TBPlugin):
         job = self._job(info, host, path)
         self._wait(job, wait_s)
         if job.state == "loading":
+            # A payload computed by an earlier TensorBoard for this very file: show it now.
+            cached = self._disk.get(job.identity, step)
+            if cached is not None:
+                cached["cached"] = True
+                return http_util.Respond(request, cached, _JSON)
             return http_util.Respond(request, job.status(), _JSON, code=202)
         if job.state == "error":
             return self._error_response(request, job)
@@ -497,7 +505,14 @@ class MetalPlugin(base_plugin.TBPlugin):
         deadline = time.monotonic() + wait_s
         for job in jobs:
             self._wait(job, max(0.0, deadline - time.monotonic()))
-        loading = [j for j in jobs if j.state == "loading"]
+        for job in jobs:
+            if job.state == "error":
+                return self._error_response(request, job)
+        # Profiles still loading can be compared from an earlier TensorBoard's payloads.
+        cached = {
+            i: self._disk.get(j.identity, step) for i, j in enumerate(jobs) if j.state == "loading"
+        }
+        loading = [jobs[i] for i, c in cached.items() if c is None]
         if loading:
             status = {
                 "status": "loading",
@@ -505,10 +520,10 @@ class MetalPlugin(base_plugin.TBPlugin):
                 "message": f"loading {len(loading)} of {len(jobs)} profiles: " + loading[0].message,
             }
             return http_util.Respond(request, status, _JSON, code=202)
-        for job in jobs:
-            if job.state == "error":
-                return self._error_response(request, job)
-        payloads = [self._layers_payload(j, *p, step) for j, p in zip(jobs, picks, strict=True)]
+        payloads = [
+            cached[i] if i in cached else self._layers_payload(j, *p, step)
+            for i, (j, p) in enumerate(zip(jobs, picks, strict=True))
+        ]
         labels = [
             p["session"] + ("" if len({h for _, h, _ in picks}) == 1 else f" ({h})")
             for p, (_, h, _) in zip(payloads, picks, strict=True)

@@ -85,7 +85,12 @@ def run_tensorboard(logdir: Path, workdir: Path, prefix: str = ""):
     installed = any(ep.name == "metal" for ep in entry_points(group="tensorboard_plugins"))
     tb_exe = shutil.which("tensorboard")
     cmd = [tb_exe, *args] if installed and tb_exe else [sys.executable, "-c", LAUNCHER, *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(REPO),
+        TB_METAL_CACHE_DIR=str(workdir / "payload_cache"),
+    )
     log = workdir / "tensorboard.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

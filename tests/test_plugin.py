@@ -27,6 +27,18 @@ def logdir(tmp_path_factory) -> Path:
     return shared_logdir(tmp_path_factory)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_disk_cache(tmp_path_factory):
+    """Keep the payload cache of these tests out of ~/.cache (and out of each other's way)."""
+    old = os.environ.get("TB_METAL_CACHE_DIR")
+    os.environ["TB_METAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("disk_cache"))
+    yield
+    if old is None:
+        del os.environ["TB_METAL_CACHE_DIR"]
+    else:
+        os.environ["TB_METAL_CACHE_DIR"] = old
+
+
 def make_client(logdir, path_prefix: str = "") -> tuple[Client, MetalPlugin]:
     p = MetalPlugin(base_plugin.TBContext(logdir=str(logdir) if logdir is not None else ""))
     return Client(application.TensorBoardWSGI([p], path_prefix=path_prefix)), p
@@ -363,3 +375,83 @@ def test_compare_bad_params(client, params):
 def test_compare_unknown_session(client):
     r = get(client, "/compare", session=[by_run(client, "baseline/train"), "../../etc"])
     assert r.status_code == 404
+
+
+# -- the on-disk payload cache (a restarted TensorBoard) ---------------------------------
+
+
+def blocked_loads(monkeypatch) -> threading.Event:
+    """Make every profile load wait until the returned event is set."""
+    release = threading.Event()
+    real = api.load_file
+
+    def slow(path, info, progress):
+        release.wait(30)
+        return real(path, info, progress)
+
+    monkeypatch.setattr(api, "load_file", slow)
+    return release
+
+
+def test_restarted_tensorboard_shows_cached_layers_at_once(tmp_path, logdir, monkeypatch):
+    monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "logs"
+    shutil.copytree(logdir, root)
+    first, _ = make_client(root)
+    a, b = by_run(first, "baseline/train"), by_run(first, "wide/train")
+    computed = get(first, "/layers", session=a, step="avg").json
+    get(first, "/layers", session=b, step="avg")
+    assert list((tmp_path / "cache").glob("*.json"))
+
+    release = blocked_loads(monkeypatch)
+    try:
+        second, _ = make_client(root)  # a new TensorBoard process, same cache
+        r = second.get(f"{BASE}/layers", query_string={"session": a, "step": "avg"})
+        body = r.json
+        assert r.status_code == 200 and body.pop("cached") is True
+        assert body == computed
+        # Ops need the profile itself: still loading.
+        assert second.get(f"{BASE}/ops", query_string={"session": a}).status_code == 202
+        # A step selection never computed before is not in the cache either.
+        r = second.get(f"{BASE}/layers", query_string={"session": a, "step": "all"})
+        assert r.status_code == 202
+        # The comparison is served from cached payloads too.
+        r = second.get(f"{BASE}/compare", query_string=[("session", a), ("session", b)])
+        assert r.status_code == 200 and r.json["unmatched"][0]["key"] == ["mlp", "extra"]
+    finally:
+        release.set()
+
+
+def test_cache_misses_after_the_trace_changes(tmp_path, logdir, monkeypatch):
+    monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "logs"
+    shutil.copytree(logdir / "baseline", root / "baseline")
+    first, _ = make_client(root)
+    name = sessions(first)[0]
+    assert get(first, "/layers", session=name).status_code == 200
+    trace = next(root.rglob("*.xplane.pb"))
+    os.utime(trace, ns=(time.time_ns(), time.time_ns() + 10**9))
+    release = blocked_loads(monkeypatch)
+    try:
+        second, _ = make_client(root)
+        r = second.get(f"{BASE}/layers", query_string={"session": name})
+        assert r.status_code == 202
+    finally:
+        release.set()
+
+
+def test_cache_can_be_switched_off(monkeypatch, tmp_path):
+    from tb_metal_plugin import plugin_cache
+
+    monkeypatch.setenv("TB_METAL_CACHE", "0")
+    assert plugin_cache.default_dir() is None
+    monkeypatch.delenv("TB_METAL_CACHE")
+    monkeypatch.delenv("TB_METAL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert plugin_cache.default_dir() == tmp_path / "tb-metal"
+    # An unwritable cache only stops caching.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cache = plugin_cache.DiskCache(blocker / "sub")
+    cache.put(("p", 1, 2), "all", {"a": 1})
+    assert cache.dir is None and cache.get(("p", 1, 2), "all") is None

@@ -51,11 +51,11 @@ export function fetchLayers(session: string, host: string, step: Step, progress?
   return getJson<LayersPayload>("./layers?" + q.toString(), progress, signal);
 }
 
-export function fetchOps(session: string, host: string, step: Step, layer: string[] | null, bucket: string | null, signal?: AbortSignal): Promise<OpsPayload> {
+export function fetchOps(session: string, host: string, step: Step, layer: string[] | null, bucket: string | null, progress?: Progress, signal?: AbortSignal): Promise<OpsPayload> {
   const q = new URLSearchParams({ session, host, step: stepParam(step) });
   if (bucket) q.set("bucket", bucket);
   else if (layer) q.set("layer", JSON.stringify(layer));
-  return getJson<OpsPayload>("./ops?" + q.toString(), undefined, signal);
+  return getJson<OpsPayload>("./ops?" + q.toString(), progress, signal);
 }
 
 export function fetchCompare(items: { session: string; host: string }[], step: Step, progress?: Progress, signal?: AbortSignal): Promise<ComparePayload> {

@@ -275,7 +275,7 @@ class App {
     const notes = h("div", { class: "notes" },
       h("p", { class: "note", "data-testid": "note-time" }, describeTimeline(p)),
       h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source), " ", sumSources(p)),
-      p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "") : null);
+      p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "", p.cached ? " — shown from the cache of an earlier TensorBoard session while the trace reloads for op details" : "") : null);
     const warnings = (p.warnings ?? []).map((w) => h("div", { class: "warn-box" }, w));
 
     // Layer tree.
@@ -378,10 +378,12 @@ class App {
     const title = path ? `Ops ${bucket ? "in" : "of"} ${pathLabel(path)}` : "All ops";
     panel.append(h("div", { class: "panel-head" }, h("h2", null, title),
       path ? h("button", { "data-testid": "show-all-ops", onclick: () => { this.state.selected = null; void this.showOps(null, false); } }, "show all ops") : null));
-    const body = h("div", null, h("p", { class: "muted" }, "loading ops…"));
+    const loadingMsg = h("p", { class: "muted" }, "loading ops…");
+    const body = h("div", null, loadingMsg);
     panel.append(body);
     try {
-      const data = await fetchOps(st.session, st.host, st.step, bucket ? null : path, bucket && path ? path[0] : null);
+      const data = await fetchOps(st.session, st.host, st.step, bucket ? null : path, bucket && path ? path[0] : null,
+        (f, m) => { loadingMsg.textContent = `loading ops: ${m} (${Math.round(f * 100)}%)`; });
       if (panel !== this.opsPanel) return;
       clear(body);
       const table = new DataTable<OpRow>([

@@ -86,6 +86,7 @@ export interface LayersPayload {
   warnings: string[];
   file?: string;
   load_s?: number;
+  cached?: boolean; // served from the on-disk cache while the profile reloads
   [extra: string]: unknown;
 }
 
