@@ -1,0 +1,89 @@
+"""The Metal tab's bundle and its TypeScript view of the JSON API, checked against real data."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tensorboard.backend import application
+from tensorboard.plugins import base_plugin
+from werkzeug.test import Client
+
+from tb_metal_plugin.plugin import STATIC_DIR, MetalPlugin
+from tests.test_plugin_support import shared_logdir
+
+FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
+TYPES = FRONTEND / "src" / "types.ts"
+
+
+def interface_fields(name: str) -> set[str]:
+    """Required (non-optional) fields of a TypeScript interface in types.ts."""
+    text = TYPES.read_text()
+    m = re.search(r"export interface " + name + r" \{(.*?)\n\}", text, re.S)
+    assert m, name
+    return set(re.findall(r"^  (\w+): ", m.group(1), re.M))
+
+
+@pytest.fixture(scope="module")
+def payloads(tmp_path_factory):
+    logdir = shared_logdir(tmp_path_factory)
+    plugin = MetalPlugin(base_plugin.TBContext(logdir=str(logdir)))
+    plugin._disk.dir = None  # these checks need no disk cache
+    c = Client(application.TensorBoardWSGI([plugin]))
+    base = "/data/plugin/metal"
+    names = sorted(s["name"] for s in c.get(f"{base}/sessions").json["sessions"])
+    q = {"session": names[0], "wait": "60"}
+    return {
+        "sessions": c.get(f"{base}/sessions").json,
+        "layers": c.get(f"{base}/layers", query_string=q).json,
+        "ops": c.get(f"{base}/ops", query_string=q).json,
+        "compare": c.get(f"{base}/compare", query_string={"session": names, "wait": "60"}).json,
+    }
+
+
+def test_typescript_types_match_real_payloads(payloads):
+    # The frontend reads these fields without checking; the core must keep sending them.
+    layers = payloads["layers"]
+    assert interface_fields("SessionsPayload") <= set(payloads["sessions"])
+    assert interface_fields("SessionEntry") <= set(payloads["sessions"]["sessions"][0])
+    assert interface_fields("LayersPayload") <= set(layers)
+    node = layers["layers"][0]
+    assert interface_fields("LayerNode") <= set(node)
+    assert interface_fields("LayerNode") <= set(layers["buckets"][0])
+    assert interface_fields("OpRow") <= set(payloads["ops"]["ops"][0])
+    assert interface_fields("ComparePayload") <= set(payloads["compare"])
+    assert interface_fields("CompareRow") <= set(payloads["compare"]["rows"][0])
+
+
+def test_bundle_has_no_remote_assets():
+    js = STATIC_DIR / "index.js"
+    if not js.exists():
+        pytest.skip("frontend not built")
+    code = js.read_text(encoding="utf-8")
+    # esbuild appends third-party license comments (with project URLs) at the end.
+    code = code.split("/*! Bundled license information")[0]
+    assert not re.search(r"https?://", code), "the bundle must not fetch anything remote"
+    css = (STATIC_DIR / "style.css").read_text(encoding="utf-8")
+    assert "url(" not in css and "@import" not in css
+
+
+def test_bundle_is_up_to_date():
+    js = STATIC_DIR / "index.js"
+    if not js.exists():
+        pytest.skip("frontend not built")
+    sources = [p for p in FRONTEND.rglob("*") if p.is_file() and "node_modules" not in p.parts]
+    newest = max(p.stat().st_mtime for p in sources)
+    assert js.stat().st_mtime >= newest, "run `npm run build` in frontend/"
+
+
+def test_typescript_typechecks():
+    if not (FRONTEND / "node_modules" / ".bin" / "tsc").exists() or not shutil.which("node"):
+        pytest.skip("frontend dependencies not installed (npm ci in frontend/)")
+    res = subprocess.run(
+        [str(FRONTEND / "node_modules" / ".bin" / "tsc"), "--noEmit", "-p", "tsconfig.json"],
+        cwd=FRONTEND, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
