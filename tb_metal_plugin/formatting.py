@@ -59,6 +59,16 @@ def _device_split(n: dict) -> str:
     return " ".join(f"{d} {100 * v / total:.0f}%" for d, v in sorted(devs.items()) if v)
 
 
+def _bench(bench: list[dict] | None) -> str:
+    if not bench:
+        return ""
+    parts = []
+    for b in sorted(bench, key=lambda b: b.get("device", "")):
+        total = (b.get("forward_ps") or 0) + (b.get("backward_ps") or 0)
+        parts.append(f"{b.get('device', '?')} {fmt_time(total)}")
+    return "  ".join(parts)
+
+
 def layers_table(data: dict) -> str:
     """The per-layer tree as an indented table, buckets after, with source notes."""
     headers = [
@@ -101,6 +111,16 @@ def layers_table(data: dict) -> str:
                 f"{b['fallback_count']} ops" if b["fallback_count"] else "",
             ]
         )
+    benched = [n for _, n in _walk(data["layers"]) if n.get("benchmark")]
+    if benched:
+        # Measured in isolation by the callback's layer benchmark: real device time,
+        # the only honest per-layer GPU figure on Metal.
+        headers.append("benchmark fwd+bwd (measured)")
+        n_layers = len(rows) - len(data["buckets"])
+        for i, (_, n) in enumerate(_walk(data["layers"])):
+            rows[i].append(_bench(n.get("benchmark")))
+        for row in rows[n_layers:]:
+            row.append("")
     step = data["step"]
     what = {"all": "all profiled steps (totals)", "avg": "mean per step"}.get(step, f"step {step}")
     out = [

@@ -21,7 +21,12 @@ def two_devices(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("two_devices")
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     subprocess.run(
-        [sys.executable, str(ROOT / "tests/scripts/record_two_devices.py"), str(logdir)],
+        [
+            sys.executable,
+            str(ROOT / "tests/scripts/record_two_devices.py"),
+            str(logdir),
+            "--bench",
+        ],
         check=True,
         env=env,
         capture_output=True,
@@ -65,3 +70,17 @@ def test_fallback_reasons_come_from_the_recorded_kernel_registry(two_devices):
     assert res.fallback_reason("AssignAddVariableOp", "float32") == "explicit_placement"
     assert res.fallback_reason("EagerPyFunc", None) == "py_function"
     assert res.fallback_reason("NotAnOpType", None) == "unknown"
+
+
+def test_layer_benchmark_is_shown_as_measured_time(two_devices):
+    from click.testing import CliRunner
+
+    from tb_metal_plugin.cli import main
+
+    data = two_devices.layers()
+    pre = next(c for c in data["layers"][0]["children"] if c["name"] == "pre")
+    assert pre["benchmark"] and pre["benchmark"][0]["device"] == "CPU"
+    assert pre["benchmark"][0]["forward_ps"] > 0
+    path = str(Path(two_devices.events.path))
+    out = CliRunner().invoke(main, ["layers", path]).output
+    assert "benchmark fwd+bwd (measured)" in out

@@ -35,5 +35,8 @@ m = keras.Model(inp, out)
 m.compile("adam", "sparse_categorical_crossentropy")
 x = np.random.rand(64, 12).astype("float32")
 y = np.random.randint(0, 3, 64)
-callback = MetalProfileCallback(sys.argv[1], profile_batch=(2, 3))
+# --bench: also run the callback's layer benchmark (measured time per layer and device)
+callback = MetalProfileCallback(
+    sys.argv[1], profile_batch=(2, 3), layer_benchmark="--bench" in sys.argv
+)
 m.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
