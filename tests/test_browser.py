@@ -286,3 +286,19 @@ def test_corrupt_trace_is_named_and_the_rest_still_shown(tmp_path_factory, page)
         frame.locator("[data-testid=layer-row][data-path='mlp/hidden']").wait_for()
         link = frame.locator("[data-testid=trace-viewer-link]").get_attribute("href")
         assert link.startswith(f"{base}/?run=baseline%2Ftrain%2F")
+
+
+def test_empty_logdir_explains_how_to_record(tmp_path_factory, page):
+    empty = tmp_path_factory.mktemp("empty_logdir")
+    with run_tensorboard(empty, tmp_path_factory.mktemp("tb3")) as base:
+        page.goto(f"{base}/#metal")
+        frame = metal_frame(page)
+        state = frame.locator("[data-testid=empty-state]")
+        state.wait_for()
+        assert "No profiles yet" in state.inner_text()
+        assert "MetalProfileCallback(" in state.inner_text()
+        # A profile recorded while TensorBoard runs shows up with "Look again".
+        src = next(shared_logdir(tmp_path_factory).glob("baseline"))
+        shutil.copytree(src, empty / "baseline")
+        state.locator("button", has_text="Look again").click()
+        frame.locator("[data-testid=layer-row][data-path='mlp/hidden']").wait_for()
