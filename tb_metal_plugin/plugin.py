@@ -180,10 +180,15 @@ class _Job:
 class ProfileCache:
     """LRU of loaded profiles keyed by (path, size, mtime_ns, manifest identity)."""
 
-    def __init__(self, max_profiles: int = 8, max_parallel_loads: int = 1):
+    def __init__(
+        self, max_profiles: int = 8, max_trace_bytes: int = 512 << 20, max_parallel_loads: int = 1
+    ):
         self._jobs: OrderedDict[tuple, _Job] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_profiles
+        # A loaded profile holds about 1.5x its trace's size (62 MB trace: ~90 MB), so
+        # bound the cache by trace bytes too; the newest profile always stays.
+        self._max_bytes = max_trace_bytes
         # Loads are CPU-bound Python: running several at once only slows each down.
         self._slots = threading.Semaphore(max_parallel_loads)
 
@@ -206,7 +211,9 @@ class ProfileCache:
             for old in [k for k in self._jobs if k[0] == identity[0]]:
                 del self._jobs[old]
             self._jobs[identity] = job
-            while len(self._jobs) > self._max:
+            while len(self._jobs) > 1 and (
+                len(self._jobs) > self._max or sum(k[1] for k in self._jobs) > self._max_bytes
+            ):
                 self._jobs.popitem(last=False)
         threading.Thread(
             target=self._load,

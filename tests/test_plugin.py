@@ -455,3 +455,21 @@ def test_cache_can_be_switched_off(monkeypatch, tmp_path):
     cache = plugin_cache.DiskCache(blocker / "sub")
     cache.put(("p", 1, 2), "all", {"a": 1})
     assert cache.dir is None and cache.get(("p", 1, 2), "all") is None
+
+
+def test_profile_cache_is_bounded_by_count_and_bytes(tmp_path, logdir, monkeypatch):
+    root = tmp_path / "logs"
+    shutil.copytree(logdir, root)
+    traces = sorted(root.rglob("*.xplane.pb"))
+    infos = {str(p): i for i in api.find_sessions(root) for p in i.hosts.values()}
+    cache = plugin.ProfileCache(max_profiles=1)
+    first = cache.get(traces[0], infos[str(traces[0])])
+    first.done.wait(60)
+    assert cache.get(traces[0], infos[str(traces[0])]) is first
+    second = cache.get(traces[1], infos[str(traces[1])])
+    second.done.wait(60)
+    assert cache.get(traces[0], infos[str(traces[0])]) is not first  # evicted, reloaded
+    small = plugin.ProfileCache(max_trace_bytes=traces[0].stat().st_size - 1)
+    only = small.get(traces[0], infos[str(traces[0])])
+    only.done.wait(60)
+    assert small.get(traces[0], infos[str(traces[0])]) is only  # the newest always stays
