@@ -244,6 +244,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
             model.make_train_function(force=True)
         except Exception as e:
             self._warn_missing("layer scopes and placement (train function not rebuilt)", e)
+        self._install_step_wrapper()
 
     def _disarm(self) -> None:
         """Remove the wrappers and switch run metadata off (the traced call has run)."""
@@ -266,6 +267,8 @@ class MetalProfileCallback(keras.callbacks.Callback):
             except Exception as e:
                 self._placement = None
                 self._warn_missing("placement", e)
+        if not self._tracing:
+            self._remove_step_wrapper()
         if self._scopes and not any(self._scopes.values()):
             self._warn_missing(
                 "layer scopes", RuntimeError("no layer call was traced (step not retraced?)")
@@ -292,10 +295,34 @@ class MetalProfileCallback(keras.callbacks.Callback):
             self._warn(f"MetalProfileCallback: the profiler did not start ({e}); no trace.")
             return
         self._tracing = True
+        self._install_step_wrapper()
+
+    def _install_step_wrapper(self) -> None:
         # fit() looks `model.train_function` up for every batch: swapping it for the
-        # window's length marks the steps without any hook outside the window.
-        self._step_wrapper = _ProfiledStep(self, self.model.train_function)
-        self.model.train_function = self._step_wrapper
+        # window's length marks the steps (and cleans up if a step raises) without any
+        # hook outside the window.
+        if self._step_wrapper is None:
+            self._step_wrapper = _ProfiledStep(self, self.model.train_function)
+            self.model.train_function = self._step_wrapper
+
+    def _remove_step_wrapper(self) -> None:
+        wrapper, self._step_wrapper = self._step_wrapper, None
+        if wrapper is not None and self.model.train_function is wrapper:
+            self.model.train_function = wrapper.train_function
+
+    def _abort(self, error: BaseException) -> None:
+        """A step raised (fit() will not call on_train_end): restore the model, keep the trace."""
+        try:
+            self._warnings.append(
+                f"training raised {type(error).__name__} inside the profiled window; "
+                "the trace stops there"
+            )
+            if self._armed:
+                self._disarm()
+            if self._tracing:
+                self._stop_window()
+        finally:
+            self._remove_step_wrapper()
 
     def _stop_window(self) -> None:
         import tensorflow as tf
@@ -303,9 +330,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
         if self._armed:
             self._disarm()
         self._tracing = False
-        wrapper, self._step_wrapper = self._step_wrapper, None
-        if wrapper is not None and self.model.train_function is wrapper:
-            self.model.train_function = wrapper.train_function
+        self._remove_step_wrapper()
         self._avoid_session_collision()
         try:
             tf.profiler.experimental.stop()
@@ -475,7 +500,20 @@ class _ProfiledStep:
         self.train_function = train_function
 
     def __call__(self, iterator: Any) -> Any:
-        return self.callback._profiled_step(self.train_function, iterator)
+        callback = self.callback
+        try:
+            if callback._tracing:
+                return callback._profiled_step(self.train_function, iterator)
+            return self.train_function(iterator)
+        except StopIteration:  # the end of the data: fit() handles it
+            raise
+        except BaseException as e:
+            if type(e).__name__ != "OutOfRangeError":  # also the end of the data
+                try:
+                    callback._abort(e)
+                except Exception:  # never hide the user's error behind ours
+                    pass
+            raise
 
 
 def _synchronize(logs: Any) -> None:

@@ -283,6 +283,7 @@ def test_model_left_unchanged(tmp_path):
     assert attrs(model) == before
     for _, layer in iter_layers(model):
         assert "call" not in vars(layer)
+    assert type(model.train_function).__name__ != "_ProfiledStep"
     # Same arithmetic with and without the callback.
     for a, b in zip(model.get_weights(), twin.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -396,6 +397,34 @@ def test_manifest_write_failure_warns(tmp_path, monkeypatch):
     cb, manifest, ours = _fit(_sequential(), tmp_path)
     assert cb.trace_paths[0].is_file() and manifest is None
     assert any("manifest" in m and "read-only" in m for m in ours)
+
+
+def test_error_inside_window_restores_model_and_keeps_trace(tmp_path):
+    model = _sequential()
+    x, y = _data()
+
+    def batches():
+        for i in range(6):
+            if i == 3:  # batch 4 of the window (2, 5)
+                raise ValueError("bad batch")
+            yield x[i * 8 : (i + 1) * 8], y[i * 8 : (i + 1) * 8]
+
+    cb = MetalProfileCallback(tmp_path, profile_batch=(2, 5))
+    with warnings.catch_warnings(record=True), pytest.raises(Exception, match="bad batch"):
+        warnings.simplefilter("always")
+        model.fit(batches(), epochs=1, verbose=0, callbacks=[cb])
+    from tb_metal_plugin.recording.scopes import iter_layers
+
+    assert all("call" not in vars(layer) for _, layer in iter_layers(model))
+    assert type(model.train_function).__name__ != "_ProfiledStep"
+    from tensorflow.python.profiler import profiler_v2
+
+    assert profiler_v2._profiler is None  # the profiler was stopped
+    manifest = load_manifest(cb.trace_paths[0])
+    assert any("inside the profiled window" in w for w in manifest["warnings"])
+    assert manifest["placement"] and all(lay["scopes"] for lay in _layers_with_calls(manifest))
+    # The model still trains afterwards.
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
 
 
 # -- layer benchmark -------------------------------------------------------------------
