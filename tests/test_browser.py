@@ -199,6 +199,17 @@ def test_metal_tab_end_to_end(tensorboard, page, tmp_path_factory):
     tops = {c.get_attribute("data-path"): c.bounding_box()["y"] for c in children}
     assert list(sorted(tops, key=tops.get)) == sorted(tops, key=str.lower)
 
+    # Keyboard: arrows move between rows and collapse/expand, Enter opens the ops.
+    root_row = frame.locator('[data-testid=layer-row][data-path="mlp"]')
+    root_row.focus()
+    page.keyboard.press("ArrowLeft")
+    frame.locator('[data-testid=layer-row][data-path="mlp/hidden"]').wait_for(state="detached")
+    page.keyboard.press("ArrowRight")
+    frame.locator('[data-testid=layer-row][data-path="mlp/hidden"]').wait_for()
+    page.keyboard.press("ArrowDown")
+    focused = frame.evaluate("document.activeElement.dataset.path")
+    assert focused == sorted(tops, key=str.lower)[0]
+
     # Chart: the top leaf layers by time, the numbers the API gave.
     canvas = frame.locator("[data-testid=top-chart]")
     box = canvas.bounding_box()

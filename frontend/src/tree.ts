@@ -58,6 +58,7 @@ export class LayerTree {
   private selected: string | null = null;
   private template = "";
   private frame = 0;
+  private focusKey: string | null = null;
   private rendered: [number, number] = [-1, -1];
 
   constructor(private opts: TreeOptions) {
@@ -194,6 +195,18 @@ export class LayerTree {
     this.rendered = [start, end];
     clear(this.inner);
     for (let i = start; i < end; i++) this.inner.appendChild(this.renderRow(this.flat[i], i));
+    if (this.focusKey !== null) {
+      // Rows are re-created on render: give keyboard focus back to the same layer.
+      const idx = this.flat.findIndex((r) => pathKey(r.node.path) === this.focusKey);
+      if (idx >= 0 && (idx < start || idx >= end)) {
+        this.body.scrollTop = Math.max(0, (idx - 3) * ROW_H);
+        this.renderVisible(true); // renders around the row, then focuses it
+        return;
+      }
+      const el = [...this.inner.children].find((c) => (c as HTMLElement).dataset.path === this.flat[idx]?.node.path.join("/"));
+      this.focusKey = null;
+      (el as HTMLElement | undefined)?.focus();
+    }
   }
 
   private renderRow(r: FlatRow, i: number): HTMLElement {
@@ -222,12 +235,27 @@ export class LayerTree {
       class: "tree-row" + (r.bucket ? " bucket" : "") + (key === this.selected ? " selected" : "") + (n.fallback_count > 0 ? " has-fallback" : ""),
       style: `top:${i * ROW_H}px;grid-template-columns:${this.template}`,
       role: "row",
+      tabindex: 0,
+      "aria-level": r.depth + 1,
+      "aria-expanded": r.hasChildren ? String(open) : null,
       "data-path": n.path.join("/"),
       "data-testid": "layer-row",
       onclick: () => {
         this.selected = key;
         this.renderVisible(true);
         this.opts.onSelect(n, r.bucket);
+      },
+      // Keyboard: Enter selects, arrows expand/collapse and move between rows.
+      onkeydown: (ev: Event) => {
+        const k = (ev as KeyboardEvent).key;
+        if (k === "Enter" || k === " ") { this.selected = key; this.opts.onSelect(n, r.bucket); }
+        else if (k === "ArrowRight" && r.hasChildren && !open) this.expanded.add(key);
+        else if (k === "ArrowLeft" && open) this.expanded.delete(key);
+        else if (k === "ArrowDown" || k === "ArrowUp") this.focusKey = pathKey(this.flat[Math.max(0, Math.min(this.flat.length - 1, i + (k === "ArrowDown" ? 1 : -1)))].node.path);
+        else return;
+        ev.preventDefault();
+        if (k !== "ArrowDown" && k !== "ArrowUp") this.focusKey = key;
+        this.refresh();
       },
     },
       nameCell,
