@@ -276,6 +276,16 @@ def test_metal_tab_end_to_end(tensorboard, page, tmp_path_factory):
     frame.locator("[data-testid=trace-viewer-link]").click()
     page.wait_for_url("**tool=trace_viewer@**")
     assert page.url.startswith(f"{base}/?run=") and page.url.endswith("#profile")
+    with urllib.request.urlopen(f"{base}/data/plugins_listing") as r:
+        has_profile_tab = "profile" in json.load(r)
+    if has_profile_tab:
+        # xprof's Profile tab really opens the trace viewer on this session and host.
+        run_q = urllib.parse.quote(shown, safe="")
+        want = f"/data/plugin/profile/trace_viewer@?run={run_q}"
+        deadline = time.monotonic() + 60
+        while not any(want in f.url and "host=vm" in f.url for f in page.frames):
+            assert time.monotonic() < deadline, [f.url for f in page.frames]
+            page.wait_for_timeout(250)
 
 
 def test_corrupt_trace_is_named_and_the_rest_still_shown(tmp_path_factory, page):
