@@ -67,6 +67,7 @@ class Selection:
 
     def __init__(self, events: TraceEvents, step: int | str | None):
         self.step = step
+        self.label: str | int
         nsteps = len(events.steps)
         if step is None or step == "all":
             self.slots = list(range(nsteps + 1))
@@ -89,7 +90,7 @@ class Selection:
             self.slots = [index[int(step)]]
             self.divisor = 1
             self.step_time_ps = events.steps[self.slots[0]].duration_ps
-            self.label = str(step)
+            self.label = int(step)
 
     def sum(self, values: list[int]) -> int:
         """Sum of the selected slots, divided for the per-step mean."""

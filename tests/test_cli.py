@@ -61,7 +61,7 @@ def test_ops_filtered_by_layer_and_step(corpus):
         run("ops", path, "--layer", f"{model}/head", "--step", step, "--format", "json").output
     )
     assert data["ops"] and all(o["layer"][:2] == [model, "head"] for o in data["ops"])
-    assert data["step"] == str(step)
+    assert data["step"] == step
 
 
 def test_bad_step_is_a_clear_error(corpus):
