@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from functools import cache, lru_cache
 from importlib import resources
+from typing import Any
 
 METAL_GPU = "metal_gpu"
 CPU_FALLBACK = "cpu_fallback"
@@ -244,6 +245,8 @@ def predict_ops(ops: list[dict], metal_version: str | None = None) -> dict:
     rows = []
     totals = dict.fromkeys(VERDICTS, 0)
     layers: dict[tuple | None, dict] = {}
+    # Ops outside any layer, also per bucket (optimizer, input pipeline...) for the layer tree.
+    buckets: dict[str, dict] = {}
     for op in ops:
         pred = predict_op(op.get("type") or "", op.get("name") or "", version)
         ps = int(op.get("self_ps") or 0)
@@ -259,28 +262,22 @@ def predict_ops(ops: list[dict], metal_version: str | None = None) -> dict:
         rows.append(row)
         totals[pred["verdict"]] += ps
         key = tuple(op["layer"]) if op.get("layer") else None
-        agg = layers.setdefault(
-            key, {"verdicts": dict.fromkeys(VERDICTS, 0), "seen": set(), "fb": {}}
-        )
-        agg["verdicts"][pred["verdict"]] += ps
-        agg["seen"].add(pred["verdict"])
-        for t in pred["fallback_op_types"]:
-            agg["fb"][t] = agg["fb"].get(t, 0) + ps
+        targets: list[tuple[dict, Any]] = [(layers, key)]
+        if key is None:
+            targets.append((buckets, op.get("bucket") or "other"))
+        for group, gkey in targets:
+            agg = group.setdefault(
+                gkey, {"verdicts": dict.fromkeys(VERDICTS, 0), "seen": set(), "fb": {}}
+            )
+            agg["verdicts"][pred["verdict"]] += ps
+            agg["seen"].add(pred["verdict"])
+            for t in pred["fallback_op_types"]:
+                agg["fb"][t] = agg["fb"].get(t, 0) + ps
     total = sum(totals.values())
-    layer_rows = []
-    for key, agg in layers.items():
-        layer_rows.append(
-            {
-                "layer": list(key) if key else None,
-                "verdicts": agg["verdicts"],
-                # Largest first: the op type costing the most time is the one to replace first.
-                "fallback_op_types": sorted(agg["fb"], key=lambda t: (-agg["fb"][t], t)),
-                "fallback_ps": agg["verdicts"][CPU_FALLBACK],
-                "total_ps": sum(agg["verdicts"].values()),
-                "verdict": worst_verdict(agg["seen"]),
-            }
-        )
+    layer_rows = [{"layer": list(k) if k else None, **_rollup(a)} for k, a in layers.items()]
     layer_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["layer"] or []))
+    bucket_rows = [{"bucket": k, **_rollup(a)} for k, a in buckets.items()]
+    bucket_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["bucket"]))
     return {
         "metal_version": version,
         "is_prediction": True,
@@ -295,7 +292,36 @@ def predict_ops(ops: list[dict], metal_version: str | None = None) -> dict:
         "verdict_ps": totals,
         "ops": rows,
         "layers": layer_rows,
+        "buckets": bucket_rows,
     }
+
+
+def _rollup(agg: dict) -> dict:
+    return {
+        "verdicts": agg["verdicts"],
+        # Largest first: the op type costing the most time is the one to replace first.
+        "fallback_op_types": sorted(agg["fb"], key=lambda t: (-agg["fb"][t], t)),
+        "fallback_ps": agg["verdicts"][CPU_FALLBACK],
+        "total_ps": sum(agg["verdicts"].values()),
+        "verdict": worst_verdict(agg["seen"]),
+    }
+
+
+def check(ops_payload: dict, manifest: dict | None, metal_version: str | None = None) -> dict:
+    """`tb-metal metal-check --format json` and the plugin's `/readiness`: an ``ops`` payload of
+    the core (header kept) with its readiness prediction, and, for a run recorded on a Mac with
+    tensorflow-metal (manifest ``environment.tensorflow_metal``), where the measured placement
+    disagrees with the prediction."""
+    data = {k: v for k, v in ops_payload.items() if k != "ops"}
+    pred = predict_ops(ops_payload.get("ops") or [], metal_version)
+    data.update(pred)
+    env = (manifest or {}).get("environment") or {}
+    measured = env.get("tensorflow_metal") or None
+    data["measured_tensorflow_metal"] = measured
+    data["disagreements"] = compare_with_measured(pred, pred["ops"]) if measured else None
+    # Most severe first: the order a group of ops takes its verdict in (worst_verdict).
+    data["verdict_order"] = sorted(VERDICTS, key=lambda v: -_SEVERITY[v])
+    return data
 
 
 def _measured_kind(device: str) -> str | None:
