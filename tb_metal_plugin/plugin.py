@@ -285,6 +285,19 @@ def _parse_layer(raw: str | None) -> list[str] | None:
     return layer
 
 
+def _parse_metal_version(raw: str | None) -> str:
+    from tb_metal_plugin import readiness
+
+    versions = readiness.available_metal_versions()
+    if not raw:
+        return versions[0]
+    if raw not in versions:
+        raise tb_errors.InvalidArgumentError(
+            f"unknown tensorflow-metal version {raw!r}; known: {', '.join(versions)}"
+        )
+    return raw
+
+
 def _check_name(value: str, what: str) -> str:
     # Names only select among scanned sessions, so they never reach the file system;
     # still refuse obviously hostile values early with a clear 400.
@@ -327,6 +340,7 @@ class MetalPlugin(base_plugin.TBPlugin):
             "/layers": self._serve_layers,
             "/ops": self._serve_ops,
             "/compare": self._serve_compare,
+            "/readiness": self._serve_readiness,
         }
 
     def is_active(self) -> bool:
@@ -536,3 +550,29 @@ class MetalPlugin(base_plugin.TBPlugin):
             for p, (_, h, _) in zip(payloads, picks, strict=True)
         ]
         return http_util.Respond(request, compare(payloads, labels), _JSON)
+
+    @wrappers.Request.application
+    def _serve_readiness(self, request):
+        from tb_metal_plugin import readiness
+
+        step = _parse_step(request.args.get("step"))
+        version = _parse_metal_version(request.args.get("metal_version"))
+        wait_s = _parse_wait(request.args.get("wait"))
+        info, host, path = self._session_host(request)
+        job = self._job(info, host, path)
+        self._wait(job, wait_s)
+        if job.state == "loading":
+            return http_util.Respond(request, job.status(), _JSON, code=202)
+        if job.state == "error":
+            return self._error_response(request, job)
+        key = ("readiness", step, version)
+        with job.payload_lock:
+            payload = job.payloads.get(key)
+            if payload is None:
+                ops = self._call(job.profile.ops, step=step)
+                payload = readiness.check(ops, job.profile.manifest, version)
+                payload["file"] = self._rel(path)
+                # The picker's choices, newest (the default) first.
+                payload["metal_versions"] = readiness.available_metal_versions()
+                job.payloads[key] = payload
+        return http_util.Respond(request, payload, _JSON)

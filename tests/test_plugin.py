@@ -14,10 +14,10 @@ from tensorboard.backend import application
 from tensorboard.plugins import base_plugin
 from werkzeug.test import Client
 
-from tb_metal_plugin import api, plugin
+from tb_metal_plugin import api, plugin, readiness
 from tb_metal_plugin.compare import compare
 from tb_metal_plugin.plugin import MetalPlugin
-from tests.test_plugin_support import shared_logdir
+from tests.test_plugin_support import augment_logdir, shared_logdir
 
 BASE = "/data/plugin/metal"
 
@@ -375,6 +375,126 @@ def test_compare_bad_params(client, params):
 def test_compare_unknown_session(client):
     r = get(client, "/compare", session=[by_run(client, "baseline/train"), "../../etc"])
     assert r.status_code == 404
+
+
+# -- Metal readiness -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def augment(tmp_path_factory) -> Path:
+    return augment_logdir(tmp_path_factory)
+
+
+def readiness_rows(body: dict) -> dict[str, dict]:
+    return {"/".join(r["layer"]) if r["layer"] else "": r for r in body["layers"]}
+
+
+def test_readiness_matches_the_prediction(client, logdir):
+    name = by_run(client, "baseline/train")
+    r = get(client, "/readiness", session=name, step="avg")
+    assert r.status_code == 200
+    body = r.json
+    info = next(s for s in api.find_sessions(logdir) if s.name == name)
+    prof = api.load_file(info.hosts["vm"], info)
+    expected = readiness.check(prof.ops("avg"), prof.manifest)
+    for key in ("metal_version", "total_ps", "fallback_ps", "fallback_share", "cpu_only_ps",
+                "verdict_ps", "layers", "buckets", "ops", "step", "steps"):  # fmt: skip
+        assert body[key] == json.loads(json.dumps(expected[key])), key
+    # Labelled a prediction, for the newest version unless asked otherwise.
+    assert body["is_prediction"] is True and "Prediction" in body["note"]
+    assert body["metal_version"] == readiness.default_metal_version()
+    assert body["metal_versions"] == readiness.available_metal_versions()
+    assert body["measured_tensorflow_metal"] is None and body["disagreements"] is None
+    assert body["verdict_order"][0] == "cpu_fallback" and body["verdict_order"][-1] == "metal_gpu"
+    assert not os.path.isabs(body["file"])
+    # Dense layers run on Metal.
+    rows = readiness_rows(body)
+    for layer in ("mlp/dense_in", "mlp/hidden", "mlp/head"):
+        assert rows[layer]["verdict"] == "metal_gpu", rows[layer]
+
+
+def test_readiness_names_random_rotation_and_its_op_type(augment):
+    c, _ = make_client(augment)
+    name = sessions(c)[0]
+    body = get(c, "/readiness", session=name).json
+    rows = readiness_rows(body)
+    rotate = rows["augment/rotate"]
+    assert rotate["verdict"] == "cpu_fallback"
+    assert "ImageProjectiveTransformV3" in rotate["fallback_op_types"]
+    assert rows["augment/py_tanh"]["verdict"] == "cpu_only_by_nature"
+    assert rows["augment/conv"]["verdict"] == "metal_gpu"
+    assert rows["augment/head"]["verdict"] == "metal_gpu"
+    assert body["fallback_ps"] >= rotate["fallback_ps"] > 0
+    assert 0 < body["fallback_share"] < 1
+    assert body["cpu_only_ps"] >= rows["augment/py_tanh"]["total_ps"] > 0
+    # Ops outside any layer are rolled up per bucket too (the layer tree's bucket rows).
+    assert {b["bucket"] for b in body["buckets"]} <= {
+        b["name"] for b in get(c, "/layers", session=name).json["buckets"]
+    } | {"other"}
+    # An older release has its own answer, labelled with its version.
+    old = get(c, "/readiness", session=name, metal_version="0.1.0").json
+    assert old["metal_version"] == "0.1.0" and "0.1.0" in old["note"]
+
+
+def test_readiness_of_a_run_measured_on_a_mac(tmp_path, augment):
+    """A manifest saying the run had tensorflow-metal: measured placement vs prediction."""
+    root = tmp_path / "logs"
+    shutil.copytree(augment, root)
+    trace = next(root.rglob("*.xplane.pb"))
+    c, _ = make_client(root)
+    name = sessions(c)[0]
+    conv = next(o for o in get(c, "/ops", session=name).json["ops"]
+                if o["layer"] == ["augment", "conv"] and o["type"].endswith("Conv2D"))  # fmt: skip
+    from tb_metal_plugin.manifest import write_manifest
+
+    write_manifest(trace, {
+        "environment": {"tensorflow_metal": "1.2.0", "os": "Darwin", "machine": "arm64"},
+        # The run placed the convolution on the CPU although Metal has a kernel for it.
+        "placement": [{"name": conv["name"], "type": conv["type"],
+                       "device": "/job:localhost/replica:0/task:0/device:CPU:0"}],
+    })  # fmt: skip
+    body = get(c, "/readiness", session=name).json
+    assert body["measured_tensorflow_metal"] == "1.2.0"
+    assert [(d["name"], d["predicted"]) for d in body["disagreements"]] == [
+        (conv["name"], "metal_gpu")
+    ]
+    assert body["disagreements"][0]["layer"] == ["augment", "conv"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"session": "BASELINE", "metal_version": "9.9.9"}, 400),
+        ({"session": "BASELINE", "metal_version": "../1.2.0"}, 400),
+        ({"session": "BASELINE", "step": "x"}, 400),
+        ({"session": "BASELINE", "wait": "-1"}, 400),
+        ({}, 400),
+        ({"session": "no/such/session"}, 404),
+        ({"session": "BASELINE", "host": "nohost"}, 404),
+        ({"session": "BASELINE", "step": "99999"}, 404),
+    ],
+)
+def test_readiness_bad_params(client, params, status):
+    if params.get("session") == "BASELINE":
+        params = {**params, "session": by_run(client, "baseline/train")}
+    r = get(client, "/readiness", **params)
+    assert r.status_code == status, r.data
+    if "metal_version" in params:
+        # The answer lists the versions there are.
+        msg = r.get_data(as_text=True)
+        assert all(v in msg for v in readiness.available_metal_versions())
+
+
+def test_readiness_is_202_while_loading(logdir, monkeypatch):
+    c, _ = make_client(logdir)
+    name = by_run(c, "baseline/train")
+    release = blocked_loads(monkeypatch)
+    try:
+        r = c.get(f"{BASE}/readiness", query_string={"session": name})
+        assert r.status_code == 202 and r.json["status"] == "loading"
+    finally:
+        release.set()
+    assert get(c, "/readiness", session=name).status_code == 200
 
 
 # -- the on-disk payload cache (a restarted TensorBoard) ---------------------------------

@@ -45,12 +45,44 @@ RECORD_SCRIPT = textwrap.dedent(
 )
 
 
-def record_logdir(logdir: Path) -> Path:
-    """Record two real profiled runs ("baseline", "wide") under ``logdir`` and return it."""
+# A run for the Metal readiness view: RandomRotation (ImageProjectiveTransformV3, no Metal
+# kernel), a py_function layer (CPU-only by nature), then a convolution and a dense layer.
+AUGMENT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    class PyTanh(layers.Layer):
+        def call(self, x):
+            y = tf.py_function(lambda a: tf.tanh(a), [x], tf.float32)
+            y.set_shape(x.shape)
+            return y
+
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        layers.RandomRotation(0.1, name="rotate"),
+        layers.Conv2D(8, 3, activation="relu", name="conv"),
+        layers.Flatten(name="flatten"),
+        PyTanh(name="py_tanh"),
+        layers.Dense(4, name="head"),
+    ], name="augment")
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(0)
+    x = rng.random((96, 16, 16, 3), dtype="float32")
+    y = rng.normal(size=(96, 4)).astype("float32")
+    tb = keras.callbacks.TensorBoard(log_dir=f"{sys.argv[1]}/augment", profile_batch=(2, 3))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[tb])
+    """
+)
+
+
+def record_logdir(logdir: Path, script: str = RECORD_SCRIPT) -> Path:
+    """Record real profiled runs under ``logdir`` (by default "baseline" and "wide")."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    subprocess.run(
-        [sys.executable, "-c", RECORD_SCRIPT, str(logdir)], check=True, env=env, timeout=600
-    )
+    subprocess.run([sys.executable, "-c", script, str(logdir)], check=True, env=env, timeout=600)
     return logdir
 
 
@@ -65,3 +97,16 @@ def shared_logdir(tmp_path_factory) -> Path:
     if "logdir" not in _RECORDED:
         _RECORDED["logdir"] = record_logdir(tmp_path_factory.mktemp("metal_logdir"))
     return _RECORDED["logdir"]
+
+
+def augment_logdir(tmp_path_factory) -> Path:
+    """A logdir with one run "augment" (see AUGMENT_SCRIPT), recorded once per process;
+    TB_METAL_TEST_AUGMENT_LOGDIR reuses one recorded earlier."""
+    given = os.environ.get("TB_METAL_TEST_AUGMENT_LOGDIR")
+    if given:
+        return Path(given)
+    if "augment" not in _RECORDED:
+        _RECORDED["augment"] = record_logdir(
+            tmp_path_factory.mktemp("augment_logdir"), AUGMENT_SCRIPT
+        )
+    return _RECORDED["augment"]
