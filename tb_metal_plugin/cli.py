@@ -77,6 +77,16 @@ def load(path: str, run: str | None, session: str | None, host: str | None) -> a
     return prof
 
 
+def emit(fmt: str, data: dict, table, to_csv) -> None:
+    """Print a payload as JSON, CSV or a terminal table (the same data in each)."""
+    if fmt == "json":
+        click.echo(formatting.to_json(data))
+    elif fmt == "csv":
+        click.echo(to_csv(data), nl=False)
+    else:
+        click.echo(table(data))
+
+
 def errors_to_exit(f):
     """Turn tb-metal's typed errors into a clear message and exit status 2."""
 
@@ -108,12 +118,7 @@ def layers(path, run, session, host, step, fmt):
     """Per-layer breakdown: time per phase and device, share, fallbacks."""
     prof = load(path, run, session, host)
     data = prof.layers(step)
-    if fmt == "json":
-        click.echo(formatting.to_json(data))
-    elif fmt == "csv":
-        click.echo(formatting.layers_csv(data), nl=False)
-    else:
-        click.echo(formatting.layers_table(data))
+    emit(fmt, data, formatting.layers_table, formatting.layers_csv)
 
 
 @main.command()
@@ -132,12 +137,7 @@ def ops(path, run, session, host, step, fmt, layer, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
     data = prof.ops(step, layer.split("/") if layer else None)
-    if fmt == "json":
-        click.echo(formatting.to_json(data))
-    elif fmt == "csv":
-        click.echo(formatting.ops_csv(data), nl=False)
-    else:
-        click.echo(formatting.ops_table(data, limit))
+    emit(fmt, data, lambda d: formatting.ops_table(d, limit), formatting.ops_csv)
 
 
 @main.command("metal-check")
@@ -181,7 +181,7 @@ def metal_check(path, run, session, host, step, fmt, metal_version):
         raw = [[r[0], r[1], lr["fallback_ps"], lr["total_ps"], r[4]] for r, lr in
                zip(rows, data["layers"], strict=True)]  # fmt: skip
         click.echo(
-            formatting._csv([*headers[:2], "fallback_ps", "time_ps", headers[4]], raw), nl=False
+            formatting.csv_text([*headers[:2], "fallback_ps", "time_ps", headers[4]], raw), nl=False
         )
         return
     click.echo(
@@ -190,7 +190,7 @@ def metal_check(path, run, session, host, step, fmt, metal_version):
         f"({formatting.fmt_time(data['fallback_ps'])} of {formatting.fmt_time(data['total_ps'])});"
         f" CPU-only by nature: {formatting.fmt_time(data['cpu_only_ps'])}"
     )
-    click.echo(formatting._table(headers, rows, {2, 3}))
+    click.echo(formatting.text_table(headers, rows, {2, 3}))
     for d in data["disagreements"] or []:
         click.echo(f"measured differs: {d['name']} ({d['type']}): {d['reason']}")
 
@@ -223,12 +223,7 @@ def compare_cmd(paths, step, host, labels, fmt):
         raise click.UsageError("give one --label per PATH, or none")
     payloads = [load(p, None, None, host).layers(step) for p in paths]
     data = comparing.compare(payloads, list(labels) or list(paths))
-    if fmt == "json":
-        click.echo(formatting.to_json(data))
-    elif fmt == "csv":
-        click.echo(comparing.compare_csv(data), nl=False)
-    else:
-        click.echo(comparing.compare_table(data))
+    emit(fmt, data, comparing.compare_table, comparing.compare_csv)
 
 
 if __name__ == "__main__":

@@ -181,7 +181,7 @@ def _label_cols(data: dict) -> list[str]:
 
 def compare_table(data: dict) -> str:
     """Render a comparison as a terminal table (layers in tree order, then buckets)."""
-    from .formatting import _table, fmt_time
+    from .formatting import fmt_time, text_table
 
     labels = data["labels"]
     short = _label_cols(data)
@@ -218,7 +218,7 @@ def compare_table(data: dict) -> str:
             for i in range(len(labels))
         )
     )
-    lines += ["", _table(headers, rows, right)]
+    lines += ["", text_table(headers, rows, right)]
     if data["unmatched"]:
         lines.append("")
         lines.append("* unmatched layers:")
@@ -230,7 +230,7 @@ def compare_table(data: dict) -> str:
 
 def compare_csv(data: dict) -> str:
     """Render a comparison as CSV with raw picoseconds (one row per matched-or-not layer)."""
-    from .formatting import _csv
+    from .formatting import csv_text
 
     labels = data["labels"]
     headers = ["layer", "kind", "matched"]
@@ -247,4 +247,4 @@ def compare_csv(data: dict) -> str:
                 d, s = r["delta_ps"][i], r["speedup"][i]
                 row += ["" if d is None else d, "" if s is None else f"{s:.6g}"]
         rows.append(row)
-    return _csv(headers, rows)
+    return csv_text(headers, rows)

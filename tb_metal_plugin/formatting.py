@@ -32,7 +32,8 @@ def to_json(data: dict) -> str:
     return json.dumps(data, indent=2)
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+def text_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """Aligned columns with a header rule; columns in `right` are right-aligned."""
     widths = [len(h) for h in headers]
     for r in rows:
         for i, cell in enumerate(r):
@@ -130,7 +131,7 @@ def layers_table(data: dict) -> str:
         f"attribution: {data['attribution_source']}  "
         f"devices: {', '.join(data['devices']) or 'CPU'}",
         "",
-        _table(headers, rows, right={1, 2, 3, 4, 5, 6}),
+        text_table(headers, rows, right={1, 2, 3, 4, 5, 6}),
         "",
         f"note: {data['time_note']}",
     ]
@@ -166,10 +167,11 @@ def ops_table(data: dict, limit: int | None = None) -> str:
         )
     more = len(data["ops"]) - len(rows)
     tail = [f"... {more} more ops (use --limit 0 or --format json)"] if more > 0 else []
-    return "\n".join([_table(headers, rows, right={6, 7, 8})] + tail)
+    return "\n".join([text_table(headers, rows, right={6, 7, 8})] + tail)
 
 
-def _csv(headers: list[str], rows: list[list]) -> str:
+def csv_text(headers: list[str], rows: list[list]) -> str:
+    """Rows as CSV text with a header line."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(headers)
@@ -204,7 +206,7 @@ def layers_csv(data: dict) -> str:
                 n["copy_ps"],
             ]
         )
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
 
 
 def ops_csv(data: dict) -> str:
@@ -242,4 +244,4 @@ def ops_csv(data: dict) -> str:
         ]
         for r in data["ops"]
     ]
-    return _csv(headers, rows)
+    return csv_text(headers, rows)
