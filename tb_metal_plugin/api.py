@@ -122,7 +122,7 @@ class Profile:
     def ops(self, step: int | str | None = None, layer: list[str] | None = None) -> dict:
         """Per-op attribution rows (optionally only those of one layer and its sublayers)."""
         sel = self._selection(step)
-        rows = op_rows(self._ops, sel, self.events.has_device_timeline)
+        rows = op_rows(self._ops, sel)
         if layer:
             want = list(layer)
             rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
@@ -133,7 +133,7 @@ class Profile:
     def layers(self, step: int | str | None = None) -> dict:
         """The per-layer tree with roll-ups, the named buckets, fallbacks and copies."""
         sel = self._selection(step)
-        rows = op_rows(self._ops, sel, self.events.has_device_timeline)
+        rows = op_rows(self._ops, sel)
         benchmarks: dict[tuple[str, ...], list[dict]] = {}
         for b in (self.manifest or {}).get("layer_benchmarks") or []:
             benchmarks.setdefault(tuple(b.get("path") or ()), []).append(b)

@@ -105,7 +105,7 @@ class Selection:
         return round(total / self.divisor, 2) if self.divisor > 1 else total
 
 
-def op_rows(ops: list[AttributedOp], sel: Selection, device_timeline: bool) -> list[dict]:
+def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
     """One row per op with every figure of the selection; ops with no event there are left out."""
     rows = []
     for op in ops:

@@ -146,7 +146,7 @@ class TraceFile:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def planes(self, progress: Callable[[float, str], None] | None = None) -> list[PlaneData]:
+    def planes(self) -> list[PlaneData]:
         """Split the file into planes and parse each plane's metadata (not its lines)."""
         if self.size == 0:
             raise TraceError(self.path, "empty file (0 bytes): the profiler wrote nothing")
