@@ -106,3 +106,23 @@ def test_host_only_trace_says_times_are_host_side(corpus):
     assert "host-side" in data["time_note"]
     ops = load_profile(corpus["sequential"]).ops()["ops"]
     assert {o["device_source"] for o in ops} == {"assumed"}
+
+
+def test_device_plane_names_and_op_names():
+    from tb_metal_plugin.events import device_plane_id, line_kind
+
+    assert device_plane_id("/device:GPU:0") == "GPU:0"
+    assert device_plane_id("/device:GPU:1 (Metal)") == "GPU:1"
+    assert device_plane_id("/host:CPU") is None
+    assert device_plane_id("Task Environment") is None
+    assert split_op_name("a/b/MatMul:_MklMatMul", "_MklMatMul") == ("a/b/MatMul", "_MklMatMul")
+    assert split_op_name("a/b/MatMul:MatMul") == ("a/b/MatMul", "MatMul")
+    for not_op in (
+        "Iterator::Root::Prefetch",
+        "EagerLocalExecute: __inference_f_12",
+        "ThreadpoolListener::Record",
+        "Profiled batch",
+    ):
+        assert split_op_name(not_op) is None
+    assert line_kind("tf_data_iterator_get_next/123") == "tf_data"
+    assert line_kind("tf_Compute/1") == "compute"
