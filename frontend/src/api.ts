@@ -1,6 +1,6 @@
 // Fetch helpers. URLs are relative: the iframe's <base href="plugin/metal/"> makes them
 // resolve under /data/plugin/metal/, which keeps --path_prefix working.
-import type { ComparePayload, ErrorBody, LayersPayload, LoadingStatus, OpsPayload, SessionsPayload, Step } from "./types";
+import type { ComparePayload, ErrorBody, LayersPayload, LoadingStatus, OpsPayload, ReadinessPayload, SessionsPayload, Step } from "./types";
 
 export class ApiError extends Error {
   constructor(public status: number, public body: ErrorBody | null, text: string) {
@@ -65,4 +65,11 @@ export function fetchCompare(items: { session: string; host: string }[], step: S
     q.append("host", it.host);
   }
   return getJson<ComparePayload>("./compare?" + q.toString(), progress, signal);
+}
+
+/** Metal readiness prediction; `metalVersion` null = the newest tensorflow-metal. */
+export function fetchReadiness(session: string, host: string, step: Step, metalVersion: string | null, progress?: Progress, signal?: AbortSignal): Promise<ReadinessPayload> {
+  const q = new URLSearchParams({ session, host, step: stepParam(step) });
+  if (metalVersion) q.set("metal_version", metalVersion);
+  return getJson<ReadinessPayload>("./readiness?" + q.toString(), progress, signal);
 }

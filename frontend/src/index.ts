@@ -1,10 +1,11 @@
 // Entry point of the Metal tab. TensorBoard loads this ES module in an iframe and calls
 // render(); everything is fetched from the plugin's JSON routes with relative URLs.
-import { ApiError, fetchLayers, fetchOps, fetchSessions } from "./api";
+import { ApiError, fetchLayers, fetchOps, fetchReadiness, fetchSessions } from "./api";
 import { topLayers, TopChart, type StackBy } from "./chart";
 import { CompareView } from "./compare";
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathLabel } from "./format";
+import { ReadinessPanel, verdictLookup } from "./readiness";
 import { DataTable } from "./table";
 import { deviceClass, LayerTree } from "./tree";
 import type { Fallback, LayerNode, LayersPayload, OpRow, SessionEntry, SessionsPayload, Step } from "./types";
@@ -22,6 +23,7 @@ interface AppState {
   view: "breakdown" | "compare";
   stackBy: StackBy;
   selected: { path: string[]; bucket: boolean } | null;
+  metalVersion: string | null; // tensorflow-metal release the readiness prediction is for; null = newest
 }
 
 function describeAttribution(src: string): string {
@@ -83,11 +85,13 @@ class App {
   private progress: HTMLElement;
   private progressBar: HTMLProgressElement;
   private progressMsg: HTMLElement;
-  private state: AppState = { sessions: [], session: null, host: null, step: null, view: "breakdown", stackBy: "device", selected: null };
+  private state: AppState = { sessions: [], session: null, host: null, step: null, view: "breakdown", stackBy: "device", selected: null, metalVersion: null };
   private layers: LayersPayload | null = null;
   private chart: TopChart | null = null;
   private tree: LayerTree | null = null;
   private opsPanel: HTMLElement | null = null;
+  private readiness: ReadinessPanel | null = null;
+  private readinessSeq = 0;
   private compare: CompareView;
   private loadSeq = 0;
   private abort: AbortController | null = null;
@@ -303,15 +307,39 @@ class App {
       h("p", { class: "note" }, `The ${top.length} leaf layers with the most time, stacked by ${this.state.stackBy === "device" ? "device" : "phase"}. ${p.timeline === "device" ? "Device timeline." : "Host-side time."}`),
       top.length ? this.chart.el : h("p", { class: "empty" }, "No layer time in this selection."));
 
-    // Fallbacks.
+    // Fallbacks: measured, then predicted for tensorflow-metal.
     const fbPanel = this.fallbackPanel(p, hasGpu);
+    this.readiness = new ReadinessPanel({
+      onVersion: (v) => { this.state.metalVersion = v; void this.loadReadiness(p); },
+      onSelect: (path, bucket) => this.selectLayer(path, bucket, !bucket),
+    });
     this.opsPanel = h("section", { class: "panel", "data-testid": "ops-panel" });
 
-    this.main.append(summary, notes, ...warnings, treePanel, chartPanel, fbPanel, this.opsPanel);
+    this.main.append(summary, notes, ...warnings, treePanel, this.readiness.el, chartPanel, fbPanel, this.opsPanel);
+    void this.loadReadiness(p);
     if (top.length) drawChart();
     const sel = this.state.selected;
     if (sel && (sel.bucket || findNode(p.layers, sel.path))) this.selectLayer(sel.path, sel.bucket, true);
     else this.opsPrompt();
+  }
+
+  /** The readiness prediction for the shown selection: the panel and the tree's column. */
+  private async loadReadiness(p: LayersPayload): Promise<void> {
+    const st = this.state;
+    const panel = this.readiness;
+    if (!panel || !st.session || !st.host) return;
+    const seq = ++this.readinessSeq;
+    panel.loading(st.metalVersion);
+    try {
+      const data = await fetchReadiness(st.session, st.host, st.step, st.metalVersion);
+      if (seq !== this.readinessSeq || panel !== this.readiness) return;
+      panel.render(data);
+      this.tree?.setReadiness(verdictLookup(data, p.layers));
+    } catch (e) {
+      if (seq !== this.readinessSeq || panel !== this.readiness) return;
+      panel.error(e instanceof Error ? e.message : String(e));
+      this.tree?.setReadiness(null);
+    }
   }
 
   private card(label: string, value: string, testid: string): HTMLElement {

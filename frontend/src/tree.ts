@@ -2,12 +2,15 @@
 // the DOM, so trees with thousands of layers scroll smoothly.
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathKey } from "./format";
+import { verdictBadge, type VerdictCell } from "./readiness";
 import type { LayerNode } from "./types";
 
 const ROW_H = 28;
 const OVERSCAN = 20;
 
-type SortKey = string; // "name" | "self" | "total" | "share" | "ops" | "fallbacks" | "phase:<p>" | "dev:<d>"
+type SortKey = string; // "name" | "self" | "total" | "share" | "ops" | "fallbacks" | "metal" | "phase:<p>" | "dev:<d>"
+
+export type VerdictOf = (node: LayerNode, bucket: boolean) => VerdictCell | null;
 
 interface FlatRow {
   node: LayerNode;
@@ -60,6 +63,8 @@ export class LayerTree {
   private frame = 0;
   private focusKey: string | null = null;
   private rendered: [number, number] = [-1, -1];
+  private verdictOf: VerdictOf | null = null;
+  private bucketNodes = new Set<LayerNode>();
 
   constructor(private opts: TreeOptions) {
     this.header = h("div", { class: "tree-header tree-row" });
@@ -97,6 +102,12 @@ export class LayerTree {
     }
   }
 
+  /** The "Metal (predicted)" column: a verdict per row, or null while none is known. */
+  setReadiness(verdictOf: VerdictOf | null): void {
+    this.verdictOf = verdictOf;
+    this.refresh();
+  }
+
   expandAll(open: boolean): void {
     this.expanded.clear();
     if (open) {
@@ -114,6 +125,7 @@ export class LayerTree {
       case "share": return n.step_share ?? n.share ?? 0;
       case "ops": return n.op_count ?? 0;
       case "fallbacks": return n.fallback_count ?? 0;
+      case "metal": return this.verdictOf?.(n, this.bucketNodes.has(n))?.rank ?? 0;
       default:
         if (key.startsWith("phase:")) return n.phases?.[key.slice(6)] ?? 0;
         if (key.startsWith("dev:")) return n.devices?.[key.slice(4)] ?? 0;
@@ -138,6 +150,7 @@ export class LayerTree {
         if (kids.length && this.expanded.has(pathKey(n.path))) walk(kids, depth + 1, bucket);
       }
     };
+    this.bucketNodes = new Set(this.buckets);
     walk(this.layers, 0, false);
     walk(this.buckets, 0, true);
     this.renderHeader();
@@ -156,12 +169,13 @@ export class LayerTree {
       { key: "share", label: "% step", title: "share of the step time (hover a cell for the share of op time)" },
       { key: "ops", label: "Ops", title: "op events attributed to this layer" },
       { key: "fallbacks", label: "Fallback", title: "ops of this layer placed on the CPU although a GPU was present" },
+      { key: "metal", label: "Metal (predicted)", title: "PREDICTION: where this layer's ops would run with tensorflow-metal (see the Metal readiness panel); a parent shows the worst of its sublayers" },
     ];
   }
 
   private renderHeader(): void {
     const cols = this.columns();
-    this.template = `minmax(240px,3fr) repeat(${2 + this.opts.phases.length}, minmax(70px,1fr)) minmax(120px,1.4fr) 64px 56px 96px`;
+    this.template = `minmax(240px,3fr) repeat(${2 + this.opts.phases.length}, minmax(70px,1fr)) minmax(120px,1.4fr) 64px 56px 96px 118px`;
     clear(this.header);
     this.header.style.gridTemplateColumns = this.template;
     for (const c of cols) {
@@ -266,7 +280,13 @@ export class LayerTree {
       h("div", { class: "cell num", "data-col": "share", title: `${fmtPct(n.step_share ?? n.share)} of step time, ${fmtPct(n.share)} of op time` }, fmtPct(n.step_share ?? n.share)),
       h("div", { class: "cell num" }, String(n.op_count ?? 0)),
       h("div", { class: "cell" }, fb),
+      this.verdictCell(n, r.bucket),
     );
     return row;
+  }
+
+  private verdictCell(n: LayerNode, bucket: boolean): HTMLElement {
+    const v = this.verdictOf?.(n, bucket) ?? null;
+    return h("div", { class: "cell", "data-col": "metal" }, v ? verdictBadge(v.verdict, v.title) : this.verdictOf ? "–" : "");
   }
 }

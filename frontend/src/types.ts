@@ -156,3 +156,56 @@ export interface ErrorBody {
   path?: string;
   kind?: string;
 }
+
+/** Predicted placement on tensorflow-metal (tb_metal_plugin/readiness.py). */
+export type Verdict = "metal_gpu" | "cpu_fallback" | "cpu_only_by_nature" | "unknown";
+
+/** One layer (or, in `buckets`, one bucket of ops outside any layer) of the prediction. */
+export interface ReadinessGroup {
+  layer?: string[] | null;
+  bucket?: string;
+  verdict: Verdict;
+  verdicts: Record<Verdict, number>; // op self time per verdict
+  fallback_op_types: string[]; // op types with no Metal kernel, most time first
+  fallback_ps: number;
+  total_ps: number;
+}
+
+export interface ReadinessOp extends OpRow {
+  verdict: Verdict;
+  reason: string;
+  macos_op_types: string[];
+  fallback_op_types: string[];
+}
+
+/** An op whose placement recorded on a Mac differs from the prediction. */
+export interface Disagreement {
+  name: string;
+  type: string;
+  layer: string[] | null;
+  self_ps: number;
+  predicted: Verdict;
+  measured_device: string;
+  reason: string;
+}
+
+export interface ReadinessPayload {
+  session: string;
+  host: string;
+  metal_version: string;
+  metal_versions: string[]; // newest (the default) first
+  is_prediction: boolean;
+  note: string;
+  total_ps: number;
+  fallback_ps: number;
+  fallback_share: number; // the headline: share of op time predicted to fall back
+  cpu_only_ps: number;
+  verdict_ps: Record<Verdict, number>;
+  verdict_order: Verdict[]; // most severe first
+  ops: ReadinessOp[];
+  layers: ReadinessGroup[];
+  buckets: ReadinessGroup[];
+  measured_tensorflow_metal: string | null; // set when the run was recorded with tensorflow-metal
+  disagreements: Disagreement[] | null;
+  [extra: string]: unknown;
+}
