@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_plugin_support import shared_logdir
+from tests.test_plugin_support import augment_logdir, shared_logdir
 
 CHROMIUM = os.environ.get("TB_METAL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -142,6 +142,12 @@ def page():
         browser.close()
 
 
+def screenshot_dir(tmp_path_factory) -> Path:
+    shots = Path(SCREENSHOTS_ENV) if SCREENSHOTS_ENV else tmp_path_factory.getbasetemp() / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
 def metal_frame(page):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -240,8 +246,17 @@ def test_metal_tab_end_to_end(tensorboard, page, tmp_path_factory):
     assert sorted(op_rows.evaluate_all("rs => rs.map(r => r.dataset.type)")) == sorted(
         o["type"] for o in ops
     )
-    shots = Path(SCREENSHOTS_ENV) if SCREENSHOTS_ENV else tmp_path_factory.mktemp("screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
+
+    # Metal readiness: a prediction, for the newest tensorflow-metal; dense layers on Metal.
+    ready = api_get(base, "/readiness", session=shown, step="all")
+    headline = frame.locator("[data-testid=readiness-headline]")
+    headline.wait_for()
+    assert f"PREDICTION for tensorflow-metal {ready['metal_versions'][0]}" in headline.inner_text()
+    for leaf in leaves(layers["layers"]):
+        cell = frame.locator(f'[data-testid=layer-row][data-path="{"/".join(leaf["path"])}"]')
+        badge = cell.locator("[data-col=metal] [data-verdict]")
+        assert badge.get_attribute("data-verdict") == "metal_gpu", leaf["path"]
+    shots = screenshot_dir(tmp_path_factory)
     page.screenshot(path=str(shots / "metal-layers.png"))
 
     # "Open in trace viewer" keeps TensorBoard's pathname (with --path_prefix).
@@ -328,3 +343,61 @@ def test_empty_logdir_explains_how_to_record(tmp_path_factory, page):
         shutil.copytree(src, empty / "baseline")
         state.locator("button", has_text="Look again").click()
         frame.locator("[data-testid=layer-row][data-path='mlp/hidden']").wait_for()
+
+
+def test_readiness_panel_names_random_rotation(tmp_path_factory, page):
+    """A run with RandomRotation and a py_function layer (recorded on Linux, no Metal)."""
+    logdir = augment_logdir(tmp_path_factory)
+    with run_tensorboard(logdir, tmp_path_factory.mktemp("tb4")) as base:
+        name = api_get(base, "/sessions")["sessions"][0]["name"]
+        ready = api_get(base, "/readiness", session=name)
+        page.goto(f"{base}/#metal")
+        frame = metal_frame(page)
+        panel = frame.locator("[data-testid=readiness-panel]")
+        headline = panel.locator("[data-testid=readiness-headline]")
+        headline.wait_for()
+        newest = ready["metal_versions"][0]
+        # Labelled a prediction, for the newest version, with the headline share.
+        assert f"PREDICTION for tensorflow-metal {newest}" in headline.inner_text()
+        share = panel.locator("[data-testid=readiness-share]").inner_text()
+        assert (
+            share
+            == f"{ready['fallback_share'] * 100:.{1 if ready['fallback_share'] >= 0.1 else 2}f}%"
+        )
+        assert panel.locator("[data-testid=metal-version-select]").input_value() == newest
+        # The layer predicted to fall back, with its op type and why.
+        row = panel.locator('[data-testid=readiness-row][data-path="augment/rotate"]')
+        assert (
+            "ImageProjectiveTransformV3"
+            in row.locator("[data-testid=readiness-op-types]").inner_text()
+        )
+        assert "no Metal kernel" in row.inner_text()
+        fallback_rows = panel.locator("[data-testid=readiness-row]")
+        paths = fallback_rows.evaluate_all("rs => rs.map(r => r.dataset.path)")
+        assert "augment/conv" not in paths and "augment/head" not in paths
+        # CPU-only by nature is shown apart from the fallbacks.
+        cpu_only = panel.locator("[data-testid=readiness-cpu-only]").inner_text()
+        assert fmt_time(ready["cpu_only_ps"]) in cpu_only
+        by_nature = panel.locator(
+            '[data-testid=readiness-cpu-only-row][data-path="augment/py_tanh"]'
+        )
+        assert "runs Python code" in by_nature.inner_text()
+
+        # The layer tree's "Metal (predicted)" column.
+        def verdict(path):
+            cell = frame.locator(f'[data-testid=layer-row][data-path="{path}"] [data-col=metal]')
+            return cell.locator("[data-verdict]").get_attribute("data-verdict")
+
+        assert verdict("augment/conv") == "metal_gpu"
+        assert verdict("augment/head") == "metal_gpu"
+        assert verdict("augment/rotate") == "cpu_fallback"
+        assert verdict("augment/py_tanh") == "cpu_only_by_nature"
+        assert verdict("augment") == "cpu_fallback"  # a parent: the worst of its sublayers
+        # Clicking the fallback row opens that layer's ops.
+        row.click()
+        frame.locator("[data-testid=ops-panel] h2", has_text="Ops of augment / rotate").wait_for()
+        panel.screenshot(path=str(screenshot_dir(tmp_path_factory) / "metal-readiness.png"))
+        # Another release: the label and the numbers follow the picker.
+        oldest = ready["metal_versions"][-1]
+        panel.locator("[data-testid=metal-version-select]").select_option(oldest)
+        headline.filter(has_text=f"tensorflow-metal {oldest}").wait_for()
