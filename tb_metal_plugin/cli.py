@@ -154,41 +154,45 @@ def ops(path, run, session, host, step, fmt, layer, limit):
 def metal_check(path, run, session, host, step, fmt, metal_version):
     """Predict which layers would fall back to the CPU on tensorflow-metal (a prediction)."""
     prof = load(path, run, session, host)
-    data = prof.ops(step)
-    pred = readiness.predict_ops(data.pop("ops"), metal_version)
-    data.update(pred)
-    # Placement measured on a Mac (callback manifest with tensorflow_metal) beats the prediction.
-    env = (prof.manifest or {}).get("environment") or {}
-    data["disagreements"] = (
-        readiness.compare_with_measured(pred, pred["ops"]) if env.get("tensorflow_metal") else None
-    )
+    data = readiness.check(prof.ops(step), prof.manifest, metal_version)
     if fmt == "json":
         click.echo(formatting.to_json(data))
         return
-    rows = [
-        [
-            "/".join(r["layer"]) if r["layer"] else "(no layer)",
-            r["verdict"],
-            formatting.fmt_time(r["fallback_ps"]),
-            formatting.fmt_time(r["total_ps"]),
-            " ".join(r["fallback_op_types"]),
-        ]
-        for r in data["layers"]
-    ]
-    headers = ["layer", "predicted", "fallback", "time", "fallback op types"]
+    # Op types that run on the CPU whatever the plugin has (py_function, tf.data), per layer.
+    by_nature: dict[tuple, set[str]] = {}
+    for op in data["ops"]:
+        if op["verdict"] == "cpu_only_by_nature":
+            by_nature.setdefault(tuple(op["layer"] or ()), set()).add(op["type"])
+    rows, raw = [], []
+    for r in data["layers"]:
+        types = r["fallback_op_types"] + sorted(by_nature.get(tuple(r["layer"] or ()), ()))
+        where = "/".join(r["layer"]) if r["layer"] else "(no layer)"
+        cpu_ps = r["fallback_ps"] + r["verdicts"].get("cpu_only_by_nature", 0)
+        rows.append(
+            [
+                where,
+                r["verdict"],
+                formatting.fmt_time(cpu_ps),
+                formatting.fmt_time(r["total_ps"]),
+                " ".join(types),
+            ]
+        )
+        raw.append([where, r["verdict"], cpu_ps, r["total_ps"], " ".join(types)])
+    headers = ["layer", "predicted", "on CPU", "time", "CPU op types"]
     if fmt == "csv":
         # Raw picoseconds in CSV so spreadsheets can sum them.
-        raw = [[r[0], r[1], lr["fallback_ps"], lr["total_ps"], r[4]] for r, lr in
-               zip(rows, data["layers"], strict=True)]  # fmt: skip
         click.echo(
-            formatting.csv_text([*headers[:2], "fallback_ps", "time_ps", headers[4]], raw), nl=False
+            formatting.csv_text([*headers[:2], "cpu_ps", "time_ps", headers[4]], raw), nl=False
         )
         return
+    total = data["total_ps"] or 1
+    cpu_only = data["cpu_only_ps"]
     click.echo(
-        f"PREDICTION for tensorflow-metal {metal_version}: "
+        f"PREDICTION for tensorflow-metal {data['metal_version']}: "
         f"{formatting.fmt_share(data['fallback_share'])} of op time would fall back to the CPU "
-        f"({formatting.fmt_time(data['fallback_ps'])} of {formatting.fmt_time(data['total_ps'])});"
-        f" CPU-only by nature: {formatting.fmt_time(data['cpu_only_ps'])}"
+        f"({formatting.fmt_time(data['fallback_ps'])} of {formatting.fmt_time(data['total_ps'])})"
+        f"; {formatting.fmt_share(cpu_only / total)} runs on the CPU by nature "
+        f"(py_function, tf.data): {formatting.fmt_time(cpu_only)}"
     )
     click.echo(formatting.text_table(headers, rows, {2, 3}))
     for d in data["disagreements"] or []:
