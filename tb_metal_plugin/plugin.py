@@ -474,6 +474,18 @@ class MetalPlugin(base_plugin.TBPlugin):
             return self._error_response(request, job)
         return http_util.Respond(request, self._layers_payload(job, info, host, path, step), _JSON)
 
+    def _loaded_job(self, request):
+        """The request's profile once loaded, or the 202 (loading) / error response instead."""
+        wait_s = _parse_wait(request.args.get("wait"))
+        info, host, path = self._session_host(request)
+        job = self._job(info, host, path)
+        self._wait(job, wait_s)
+        if job.state == "loading":
+            return job, http_util.Respond(request, job.status(), _JSON, code=202), path
+        if job.state == "error":
+            return job, self._error_response(request, job), path
+        return job, None, path
+
     @wrappers.Request.application
     def _serve_ops(self, request):
         step = _parse_step(request.args.get("step"))
@@ -481,14 +493,9 @@ class MetalPlugin(base_plugin.TBPlugin):
         bucket = request.args.get("bucket") or None
         if layer is not None and bucket is not None:
             raise tb_errors.InvalidArgumentError("give 'layer' or 'bucket', not both")
-        wait_s = _parse_wait(request.args.get("wait"))
-        info, host, path = self._session_host(request)
-        job = self._job(info, host, path)
-        self._wait(job, wait_s)
-        if job.state == "loading":
-            return http_util.Respond(request, job.status(), _JSON, code=202)
-        if job.state == "error":
-            return self._error_response(request, job)
+        job, early, path = self._loaded_job(request)
+        if early is not None:
+            return early
         key = ("ops", step, tuple(layer) if layer is not None else None, bucket)
         with job.payload_lock:
             payload = job.payloads.get(key)
@@ -557,14 +564,9 @@ class MetalPlugin(base_plugin.TBPlugin):
 
         step = _parse_step(request.args.get("step"))
         version = _parse_metal_version(request.args.get("metal_version"))
-        wait_s = _parse_wait(request.args.get("wait"))
-        info, host, path = self._session_host(request)
-        job = self._job(info, host, path)
-        self._wait(job, wait_s)
-        if job.state == "loading":
-            return http_util.Respond(request, job.status(), _JSON, code=202)
-        if job.state == "error":
-            return self._error_response(request, job)
+        job, early, path = self._loaded_job(request)
+        if early is not None:
+            return early
         key = ("readiness", step, version)
         with job.payload_lock:
             payload = job.payloads.get(key)
