@@ -44,8 +44,20 @@ class OpRecord:
     of them. Device figures stay a shared tuple of zeros until a device event arrives.
     """
 
-    __slots__ = ("name", "type", "slots", "count", "self_ps", "total_ps", "device_count",
-                 "device_ps", "line_kinds", "device_planes", "stats", "wants_stats")
+    __slots__ = (
+        "name",
+        "type",
+        "slots",
+        "count",
+        "self_ps",
+        "total_ps",
+        "device_count",
+        "device_ps",
+        "line_kinds",
+        "device_planes",
+        "stats",
+        "wants_stats",
+    )
 
     def __init__(self, name: str, type_: str, slots: int, zeros: tuple[int, ...] | None = None):
         self.name = name
@@ -277,8 +289,7 @@ class _Collector:
             rec = op_ids.get(ev.metadata_id)
             if rec is not None and rec.wants_stats:
                 rec.wants_stats = False
-                rec.stats = {names.get(s.metadata_id, "?"): _stat_value(s, names)
-                             for s in ev.stats}
+                rec.stats = {names.get(s.metadata_id, "?"): _stat_value(s, names) for s in ev.stats}
 
     def device_line(self, plane: PlaneData, index: int, dev: str) -> None:
         """Add one device line's events, linked to TF ops by `tf_op` stat or event name."""
