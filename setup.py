@@ -37,7 +37,8 @@ class BuildPyWithFrontend(build_py):
                 if npm is None:
                     raise RuntimeError(
                         "tb-metal: building the Metal tab needs node and npm (node >= 18); "
-                        "install them or set TB_METAL_SKIP_FRONTEND=1 to skip the tab")
+                        "install them or set TB_METAL_SKIP_FRONTEND=1 to skip the tab"
+                    )
                 if not (FRONTEND / "node_modules").exists():
                     subprocess.check_call([npm, "ci", "--no-audit", "--no-fund"], cwd=FRONTEND)
                 subprocess.check_call([npm, "run", "bundle"], cwd=FRONTEND)

@@ -80,7 +80,9 @@ def run(path: str, which: str) -> dict:
         copy = os.path.join(tmp, os.path.basename(path))
         shutil.copyfile(path, copy)
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, copy, which], capture_output=True, text=True,
+            [sys.executable, "-c", CHILD, copy, which],
+            capture_output=True,
+            text=True,
             check=True,
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -102,11 +104,16 @@ def main(argv: list[str]) -> int:
     print(f"events: {floor['events']:,}")
     ours = run(path, "tb_metal")
     xprof = run(path, "xprof")
-    rows = [("tb-metal ops --format json", ours), ("xprof framework_op_stats", xprof),
-            ("protobuf parse + one pass", floor)]
+    rows = [
+        ("tb-metal ops --format json", ours),
+        ("xprof framework_op_stats", xprof),
+        ("protobuf parse + one pass", floor),
+    ]
     for label, r in rows:
-        print(f"{label:30s} {r['seconds']:7.2f} s   peak {r['peak_bytes'] / 2**20:7.1f} MB "
-              f"({r['peak_bytes'] / size:.2f}x file)")
+        print(
+            f"{label:30s} {r['seconds']:7.2f} s   peak {r['peak_bytes'] / 2**20:7.1f} MB "
+            f"({r['peak_bytes'] / size:.2f}x file)"
+        )
     print(f"speed-up over xprof:  {xprof['seconds'] / ours['seconds']:.1f}x   (target >= 5x)")
     print(f"ratio to the floor:   {ours['seconds'] / floor['seconds']:.2f}x  (target <= 2x)")
     print(f"peak / file size:     {ours['peak_bytes'] / size:.2f}x  (target < 3x)")
@@ -117,8 +124,7 @@ def main(argv: list[str]) -> int:
     total_b = sum(b[k] for k in common) or 1
     print(f"ops: tb-metal {len(a)}, xprof {len(b)}, in both {len(common)}")
     print(f"largest per-op self-time difference: {worst_ps / 1e6:.3f} us ({worst})")
-    print(f"sum of |differences| / xprof total self time: "
-          f"{sum(d for d, _ in diffs) / total_b:.2e}")
+    print(f"sum of |differences| / xprof total self time: {sum(d for d, _ in diffs) / total_b:.2e}")
     only_x = sorted(set(b) - set(a))[:5]
     if only_x:
         print("only in xprof (first 5):", only_x)

@@ -55,40 +55,49 @@ class PyTanh(keras.layers.Layer):
 
 def cnn(size: int) -> keras.Model:
     """The all-GPU case."""
-    return keras.Sequential([
-        keras.Input((size, size, 3)),
-        L.Conv2D(16, 3, activation="relu", name="conv1"),
-        L.MaxPooling2D(name="pool1"),
-        L.Conv2D(32, 3, activation="relu", name="conv2"),
-        L.MaxPooling2D(name="pool2"),
-        L.Flatten(name="flatten"),
-        L.Dense(64, activation="relu", name="dense"),
-        L.Dense(10, name="logits"),
-    ], name="cnn")
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            L.Conv2D(16, 3, activation="relu", name="conv1"),
+            L.MaxPooling2D(name="pool1"),
+            L.Conv2D(32, 3, activation="relu", name="conv2"),
+            L.MaxPooling2D(name="pool2"),
+            L.Flatten(name="flatten"),
+            L.Dense(64, activation="relu", name="dense"),
+            L.Dense(10, name="logits"),
+        ],
+        name="cnn",
+    )
 
 
 def augment(size: int) -> keras.Model:
     """Random augmentation layers in front of the CNN: the Metal fallback case."""
-    return keras.Sequential([
-        keras.Input((size, size, 3)),
-        L.RandomFlip("horizontal", name="random_flip"),
-        L.RandomRotation(0.1, name="random_rotation"),
-        L.Conv2D(16, 3, activation="relu", name="conv1"),
-        L.MaxPooling2D(name="pool1"),
-        L.Flatten(name="flatten"),
-        L.Dense(10, name="logits"),
-    ], name="augment")
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            L.RandomFlip("horizontal", name="random_flip"),
+            L.RandomRotation(0.1, name="random_rotation"),
+            L.Conv2D(16, 3, activation="relu", name="conv1"),
+            L.MaxPooling2D(name="pool1"),
+            L.Flatten(name="flatten"),
+            L.Dense(10, name="logits"),
+        ],
+        name="augment",
+    )
 
 
 def custom_op(size: int) -> keras.Model:
     """A custom layer with a CPU-only op between two dense layers."""
-    return keras.Sequential([
-        keras.Input((size, size, 3)),
-        L.Flatten(name="flatten"),
-        L.Dense(64, name="dense_in"),
-        PyTanh(name="py_tanh"),
-        L.Dense(10, name="logits"),
-    ], name="custom_op")
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            L.Flatten(name="flatten"),
+            L.Dense(64, name="dense_in"),
+            PyTanh(name="py_tanh"),
+            L.Dense(10, name="logits"),
+        ],
+        name="custom_op",
+    )
 
 
 SCENARIOS = {"cnn": cnn, "augment": augment, "custom_op": custom_op}
@@ -109,11 +118,11 @@ def record(
     x = rng.random((16 * batches, size, size, 3), dtype="float32")
     y = rng.integers(0, 10, len(x))
     model = SCENARIOS[name](size)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     run = logdir / (run_name or name)
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0,
-              callbacks=[profiler_callback(run, (3, 4))])
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[profiler_callback(run, (3, 4))])
     return run
 
 
@@ -133,8 +142,16 @@ def main(argv: list[str]) -> int:
         run = record(name, logdir, size=args.size, run_name=run_name)
         print(f"recorded {run}")
         if not args.cpu_only and not args.no_twin:
-            cmd = [sys.executable, __file__, str(logdir), "--only", name, "--cpu-only",
-                   "--size", str(args.size)]
+            cmd = [
+                sys.executable,
+                __file__,
+                str(logdir),
+                "--only",
+                name,
+                "--cpu-only",
+                "--size",
+                str(args.size),
+            ]
             subprocess.run(cmd, check=True)
     return 0
 
