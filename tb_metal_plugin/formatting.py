@@ -60,6 +60,21 @@ def _device_split(n: dict) -> str:
     return " ".join(f"{d} {100 * v / total:.0f}%" for d, v in sorted(devs.items()) if v)
 
 
+def _node_cells(label: str, n: dict) -> list[str]:
+    """One table row of a layer or bucket node."""
+    return [
+        label,
+        str(n["op_count"]),
+        fmt_time(n["total_ps"]),
+        fmt_time(n["self_ps"]),
+        fmt_share(n["share"]),
+        fmt_time(n["phases"].get("forward", 0)),
+        fmt_time(n["phases"].get("backward", 0)),
+        _device_split(n),
+        f"{n['fallback_count']} ops" if n["fallback_count"] else "",
+    ]
+
+
 def _bench(bench: list[dict] | None) -> str:
     if not bench:
         return ""
@@ -83,35 +98,11 @@ def layers_table(data: dict) -> str:
         "devices",
         "fallback",
     ]
-    rows = []
-    for depth, n in _walk(data["layers"]):
-        rows.append(
-            [
-                "  " * depth + n["name"] + (f" ({n['class']})" if n.get("class") else ""),
-                str(n["op_count"]),
-                fmt_time(n["total_ps"]),
-                fmt_time(n["self_ps"]),
-                fmt_share(n["share"]),
-                fmt_time(n["phases"].get("forward", 0)),
-                fmt_time(n["phases"].get("backward", 0)),
-                _device_split(n),
-                f"{n['fallback_count']} ops" if n["fallback_count"] else "",
-            ]
-        )
-    for b in data["buckets"]:
-        rows.append(
-            [
-                f"[{b['name']}]",
-                str(b["op_count"]),
-                fmt_time(b["total_ps"]),
-                fmt_time(b["self_ps"]),
-                fmt_share(b["share"]),
-                fmt_time(b["phases"].get("forward", 0)),
-                fmt_time(b["phases"].get("backward", 0)),
-                _device_split(b),
-                f"{b['fallback_count']} ops" if b["fallback_count"] else "",
-            ]
-        )
+    rows = [
+        _node_cells("  " * depth + n["name"] + (f" ({n['class']})" if n.get("class") else ""), n)
+        for depth, n in _walk(data["layers"])
+    ]
+    rows += [_node_cells(f"[{b['name']}]", b) for b in data["buckets"]]
     benched = [n for _, n in _walk(data["layers"]) if n.get("benchmark")]
     if benched:
         # Measured in isolation by the callback's layer benchmark: real device time,
