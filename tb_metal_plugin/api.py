@@ -28,7 +28,7 @@ from .breakdown import (
     op_rows,
 )
 from .devices import DeviceResolver
-from .discovery import SessionInfo, find_sessions, select
+from .discovery import SessionInfo, find_sessions, host_of, select
 from .errors import InvalidArgumentError, NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
 from .manifest import load_manifest
@@ -49,7 +49,7 @@ class Profile:
         self.events = events
         self.manifest = manifest
         self.session = session
-        self.host = host or Path(events.path).name.removesuffix(".xplane.pb")
+        self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
         if manifest and manifest.get("layers"):
             attributor = ManifestAttributor(manifest)
@@ -171,9 +171,7 @@ def load_file(
 ) -> Profile:
     """Load one `.xplane.pb` (and the manifest beside it, if any) into a Profile."""
     events = read_events(str(xplane_path), progress)
-    manifest = load_manifest(xplane_path)
-    host = Path(xplane_path).name.removesuffix(".xplane.pb")
-    return Profile(events, manifest, session, host)
+    return Profile(events, load_manifest(xplane_path), session)
 
 
 def choose(

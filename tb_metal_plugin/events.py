@@ -174,7 +174,7 @@ def _stat_value(stat, stat_names: dict[int, str]) -> object:
 def _find_steps(host: PlaneData) -> list[Step]:
     """Steps from `Profiled batch`-style markers (events with a `step_num` stat)."""
     meta = host.header.event_metadata
-    stat_names = {k: v.name for k, v in host.header.stat_metadata.items()}
+    stat_names = host.stat_names
     marker_ids = {k for k, v in meta.items() if v.name in STEP_MARKERS}
     steps: dict[int, Step] = {}
     for i in range(len(host.line_spans)):
@@ -284,7 +284,7 @@ class _Collector:
 
     def _read_stats(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
         """Copy ops' stats (devices at both ends): parse the line again with its stats."""
-        names = plane_stat_names(plane)
+        names = plane.stat_names
         for ev in plane.line(index).events:
             rec = op_ids.get(ev.metadata_id)
             if rec is not None and rec.wants_stats:
@@ -296,7 +296,7 @@ class _Collector:
         line = plane.line(index)
         base = line.timestamp_ns * 1000
         meta = plane.header.event_metadata
-        names = plane_stat_names(plane)
+        names = plane.stat_names
         tf_op_id = next((k for k, v in names.items() if v == "tf_op"), None)
         cache: dict[int, tuple[str, str] | None] = {}
         events = line.events
@@ -359,15 +359,6 @@ class _Collector:
             self.op(*link).add_device(slot, dur, dev)
         if first is not None:
             self._span(first, last)
-
-
-def plane_stat_names(plane: PlaneData) -> dict[int, str]:
-    """Stat metadata id → name for a plane (cached on the plane)."""
-    names = getattr(plane, "_stat_names", None)
-    if names is None:
-        names = {k: v.name for k, v in plane.header.stat_metadata.items()}
-        plane._stat_names = names
-    return names
 
 
 def read_events(path: str, progress: Progress | None = None) -> TraceEvents:

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .discovery import XPLANE_SUFFIX
 from .errors import TraceError
 
 FORMAT = "tb-metal-manifest"
 VERSION = 1
 SUFFIX = ".tb_metal.json"
-XPLANE_SUFFIX = ".xplane.pb"
 
 
 def manifest_path_for(xplane_path: str | os.PathLike) -> Path:

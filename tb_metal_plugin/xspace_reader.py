@@ -8,6 +8,7 @@ headers), parse each plane's metadata in one go, and hand out its lines one pars
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 from collections.abc import Callable, Iterator
@@ -79,6 +80,11 @@ class PlaneData:
     def name(self) -> str:
         """The plane's name, such as `/host:CPU` or `/device:GPU:0`."""
         return self.header.name
+
+    @functools.cached_property
+    def stat_names(self) -> dict[int, str]:
+        """Stat metadata id → stat name."""
+        return {k: v.name for k, v in self.header.stat_metadata.items()}
 
     @property
     def bytes(self) -> int:
