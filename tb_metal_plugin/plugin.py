@@ -22,6 +22,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tb_metal_plugin import errors
+from tb_metal_plugin.discovery import XPLANE_SUFFIX
 from tb_metal_plugin.plugin_cache import DiskCache, default_dir
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def _has_profile_files(logdir: str) -> bool:
             os.path.basename(parent) == "profile"
             and os.path.basename(os.path.dirname(parent)) == "plugins"
         ):
-            if any(f.endswith(".xplane.pb") for f in filenames):
+            if any(f.endswith(XPLANE_SUFFIX) for f in filenames):
                 return True
             dirnames[:] = []
     return False
