@@ -191,8 +191,9 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
             _flush(stack, t, col, dev, stats)
             if stack:
                 stack[-1][3] -= dur
-            if link is None and md is not None:
-                link, linked = (md.display_name or name, XLA_OP_TYPE), False
+            if not linked and md is not None:
+                # An XLA op no TF op claims: keep it under its own HLO name.
+                link = (md.display_name or name, XLA_OP_TYPE)
             stack.append([t + dur, link, slot, dur, linked])
             continue
         _add_kernel(col, dev, stats, link, linked, slot, dur)
