@@ -58,6 +58,8 @@ def _line_id(plane: PlaneData, index: int) -> int:
         if number == 1 and wtype == 0:
             value, _ = _varint(plane.buf, s, end)
             return value - (1 << 64) if value >= 1 << 63 else value
+        if number > 1:
+            break  # fields are written in number order: no id field means id 0
     return 0
 
 

@@ -1,8 +1,8 @@
 """Which device ran each op, how we know, and why an op fell back to the CPU.
 
 Sources, best first:
-- `device_plane`: the op has events on a device timeline (CUDA, or a Metal plugin with a
-  profiler): measured device time.
+- `device_plane`: the op has events on a device timeline (CUDA streams, a TPU's XLA Ops
+  line, a Metal plugin with a profiler): measured device time.
 - `placement`: the training callback recorded the device the op was placed on.
 - `send_recv`: a `_Send`/`_Recv` op's own stats name its devices.
 - `kernel_registry`: the recorded kernel registry says the op type has no GPU kernel.

@@ -166,9 +166,17 @@ def line_kind(line_name: str) -> str:
 
 
 def device_plane_id(plane_name: str) -> str | None:
-    """`GPU:0` for `/device:GPU:0` or `/device:GPU:0 (Metal)`; None for other planes."""
+    """`GPU:0` for `/device:GPU:0` or `/device:GPU:0 (Metal)`; None for other planes.
+
+    A TPU's SparseCores have planes of their own (`/device:TPU:0 SparseCore 1`): they keep
+    that suffix so their time is not merged into the TensorCore's.
+    """
     m = _DEVICE_PLANE.match(plane_name)
-    return f"{m.group(1)}:{m.group(2)}" if m else None
+    if not m:
+        return None
+    suffix = m.group(3).strip()
+    dev = f"{m.group(1)}:{m.group(2)}"
+    return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
 def _stat_value(stat, stat_names: dict[int, str]) -> object:

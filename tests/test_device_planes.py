@@ -198,6 +198,15 @@ def test_real_jax_gpu_trace():
     assert sum(sum(c.bytes) for c in h2d) == 3 * 256 * 512 * 4  # three f32[256,512] batches
 
 
+def test_device_plane_ids():
+    from tb_metal_plugin.events import device_plane_id
+
+    assert device_plane_id("/device:GPU:1 (Metal)") == "GPU:1"
+    assert device_plane_id("/device:TPU:3") == "TPU:3"
+    assert device_plane_id("/device:TPU:0 SparseCore 1") == "TPU:0 SparseCore 1"
+    assert device_plane_id("/host:CUPTI") is None
+
+
 def test_line_roles_follow_the_writer_names():
     derived_id = 0xDEADBEEF - (1 << 32)
     assert classify_line("Stream #14(Compute)", 14, "GPU") == WORK
@@ -211,3 +220,5 @@ def test_line_roles_follow_the_writer_names():
     assert classify_line("XLA Ops", 3, "TPU") == WORK
     assert classify_line("XLA Modules", 2, "TPU") == DERIVED
     assert classify_line("Async XLA Ops", 4, "TPU") == DERIVED
+    assert classify_line("Sparse Core Ops", 4, "TPU", sparse_core=True) == WORK
+    assert classify_line("XLA Ops", 3, "TPU", sparse_core=True) == DERIVED
