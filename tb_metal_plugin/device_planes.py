@@ -199,6 +199,7 @@ class DevicePlaneStats:
     copy_ps: int = 0  # memcpy and memset events on the work lines
     copy_bytes: int = 0
     unlinked_ps: int = 0  # kernel time no TF op or XLA cluster could be named for
+    slot_ps: list[int] = field(default_factory=list)  # device_ps per step slot (last: outside)
 
     @property
     def device_ps(self) -> int:
@@ -219,6 +220,7 @@ class DevicePlaneStats:
             "copy_count": self.copy_count,
             "copy_bytes": self.copy_bytes,
             "unlinked_ps": self.unlinked_ps,
+            "slot_ps": list(self.slot_ps),
             "work_lines": list(self.work_lines),
             "derived_lines": list(self.derived_lines),
         }

@@ -117,7 +117,7 @@ def read_device_plane(plane: PlaneData, dev: str, col, slot_of: SlotOf, split: C
     `event_count`; `slot_of(t, group_id)` gives the step slot of an event.
     """
     kind = plane_kind(dev)
-    stats = DevicePlaneStats(plane.name, dev, kind)
+    stats = DevicePlaneStats(plane.name, dev, kind, slot_ps=[0] * col.slots)
     roles = line_roles(plane, kind)
     tf_ops = SpanIndex()
     for i, role in enumerate(roles):
@@ -187,6 +187,7 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
             col.add_copy(op_name, op_type, ckind, dev, slot, dur, nbytes)
             stats.copy_count += 1
             stats.copy_ps += dur
+            stats.slot_ps[slot] += dur
             stats.copy_bytes += nbytes
             continue
         if nested:
@@ -214,6 +215,7 @@ def _flush(stack: list, t: int | None, col, dev: str, stats) -> None:
 def _add_kernel(col, dev: str, stats: DevicePlaneStats, link, linked: bool, slot, dur) -> None:
     stats.kernel_count += 1
     stats.kernel_ps += dur
+    stats.slot_ps[slot] += dur
     if not linked:
         stats.unlinked_ps += dur
     if link is not None:

@@ -84,7 +84,7 @@ def test_device_time_is_the_stream_lines_kernels_and_copies(case):
         st = ev.device_stats[dev]
         assert st.kernel_ps == sums["kernel"] > 0
         assert st.copy_ps == sums["copy"] > 0
-        assert st.device_ps == sums["kernel"] + sums["copy"]
+        assert st.device_ps == sums["kernel"] + sums["copy"] == sum(st.slot_ps)
         # Every kernel ps lands on exactly one op record, on this device's figures.
         op_ps = sum(sum(r.device_ps_by_plane.get(dev, ())) for r in ev.ops.values())
         assert op_ps == sums["kernel"]
