@@ -74,9 +74,12 @@ COPY_KINDS = {
     "memcpyp2p": "memcpy_p2p",
     "memcpyother": "memcpy",
 }
-# CUPTI activity records that sit on stream lines but are not work the device did.
+# CUPTI activity records that sit on stream lines but are not work the device did:
+# memory bookkeeping, and CUPTI's own overhead records (cupti_buffer_events.cc names them
+# by overhead kind).
 NOT_WORK_EVENTS = frozenset(
     {"MemoryAlloc", "MemoryFree", "MemoryResidency", "HostRegister", "HostUnregister"}
+    | {"Overhead", "COMPILER", "BUFFER_FLUSH", "INSTRUMENTATION", "RESOURCE", "<UNKNOWN>"}
 )
 _BYTES = re.compile(r"(?:^|\s)(?:size|num_bytes):(\d+)")
 
@@ -104,7 +107,11 @@ def classify_line(name: str, line_id: int, kind: str, sparse_core: bool = False)
     """The role of one line of a device plane of this kind (GPU, TPU, ...)."""
     base = base_line_name(name)
     if base in IGNORED_LINES:
-        return IGNORED
+        # The collector names a stream's line `CUPTI overhead` when an overhead record
+        # landed on it: a real stream id means kernels may sit there too (overhead
+        # records themselves are skipped by name).
+        derived = is_derived_line_id(line_id) or line_id == 0
+        return WORK if base == "CUPTI overhead" and not derived and kind != "TPU" else IGNORED
     if base == STEPS_LINE:
         return STEPS
     if base in TF_OPS_LINES:

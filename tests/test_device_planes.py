@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from tb_metal_plugin import load_profile
 from tb_metal_plugin.cli import main as cli_main
-from tb_metal_plugin.device_planes import DERIVED, STEPS, TF_OPS, WORK, classify_line
+from tb_metal_plugin.device_planes import DERIVED, IGNORED, STEPS, TF_OPS, WORK, classify_line
 from tb_metal_plugin.devices import DeviceResolver
 from tb_metal_plugin.events import read_events
 from tb_metal_plugin.steps import step_id_steps
@@ -217,6 +217,8 @@ def test_line_roles_follow_the_writer_names():
     for name in ("TensorFlow Name Scope", "XLA Ops", "XLA Modules", "Launch Stats"):
         assert classify_line(name, derived_id + 2, "GPU") == DERIVED
     assert classify_line("Metal command buffers", 1, "GPU") == WORK
+    assert classify_line("CUPTI overhead", derived_id + 6, "GPU") == IGNORED
+    assert classify_line("CUPTI overhead", 7, "GPU") == WORK  # a stream that had overhead
     assert classify_line("XLA Ops", 3, "TPU") == WORK
     assert classify_line("XLA Modules", 2, "TPU") == DERIVED
     assert classify_line("Async XLA Ops", 4, "TPU") == DERIVED
