@@ -116,17 +116,23 @@ OPS_GPU = [
 
 
 def _host(space, ops: list[tuple[str, str]], steps: int, step_us: float) -> None:
-    """A host plane with TF op events and step ids, but no Keras marker."""
+    """A host plane with TF op events, step ids and group ids, but no Keras marker.
+
+    The grouping that derives the device `Steps` line also stamps host events of a step
+    with its `group_id` (xla/tsl/profiler/utils/group_events.cc).
+    """
     host = Plane(space, "/host:CPU")
     py = host.line(1, "python")
     compute = host.line(2, "tf_Compute/2")
     for s in range(steps):
         t = s * step_us
         step_id = 1000 + s
-        host.event(py, "FunctionRun", t, 20.0, id=step_id)
+        host.event(py, "FunctionRun", t, 20.0, id=step_id, group_id=s)
         for k, (name, type_) in enumerate(ops):
-            host.event(compute, "ExecutorState::Process", t + 1 + 5 * k, 4.0, id=step_id)
-            host.event(compute, f"{name}:{type_}", t + 1.5 + 5 * k, 3.0, display=type_)
+            host.event(
+                compute, "ExecutorState::Process", t + 1 + 5 * k, 4.0, id=step_id, group_id=s
+            )
+            host.event(compute, f"{name}:{type_}", t + 1.5 + 5 * k, 3.0, display=type_, group_id=s)
 
 
 def build_cuda() -> XSpace:

@@ -21,6 +21,7 @@ from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-expor
     device_steps,
     is_step_marker,
     step_id_steps,
+    with_host_groups,
 )
 from .xspace_reader import PlaneData, open_trace
 
@@ -340,6 +341,8 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         steps, source = _find_steps(host) if host is not None else [], "markers"
         if not steps:
             steps, source = device_steps(devices), "device_steps"
+            if steps and host is not None:
+                steps = with_host_groups(steps, host)
         if not steps and host is not None:
             steps, source = step_id_steps(host, lambda n: line_kind(n) == "python"), "step_ids"
         col = _Collector(steps, by_group=source == "device_steps")

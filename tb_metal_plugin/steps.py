@@ -7,8 +7,10 @@ Sources, best first (the trace says which was used as `TraceEvents.steps_source`
   `tf.profiler.experimental.Trace("train", step_num=...)`, JAX's `StepTraceAnnotation`).
 - `device_steps`: the `Steps` line of the device planes (one event per step group, named by
   its group id, with a `group_id` stat; xprof `derived_timeline.cc`). Custom training loops
-  and distribution strategies have these without any Keras marker. The step's window is
-  the device's: host ops are bucketed by it too.
+  and distribution strategies have these without any Keras marker. The step's window
+  spans its device events and the host events of the same group (the grouping that made
+  the Steps line also gave host events a `group_id`); device events are bucketed by their
+  own `group_id`, host ops by time.
 - `step_ids`: TF's own step ids: each root `FunctionRun` on a Python thread (one
   `tf.function` call: a train step) with an `id` stat, spanning every host event with
   that id (`ExecutorState::Process` on the executor threads).
@@ -143,3 +145,25 @@ def step_id_steps(host: PlaneData, is_python_line) -> list[Step]:
                     break
     ordered = sorted(roots.values())
     return without_overlap([Step(n, s, e) for n, (s, e) in enumerate(ordered)])
+
+
+def with_host_groups(steps: list[Step], host: PlaneData) -> list[Step]:
+    """Widen device step windows to the host events of the same group (`group_id` stat)."""
+    names = host.stat_names
+    gid_stat = next((k for k, v in names.items() if v == "group_id"), None)
+    if gid_stat is None or not steps:
+        return steps
+    by_num = {s.num: s for s in steps}
+    for i in range(len(host.line_spans)):
+        line = host.line(i)
+        base = line.timestamp_ns * 1000
+        for ev in line.events:
+            for st in ev.stats:
+                if st.metadata_id == gid_stat:
+                    step = by_num.get(_as_int(_value(st, names)))  # type: ignore[arg-type]
+                    if step is not None:
+                        start = base + ev.offset_ps
+                        step.start_ps = min(step.start_ps, start)
+                        step.end_ps = max(step.end_ps, start + ev.duration_ps)
+                    break
+    return without_overlap(steps)

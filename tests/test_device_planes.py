@@ -133,6 +133,8 @@ def test_steps_without_keras_markers_come_from_the_steps_line():
     # Each step slot holds that step's kernels: the two steps ran the same work.
     mm = ev.ops[("replica_0/model/dense/MatMul", "MatMul")]
     assert mm.device_ps[0] == mm.device_ps[1] > 0 and mm.device_ps[2] == 0
+    # Its host events ran before the device did, in the same step group: same slots.
+    assert list(mm.count) == [1, 1, 0]
     result = CliRunner().invoke(cli_main, ["layers", str(run), "--step", "1"])
     assert result.exit_code == 0, result.output
 
@@ -224,3 +226,30 @@ def test_line_roles_follow_the_writer_names():
     assert classify_line("Async XLA Ops", 4, "TPU") == DERIVED
     assert classify_line("Sparse Core Ops", 4, "TPU", sparse_core=True) == WORK
     assert classify_line("XLA Ops", 3, "TPU", sparse_core=True) == DERIVED
+
+
+def test_without_steps_line_the_step_ids_give_the_steps(tmp_path):
+    space = _space(_file("cuda_two_gpus_structural"))
+    for plane in space.planes:
+        keep = [line for line in plane.lines if line.name != "Steps"]
+        del plane.lines[:]
+        plane.lines.extend(keep)
+    path = tmp_path / "no_steps_line.xplane.pb"
+    path.write_bytes(space.SerializeToString())
+    ev = read_events(str(path))
+    assert ev.steps_source == "step_ids" and len(ev.steps) == 2
+    # Each step spans its root FunctionRun and the executor events with the same step id.
+    host = next(p for p in space.planes if p.name == "/host:CPU")
+    names = {k: v.name for k, v in host.stat_metadata.items()}
+    spans: dict[int, list[int]] = {}
+    for line in host.lines:
+        base = line.timestamp_ns * 1000
+        for e in line.events:
+            for s in e.stats:
+                if names[s.metadata_id] == "id":
+                    a, b = base + e.offset_ps, base + e.offset_ps + e.duration_ps
+                    lo, hi = spans.get(s.int64_value, (a, b))
+                    spans[s.int64_value] = [min(lo, a), max(hi, b)]
+    assert [(s.start_ps, s.end_ps) for s in ev.steps] == [
+        tuple(v) for _, v in sorted(spans.items())
+    ]
