@@ -19,8 +19,10 @@ names, ids and stat formats are taken from their public source:
 - `Steps` events named by group id with a `group_id` stat, `TensorFlow Ops` events named
   `<op name>:<op type>` (display name = type) spanning their kernels, `TensorFlow Name Scope`
   one nested event per scope level: xprof `xprof/utils/derived_timeline.cc`;
-- a TPU's device work is its `XLA Ops` line, nested (a while op holds its body):
-  xprof `xprof/convert/xplane_to_step_events.cc` (ConvertTpuDeviceTraceXLineToStepEvents);
+- a TPU's device work is its `XLA Ops` line, nested (a while op holds its body), an op's
+  `device_offset_ps` / `device_duration_ps` stats giving its device span when present:
+  xprof `xprof/convert/xplane_to_step_events.cc` (ConvertTpuDeviceTraceXLineToStepEvents,
+  GetDeviceEventTimespan);
 - a third-party Metal profiler's plane `/device:GPU:0 (Metal)` with one line
   `Metal command buffers`, events named after the TF op, no stats (see docs/DOMAIN notes).
 
@@ -41,7 +43,9 @@ from tb_metal_plugin.xplane import XSpace  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "device"
 DERIVED = 0xDEADBEEF - (1 << 32)  # `constexpr int kThreadIdDerivedMin = 0xdeadbeef`
-T0_NS = 1_700_000_000_000_000_000  # profile start, ns since the epoch
+# Line timestamps: the profiler normalizes them to the profile's start before writing
+# (tsl NormalizeTimestamps), so they are small; a real H200 trace here has lines at ~0-20 ms.
+T0_NS = 2_000_000
 US = 1_000_000  # ps per µs
 
 
@@ -247,7 +251,16 @@ def build_tpu() -> XSpace:
             st.metadata_id = plane.stat_id("tf_op")
             st.ref_value = plane.stat_id("model/dense/MatMul:MatMul")
         plane.event(ops, "convolution.3", t + 70, 40.0, group_id=s)
-        plane.event(ops, "copy.2", t + 130, 60.0, group_id=s)
+        # The TPU writer can give an op's device-clock span as stats: they win.
+        plane.event(
+            ops,
+            "copy.2",
+            t + 130,
+            60.0,
+            group_id=s,
+            device_offset_ps=T0_NS * 1000 + int((t + 131) * US),
+            device_duration_ps=int(55 * US),
+        )
         plane.event(async_ops, "all-reduce-start.1", t + 120, 70.0, group_id=s)
         plane.event(fw_ops, "model/dense/MatMul:MatMul", t + 10, 50.0, display="MatMul")
         plane.event(fw_scope, "model", t + 10, 50.0)

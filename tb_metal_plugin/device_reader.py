@@ -160,8 +160,17 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
     # A TPU's op line nests ops (a while loop holds its body): count self time only.
     stack: list[list] = []  # [end, record-or-None, slot, self_ps]
     first = last = None
-    want = {linker.hlo_module: "hlo_module", linker.group_id: "group_id"}
-    want[linker.memcpy_details] = "memcpy_details"
+    ids = {v: k for k, v in linker.names.items()}
+    want = {
+        ids.get(key): key
+        for key in (
+            "hlo_module",
+            "group_id",
+            "memcpy_details",
+            "device_offset_ps",
+            "device_duration_ps",
+        )
+    }
     want.pop(None, None)
     for ev in events:
         md = meta.get(ev.metadata_id)
@@ -175,6 +184,11 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
                 found[key] = _stat(st, linker.names)
         t = base + ev.offset_ps
         dur = ev.duration_ps
+        if "device_offset_ps" in found and "device_duration_ps" in found:
+            # TPU ops carry their device-clock span as stats; xprof reads those
+            # (GetDeviceEventTimespan in xla/tsl/profiler/utils/xplane_utils).
+            t = int(found["device_offset_ps"])  # type: ignore[arg-type]
+            dur = int(found["device_duration_ps"])  # type: ignore[arg-type]
         first = t if first is None else min(first, t)
         last = t + dur if last is None else max(last, t + dur)
         gid = found.get("group_id")

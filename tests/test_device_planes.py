@@ -156,10 +156,19 @@ def test_tpu_is_a_tpu_and_its_xla_lines_are_not_summed():
     ev = read_events(path)
     st = ev.device_stats["TPU:0"]
     assert st.kind == "TPU" and st.work_lines == ["XLA Ops"]
-    # Ground truth: the XLA Ops line's busy time (union of its nested events' spans).
+    # Ground truth: the XLA Ops line's busy time (union of its nested events' spans), each
+    # span on the device clock: its device_offset_ps/device_duration_ps stats when present.
     plane = next(p for p in _space(path).planes if p.name == "/device:TPU:0")
+    names = {k: v.name for k, v in plane.stat_metadata.items()}
     xla_ops = next(line for line in plane.lines if line.name == "XLA Ops")
-    spans = sorted((e.offset_ps, e.offset_ps + e.duration_ps) for e in xla_ops.events)
+    spans = []
+    for e in xla_ops.events:
+        raw = {names[s.metadata_id]: s.int64_value for s in e.stats}
+        start = xla_ops.timestamp_ns * 1000 + e.offset_ps
+        start = raw.get("device_offset_ps", start)
+        dur = raw.get("device_duration_ps", e.duration_ps)
+        spans.append((start, start + dur))
+    spans.sort()
     busy, end = 0, -1
     for a, b in spans:
         if a >= end:
