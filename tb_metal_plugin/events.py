@@ -105,12 +105,12 @@ class CopyRecord:
     slots: int
     count: list[int] = field(default_factory=list)
     ps: list[int] = field(default_factory=list)
-    bytes: list[int] = field(default_factory=list)  # from `memcpy_details`; 0 when not said
+    nbytes: list[int] = field(default_factory=list)  # bytes moved, from `memcpy_details`
 
     def __post_init__(self) -> None:
         self.count = self.count or [0] * self.slots
         self.ps = self.ps or [0] * self.slots
-        self.bytes = self.bytes or [0] * self.slots
+        self.nbytes = self.nbytes or [0] * self.slots
 
 
 @dataclass
@@ -255,7 +255,7 @@ class _Collector:
             cp = self.copies[key] = CopyRecord(op_name, op_type, kind, dev, self.slots)
         cp.count[slot] += 1
         cp.ps[slot] += dur
-        cp.bytes[slot] += nbytes
+        cp.nbytes[slot] += nbytes
 
     def host_line(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
         """Add one host line's op events: count, total and self time per step slot."""

@@ -119,7 +119,7 @@ def test_kernel_without_tf_op_is_linked_by_the_tf_ops_line():
     assert ev.device_stats["GPU:0"].unlinked_ps == 0
     # Copies are copies: kind and bytes from the CUPTI record, per device.
     h2d = ev.copies[("replica_0/IteratorGetNext", "IteratorGetNext", "memcpy_h2d", "GPU:0")]
-    assert sum(h2d.bytes) == 2 * 65536 and sum(h2d.count) == 2
+    assert sum(h2d.nbytes) == 2 * 65536 and sum(h2d.count) == 2
 
 
 def test_steps_without_keras_markers_come_from_the_steps_line():
@@ -206,7 +206,7 @@ def test_real_jax_gpu_trace():
     cluster = ev.ops[("jit_train_step", "XlaModule")]
     assert sum(cluster.device_ps) == st.kernel_ps and all(cluster.device_ps[:3])
     h2d = [c for c in ev.copies.values() if c.kind == "memcpy_h2d"]
-    assert sum(sum(c.bytes) for c in h2d) == 3 * 256 * 512 * 4  # three f32[256,512] batches
+    assert sum(sum(c.nbytes) for c in h2d) == 3 * 256 * 512 * 4  # three f32[256,512] batches
 
 
 def test_device_plane_ids():
