@@ -1,8 +1,8 @@
 """Which device ran each op, how we know, and why an op fell back to the CPU.
 
 Sources, best first:
-- `device_plane`: the op has events on a device timeline (CUDA, or a Metal plugin with a
-  profiler): measured device time.
+- `device_plane`: the op has events on a device timeline (CUDA streams, a TPU's XLA Ops
+  line, a Metal plugin with a profiler): measured device time.
 - `placement`: the training callback recorded the device the op was placed on.
 - `send_recv`: a `_Send`/`_Recv` op's own stats name its devices.
 - `kernel_registry`: the recorded kernel registry says the op type has no GPU kernel.
@@ -35,8 +35,8 @@ REASONS = {
 class Placement:
     """Where one op ran and how we know; `fallback` is a reason code when it fell back."""
 
-    device: str  # "GPU:0", "CPU:0", "CPU:1" ...
-    kind: str  # "GPU", "CPU"
+    device: str  # "GPU:0", "CPU:0", "CPU:1", "TPU:3" ...
+    kind: str  # "GPU", "CPU", "TPU", ... (what the device is; see device_kind)
     source: str
     fallback: str | None = None
     reason: str | None = None
@@ -48,10 +48,17 @@ def short_device(device: str) -> str:
     return f"{m.group(1).upper()}:{m.group(2)}" if m else (device or "CPU:0")
 
 
-def _kind(device: str) -> str:
-    kind = device.split(":", 1)[0]
-    # PluggableDevices (Metal) register as GPU; anything not CPU counts as an accelerator.
-    return "CPU" if kind == "CPU" else "GPU"
+def device_kind(device: str) -> str:
+    """What a device is, from its short id: `CPU`, `GPU`, `TPU`, `XPU`...
+
+    PluggableDevices (Metal) register as GPU; DirectML's `DML` devices are GPUs too. Other
+    accelerators keep their own name: a TPU is not a GPU.
+    """
+    kind = device.split(":", 1)[0].upper() or "CPU"
+    return "GPU" if kind == "DML" else kind
+
+
+_kind = device_kind
 
 
 class DeviceResolver:
@@ -71,13 +78,19 @@ class DeviceResolver:
         placed = [short_device(r.get("device", "")) for r in self.placement.values()]
         planes = [device_plane_id(n) or n for n in events.device_planes]
         self.devices = sorted(set(recorded + placed + planes))
-        self.has_gpu = events.has_device_timeline or any(_kind(d) == "GPU" for d in self.devices)
+        # Any accelerator (GPU, TPU, ...) makes CPU placements worth explaining.
+        self.has_gpu = events.has_device_timeline or any(_kind(d) != "CPU" for d in self.devices)
 
     def resolve(self, rec: OpRecord) -> Placement:
         """The device of one op and the source of that knowledge, with a fallback reason."""
         if any(rec.device_count):
-            dev = sorted(rec.device_planes)[0]
-            return Placement(dev, "GPU", "device_plane")
+            # The device that ran most of it; per-device figures are on the op record
+            # (device_ps_by_plane) for ops that ran on several.
+            per = rec.device_ps_by_plane
+            dev = (
+                max(sorted(per), key=lambda d: sum(per[d])) if per else sorted(rec.device_planes)[0]
+            )
+            return Placement(dev, _kind(dev), "device_plane")
         row = self.placement.get((rec.name, rec.type)) or self.placement_by_name.get(rec.name)
         if row is not None:
             dev = short_device(row.get("device", ""))

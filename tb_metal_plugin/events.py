@@ -7,34 +7,30 @@ the callback's own work), so nothing is dropped.
 
 from __future__ import annotations
 
+import bisect
 import re
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .device_planes import DevicePlaneStats
+from .device_reader import read_device_plane
+from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
+    STEP_MARKERS,
+    Step,
+    device_steps,
+    is_step_marker,
+    step_id_steps,
+    with_host_groups,
+)
 from .xspace_reader import PlaneData, open_trace
 
 # `<op name>:<op type>`; the type is an identifier, the name never ends with ':'
 # (that rules out `Iterator::Root::Prefetch` and friends).
 _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEVICE_PLANE = re.compile(r"^/device:(GPU|TPU|XPU|DML|APU)[:_](\d+)(.*)$")
-STEP_MARKERS = ("Profiled batch", "TraceContext")
 SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 Progress = Callable[[float, str], None]
-
-
-@dataclass
-class Step:
-    """One profiled step: its number (Keras batch index) and its span on the host clock."""
-
-    num: int
-    start_ps: int
-    end_ps: int
-
-    @property
-    def duration_ps(self) -> int:
-        """Wall time of the step."""
-        return self.end_ps - self.start_ps
 
 
 class OpRecord:
@@ -55,6 +51,7 @@ class OpRecord:
         "device_ps",
         "line_kinds",
         "device_planes",
+        "device_ps_by_plane",
         "stats",
         "wants_stats",
     )
@@ -71,6 +68,9 @@ class OpRecord:
         self.device_ps: Sequence[int] = zeros
         self.line_kinds: set[str] = set()
         self.device_planes: set[str] = set()
+        # Device id (`GPU:1`) -> per-slot device ps on that device's plane alone: one op of a
+        # multi-GPU run has a figure per GPU; device_ps is their sum.
+        self.device_ps_by_plane: dict[str, array] = {}
         self.stats: dict[str, object] = {}
         # Copy ops: the stats of their first event name the devices at both ends.
         self.wants_stats = type_ in SEND_RECV_TYPES
@@ -82,7 +82,11 @@ class OpRecord:
             self.device_ps = array("q", bytes(8 * self.slots))
         self.device_count[slot] += 1
         self.device_ps[slot] += duration_ps
-        self.device_planes.add(plane)
+        per_plane = self.device_ps_by_plane.get(plane)
+        if per_plane is None:
+            per_plane = self.device_ps_by_plane[plane] = array("q", bytes(8 * self.slots))
+            self.device_planes.add(plane)
+        per_plane[slot] += duration_ps
 
     @property
     def on_host(self) -> bool:
@@ -96,15 +100,17 @@ class CopyRecord:
 
     op_name: str
     op_type: str
-    kind: str  # "memcpy_h2d", "memcpy_d2h", "memcpy_d2d", "memcpy"
-    plane: str
+    kind: str  # "memcpy_h2d", "memcpy_d2h", "memcpy_d2d", "memcpy_p2p", "memcpy", "memset"
+    plane: str  # device id of the plane the copy ran on: "GPU:0"
     slots: int
     count: list[int] = field(default_factory=list)
     ps: list[int] = field(default_factory=list)
+    nbytes: list[int] = field(default_factory=list)  # bytes moved, from `memcpy_details`
 
     def __post_init__(self) -> None:
         self.count = self.count or [0] * self.slots
         self.ps = self.ps or [0] * self.slots
+        self.nbytes = self.nbytes or [0] * self.slots
 
 
 @dataclass
@@ -115,12 +121,16 @@ class TraceEvents:
     planes: list[str]
     device_planes: list[str]
     steps: list[Step]
-    steps_source: str  # "markers" (Profiled batch events) or "none" (one window)
+    # "markers" (Profiled batch and other host step markers), "device_steps" (the device
+    # planes' Steps line), "step_ids" (TF step ids) or "none" (one window): see steps.py.
+    steps_source: str
     ops: dict[tuple[str, str], OpRecord]
-    copies: dict[tuple[str, str, str], CopyRecord]
+    copies: dict[tuple[str, str, str, str], CopyRecord]  # (op name, op type, kind, device)
     window_ps: int
     event_count: int
     warnings: list[str] = field(default_factory=list)
+    # Device id (`GPU:0`, `TPU:3`) -> what its plane holds and its measured device time.
+    device_stats: dict[str, DevicePlaneStats] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
@@ -157,9 +167,17 @@ def line_kind(line_name: str) -> str:
 
 
 def device_plane_id(plane_name: str) -> str | None:
-    """`GPU:0` for `/device:GPU:0` or `/device:GPU:0 (Metal)`; None for other planes."""
+    """`GPU:0` for `/device:GPU:0` or `/device:GPU:0 (Metal)`; None for other planes.
+
+    A TPU's SparseCores have planes of their own (`/device:TPU:0 SparseCore 1`): they keep
+    that suffix so their time is not merged into the TensorCore's.
+    """
     m = _DEVICE_PLANE.match(plane_name)
-    return f"{m.group(1)}:{m.group(2)}" if m else None
+    if not m:
+        return None
+    suffix = m.group(3).strip()
+    dev = f"{m.group(1)}:{m.group(2)}"
+    return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
 def _stat_value(stat, stat_names: dict[int, str]) -> object:
@@ -172,10 +190,10 @@ def _stat_value(stat, stat_names: dict[int, str]) -> object:
 
 
 def _find_steps(host: PlaneData) -> list[Step]:
-    """Steps from `Profiled batch`-style markers (events with a `step_num` stat)."""
+    """Steps from host step markers (`Profiled batch`, `train`... with a `step_num` stat)."""
     meta = host.header.event_metadata
     stat_names = host.stat_names
-    marker_ids = {k for k, v in meta.items() if v.name in STEP_MARKERS}
+    marker_ids = {k for k, v in meta.items() if is_step_marker(v.name)}
     steps: dict[int, Step] = {}
     for i in range(len(host.line_spans)):
         if line_kind(host.line_name(i)) != "python":
@@ -196,8 +214,10 @@ def _find_steps(host: PlaneData) -> list[Step]:
 class _Collector:
     """Accumulates per-op figures across the planes of one file."""
 
-    def __init__(self, steps: list[Step]):
+    def __init__(self, steps: list[Step], by_group: bool = False):
         self.steps = steps
+        # Steps read from a Steps line are group ids: a device event's `group_id` is its step.
+        self.slot_of_group = {s.num: i for i, s in enumerate(steps)} if by_group else {}
         self.slots = len(steps) + 1
         self.starts = [s.start_ps for s in steps]
         self.ends = [s.end_ps for s in steps]
@@ -217,6 +237,25 @@ class _Collector:
     def _span(self, first: int, last: int) -> None:
         self.t_min = first if self.t_min is None else min(self.t_min, first)
         self.t_max = last if self.t_max is None else max(self.t_max, last)
+
+    span = _span
+
+    def slot_of(self, t: int, group_id: int | None = None) -> int:
+        """Step slot of an event at absolute time t (its group id first, when steps are groups)."""
+        if group_id is not None and group_id in self.slot_of_group:
+            return self.slot_of_group[group_id]
+        i = bisect.bisect_right(self.starts, t) - 1
+        return i if i >= 0 and t < self.ends[i] else len(self.starts)
+
+    def add_copy(self, op_name, op_type, kind, dev, slot, dur, nbytes) -> None:
+        """Count one device copy (memcpy or memset) of an op on device dev."""
+        key = (op_name, op_type, kind, dev)
+        cp = self.copies.get(key)
+        if cp is None:
+            cp = self.copies[key] = CopyRecord(op_name, op_type, kind, dev, self.slots)
+        cp.count[slot] += 1
+        cp.ps[slot] += dur
+        cp.nbytes[slot] += nbytes
 
     def host_line(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
         """Add one host line's op events: count, total and self time per step slot."""
@@ -291,84 +330,24 @@ class _Collector:
                 rec.wants_stats = False
                 rec.stats = {names.get(s.metadata_id, "?"): _stat_value(s, names) for s in ev.stats}
 
-    def device_line(self, plane: PlaneData, index: int, dev: str) -> None:
-        """Add one device line's events, linked to TF ops by `tf_op` stat or event name."""
-        line = plane.line(index)
-        base = line.timestamp_ns * 1000
-        meta = plane.header.event_metadata
-        names = plane.stat_names
-        tf_op_id = next((k for k, v in names.items() if v == "tf_op"), None)
-        cache: dict[int, tuple[str, str] | None] = {}
-        events = line.events
-        self.event_count += len(events)
-        starts, ends, nsteps = self.starts, self.ends, len(self.starts)
-        first = last = None
-        for ev in events:
-            mid = ev.metadata_id
-            md = meta.get(mid)
-            label = md.name if md is not None else ""
-            link = None
-            if tf_op_id is not None:
-                for st in ev.stats:
-                    if st.metadata_id == tf_op_id:
-                        v = _stat_value(st, names)
-                        link = split_op_name(str(v)) if v else None
-                        break
-                if link is None and md is not None:
-                    for st in md.stats:
-                        if st.metadata_id == tf_op_id:
-                            link = split_op_name(str(_stat_value(st, names)))
-                            break
-            if link is None:
-                if mid not in cache:
-                    cache[mid] = split_op_name(label, md.display_name if md else "") or (
-                        (label, "") if label else None
-                    )
-                link = cache[mid]
-            t = base + ev.offset_ps
-            dur = ev.duration_ps
-            if first is None:
-                first = t
-            last = max(last or 0, t + dur)
-            slot = nsteps
-            for i in range(nsteps):  # steps are few; device events are fewer than host ones
-                if starts[i] <= t < ends[i]:
-                    slot = i
-                    break
-            low = label.lower()
-            if "memcpy" in low or "memset" in low:
-                kind = (
-                    "memcpy_h2d"
-                    if "htod" in low or "h2d" in low
-                    else "memcpy_d2h"
-                    if "dtoh" in low or "d2h" in low
-                    else "memcpy_d2d"
-                    if "dtod" in low or "d2d" in low
-                    else "memcpy"
-                )
-                op_name, op_type = link if link else (label, "")
-                key = (op_name, op_type, kind)
-                cp = self.copies.get(key)
-                if cp is None:
-                    cp = self.copies[key] = CopyRecord(op_name, op_type, kind, dev, self.slots)
-                cp.count[slot] += 1
-                cp.ps[slot] += dur
-                continue
-            if link is None:
-                continue
-            self.op(*link).add_device(slot, dur, dev)
-        if first is not None:
-            self._span(first, last)
-
 
 def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
     """Read one `.xplane.pb` and return its op events aggregated per op and step."""
     with open_trace(path) as trace:
         planes = trace.planes()
         host = next((p for p in planes if p.name == "/host:CPU"), None)
-        steps = _find_steps(host) if host is not None else []
-        col = _Collector(steps)
+        devices = [(p, device_plane_id(p.name)) for p in planes]
+        devices = [(p, d) for p, d in devices if d is not None]
+        steps, source = _find_steps(host) if host is not None else [], "markers"
+        if not steps:
+            steps, source = device_steps(devices), "device_steps"
+            if steps and host is not None:
+                steps = with_host_groups(steps, host)
+        if not steps and host is not None:
+            steps, source = step_id_steps(host, lambda n: line_kind(n) == "python"), "step_ids"
+        col = _Collector(steps, by_group=source == "device_steps")
         device_planes = []
+        device_stats: dict[str, DevicePlaneStats] = {}
         total_bytes = sum(p.bytes for p in planes) or 1
         done = 0
         warnings: list[str] = []
@@ -388,11 +367,16 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             elif dev is not None:
                 if plane.line_spans:
                     device_planes.append(plane.name)
-                for i in range(len(plane.line_spans)):
-                    col.device_line(plane, i, dev)
-                    done += plane.line_spans[i][1] - plane.line_spans[i][0]
-                    if progress:
-                        progress(done / total_bytes, f"reading {plane.name}")
+                ps = read_device_plane(plane, dev, col, col.slot_of, split_op_name)
+                device_stats[dev] = ps
+                if ps.kind == "TPU" and not ps.work_lines and plane.line_spans:
+                    warnings.append(
+                        f"{plane.name} has no `XLA Ops` line: its device time is not read "
+                        "(its other XLA lines overlap and are never summed)"
+                    )
+                done += plane.bytes
+                if progress:
+                    progress(done / total_bytes, f"reading {plane.name}")
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
         window = (col.t_max - col.t_min) if col.t_min is not None else 0
@@ -401,10 +385,11 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             planes=[p.name for p in planes],
             device_planes=device_planes,
             steps=steps,
-            steps_source="markers" if steps else "none",
+            steps_source=source if steps else "none",
             ops=col.ops,
             copies=col.copies,
             window_ps=window,
             event_count=col.event_count,
             warnings=warnings,
+            device_stats=device_stats,
         )

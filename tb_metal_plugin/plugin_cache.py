@@ -25,6 +25,7 @@ MAX_ENTRIES = 256
 _CORE_MODULES = (
     "api.py", "attribution.py", "breakdown.py", "devices.py", "events.py", "manifest.py",
     "xspace_reader.py", "discovery.py", "plugin.py",
+    "device_planes.py", "device_reader.py", "steps.py",
 )  # fmt: skip
 
 
