@@ -176,8 +176,12 @@ def test_older_versions_differ():
     assert "TopK" in _op_types("1.1.0") and "TopK" not in _op_types("1.2.0")
 
 
-def _row(name, type_, layer, ps, phase="forward", **extra):
-    return {"name": name, "type": type_, "layer": layer, "phase": phase, "self_ps": ps, **extra}
+US = 10**6  # picoseconds per microsecond
+
+
+def _row(name, type_, layer, us, phase="forward", **extra):
+    """An op row of the core engine; its self time given in microseconds."""
+    return {"name": name, "type": type_, "layer": layer, "phase": phase, "self_ps": us * US, **extra}
 
 
 ROWS = [
@@ -207,10 +211,10 @@ ROWS = [
 def test_predict_ops_headline_and_layers():
     pred = r.predict_ops(ROWS)
     assert pred["is_prediction"] is True and pred["metal_version"] == "1.2.0"
-    assert pred["total_ps"] == 1000
-    assert pred["fallback_ps"] == 150
+    assert pred["total_ps"] == 1000 * US
+    assert pred["fallback_ps"] == 150 * US
     assert pred["fallback_share"] == pytest.approx(0.15)
-    assert pred["cpu_only_ps"] == 150
+    assert pred["cpu_only_ps"] == 150 * US
     assert sum(pred["verdict_ps"].values()) == pred["total_ps"]
     assert len(pred["ops"]) == len(ROWS)
     assert all("verdict" in o and "reason" in o and o["name"] for o in pred["ops"])
@@ -218,7 +222,7 @@ def test_predict_ops_headline_and_layers():
     rot = layers[("functional", "random_rotation")]
     assert rot["verdict"] == r.CPU_FALLBACK
     assert rot["fallback_op_types"] == ["ImageProjectiveTransformV3"]
-    assert rot["fallback_ps"] == 150 and rot["verdicts"][r.METAL_GPU] == 10
+    assert rot["fallback_ps"] == 150 * US and rot["verdicts"][r.METAL_GPU] == 10 * US
     assert layers[("functional", "py_layer")]["verdict"] == r.CPU_ONLY_BY_NATURE
     assert layers[("functional", "conv")]["verdict"] == r.METAL_GPU
     assert layers[("functional", "dense")]["verdict"] == r.METAL_GPU
