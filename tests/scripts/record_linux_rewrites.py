@@ -1,6 +1,6 @@
-"""Record the small real trace behind tests/test_doctor.py's Linux-rewrite checks.
+"""Record the small real trace behind the Linux-rewrite checks of tests/test_readiness.py.
 
-    python tests/scripts/record_linux_rewrites.py [LOGDIR]   (default: tests/fixtures/linux_rewrites)
+    python tests/scripts/record_linux_rewrites.py [LOGDIR]  (default tests/fixtures/linux_rewrites)
 
 A transformer-style feed-forward block (Dense with GELU, LayerNormalization) plus a layer that
 chains unary elementwise ops (abs -> sqrt -> exp). On Linux x86 tensorflow-cpu, oneDNN and
