@@ -178,6 +178,9 @@ export class ReadinessPanel {
   }
 
   private table(rows: ReasonRow[], total: number, testid: string, rowTestid: string, fallback: boolean): HTMLElement {
+    // This table's verdict when it is the group's, "minor" when its time here is below the threshold.
+    const mine: Verdict = fallback ? "cpu_fallback" : "cpu_only_by_nature";
+    const sized = (g: ReadinessGroup): GroupVerdict => (g.verdict === mine ? mine : g.minor?.some((m) => m.verdict === mine) ? "minor_fallback" : g.verdict);
     const name = (r: ReasonRow) => (r.group.layer ? pathLabel(r.group.layer) : `${r.group.bucket} (outside any layer)`);
     const table = new DataTable<ReasonRow>([
       { key: "layer", label: "Layer", value: name, render: (r) => (r.group.layer ? name(r) : h("span", { class: "bucket-name" }, name(r))) },
@@ -187,7 +190,8 @@ export class ReadinessPanel {
         : []),
       { key: "reason", label: "Why", value: (r) => r.reasons.join("; "),
         render: (r) => h("ul", { class: "reasons" }, ...r.reasons.slice(0, 4).map((x) => h("li", null, x)), r.reasons.length > 4 ? h("li", { class: "muted" }, `+${r.reasons.length - 4} more`) : null) },
-      { key: "size", label: "Verdict", value: (r) => r.group.verdict, render: (r) => verdictBadge(r.group.verdict, describeGroup(r.group)) },
+      { key: "size", label: "Verdict", title: "the layer's size-aware verdict: CPU time under the minor threshold is not a fallback", value: (r) => sized(r.group),
+        render: (r) => verdictBadge(sized(r.group), describeGroup(r.group)) },
       { key: "todo", label: "What to do", value: (r) => this.remedyOf(r.group).map((x) => x.title).join("; "),
         render: (r) => h("div", { "data-testid": "readiness-remedy" }, ...this.remedyOf(r.group).map((x) => remedyCell(x))) },
       { key: "time", label: fallback ? "Time falling back" : "Time", num: true, value: (r) => r.ps, render: (r) => fmtTime(r.ps) },
