@@ -249,3 +249,37 @@ def test_cli_doctor_on_a_good_mac_run_and_on_the_demo(tmp_path):
 def test_cli_doctor_bad_logdir_is_a_clear_error(tmp_path):
     run = CliRunner().invoke(main, ["doctor", str(tmp_path / "missing")])
     assert run.exit_code == 2 and "no such file" in run.output
+
+
+def test_tensorboard_startup_problems_join_the_verdict(monkeypatch):
+    # tb_metal_plugin.environment_check (another part of tb-metal) returns (message, fix) pairs.
+    import sys
+    import types
+
+    fake = types.ModuleType("tb_metal_plugin.environment_check")
+    fake.tensorboard_startup_problems = lambda: [("TensorBoard 2.12 needs setuptools<81", "pin it")]
+    monkeypatch.setitem(sys.modules, "tb_metal_plugin.environment_check", fake)
+    v = d.check_environment(mac("1.2.0", "2.18.1", gpu=True), startup_checks=True)
+    tb = [c for c in v["checks"] if c["check"] == "tensorboard"]
+    assert tb == [d._check("tensorboard", "warning", None, "TensorBoard 2.12 needs setuptools<81",
+                           "pin it")]  # fmt: skip
+    assert v["status"] == "warning" and v["exit_code"] == 0
+    # Without that module the verdict stands on the versions alone.
+    monkeypatch.setitem(sys.modules, "tb_metal_plugin.environment_check", None)
+    assert d.check_environment(mac("1.2.0", "2.18.1", gpu=True), startup_checks=True)["status"] == (
+        "ok"
+    )
+
+
+def test_fit_start_check_warns_once_and_returns_the_verdict(monkeypatch):
+    monkeypatch.setattr(d, "_warned_at_fit", False)
+    broken = mac("1.2.0", "2.21.0", gpu=False)
+    with pytest.warns(RuntimeWarning, match="tensorflow-metal==1.2.0"):
+        first = d.check_at_fit_start(broken)
+    assert first["status"] == "broken"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second fit in the same process stays quiet
+        assert d.check_at_fit_start(broken)["status"] == "broken"
+        assert d.check_at_fit_start(mac("1.2.0", "2.18.1", gpu=True))["status"] == "ok"
