@@ -101,6 +101,10 @@ def doctor_text(v: dict) -> str:
             set(),
         ),  # fmt: skip
     ]
+    for c in v["checks"]:
+        if c.get("detail"):
+            lines += ["", f"{c['check']}:"] + textwrap.wrap(c["detail"], 96, initial_indent="  ",
+                                                            subsequent_indent="  ")  # fmt: skip
     fixes = [c["fix"] for c in v["checks"] if c["fix"] and c["status"] in ("broken", "warning")]
     if fixes:
         lines += ["", "FIX:"] + [f"  {f}" for f in dict.fromkeys(fixes)]

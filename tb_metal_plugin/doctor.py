@@ -58,7 +58,8 @@ def installed_environment(import_tensorflow: bool = True) -> dict[str, Any]:
         "keras": version("keras"),
         "tensorflow_metal": version("tensorflow-metal"),
     }
-    if import_tensorflow and env["tensorflow"]:
+    # Only a Mac's answer depends on the devices TensorFlow sees (the plugin loaded or not).
+    if import_tensorflow and env["tensorflow"] and env["os"] == "Darwin":
         try:
             import tensorflow as tf
 
@@ -209,19 +210,11 @@ def _mac_checks(env: dict, rec: dict, metal: str | None, tf: str | None) -> list
     fix = install_command()
     if alt and status != OK and series(metal) != series(rec["tensorflow_metal"]):
         fix += f" (or keep tensorflow-metal {metal}: {install_command(alt, metal)})"
-    msg = f"tensorflow-metal {metal} with TensorFlow {tf}: {pair['status']}" + (
-        f" ({pair['why']})" if pair["why"] else ""
-    )
-    out.append(
-        _check(
-            "pair",
-            status,
-            {"tensorflow_metal": metal, "tensorflow": tf},
-            msg,
-            fix if status != OK else None,
-            pair["sources"],
-        )
-    )
+    msg = f"tensorflow-metal {metal} with TensorFlow {tf}: {pair['status']}"
+    check = _check("pair", status, {"tensorflow_metal": metal, "tensorflow": tf}, msg,
+                   fix if status != OK else None, pair["sources"])  # fmt: skip
+    check["detail"] = pair["why"]  # why the pair has that status, at length
+    out.append(check)
     gpu = _gpu_visible(env)
     if env.get("tensorflow_import_error"):
         out.append(
