@@ -69,8 +69,17 @@ setup(
         # silicon that is tensorflow(-macos) plus Apple's Metal plugin.
         "record": [
             "tensorflow-cpu>=2.15; sys_platform == 'linux'",
-            "tensorflow>=2.15; sys_platform == 'darwin'",
-            "tensorflow-metal; sys_platform == 'darwin' and platform_machine == 'arm64'",
+            # Apple silicon: the last tensorflow-metal (1.2.0) loads into TensorFlow 2.18 and
+            # 2.19, not 2.20+, and has wheels up to CPython 3.12; it declares no TensorFlow pin
+            # itself. See tb_metal_plugin/data/compatibility.json (tested in test_doctor.py).
+            "tensorflow>=2.18,<2.20; sys_platform == 'darwin' and platform_machine == 'arm64' "
+            "and python_version < '3.13'",
+            "tensorflow-metal==1.2.0; sys_platform == 'darwin' and platform_machine == 'arm64' "
+            "and python_version < '3.13'",
+            # No tensorflow-metal wheel for these: TensorFlow runs on the CPU (tb-metal doctor
+            # says so).
+            "tensorflow>=2.15; sys_platform == 'darwin' and (platform_machine != 'arm64' "
+            "or python_version >= '3.13')",
             "keras>=3.0",
             "tensorboard-plugin-profile>=2.15",
         ],

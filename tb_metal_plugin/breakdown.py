@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .attribution import BUCKETS, PHASES, Attribution
-from .devices import Placement
+from .devices import Placement, fallback_remedy
 from .events import SEND_RECV_TYPES, OpRecord, TraceEvents
 
 HOST_ONLY_NOTE = (
@@ -254,6 +254,7 @@ def fallbacks(rows: list[dict]) -> list[dict]:
                 "reason_code": row["fallback"]["reason_code"],
                 "reason": row["fallback"]["reason"],
                 "device_source": row["device_source"],
+                "remedy": fallback_remedy(row["type"], row["fallback"]["reason_code"]),
                 "ops": [],
                 "count": 0,
                 "self_ps": 0,

@@ -10,6 +10,7 @@ import time
 import click
 
 from . import __version__, api, formatting, readiness
+from . import cli_checks as checking
 from .errors import TbMetalError
 
 # Files smaller than this load in well under a second: no progress line for them.
@@ -140,6 +141,24 @@ def ops(path, run, session, host, step, fmt, layer, limit):
     emit(fmt, data, lambda d: formatting.ops_table(d, limit), formatting.ops_csv)
 
 
+def minor_options(f):
+    """--minor-us / --minor-share: below both, a layer's CPU time is minor, not a fallback."""
+    f = click.option(
+        "--minor-share",
+        type=float,
+        default=100 * readiness.DEFAULT_THRESHOLDS.min_share,
+        show_default=True,
+        help="A layer's CPU time below this percent of the layer is minor.",
+    )(f)
+    return click.option(
+        "--minor-us",
+        type=float,
+        default=readiness.DEFAULT_THRESHOLDS.min_ps / 1e6,
+        show_default=True,
+        help="A layer's CPU time below this many microseconds is minor.",
+    )(f)
+
+
 @main.command("metal-check")
 @click.argument("path", type=click.Path())
 @selectors
@@ -150,53 +169,63 @@ def ops(path, run, session, host, step, fmt, layer, limit):
     show_default=True,
     help="tensorflow-metal release to predict for.",
 )
+@minor_options
 @errors_to_exit
-def metal_check(path, run, session, host, step, fmt, metal_version):
-    """Predict which layers would fall back to the CPU on tensorflow-metal (a prediction)."""
+def metal_check(path, run, session, host, step, fmt, metal_version, minor_us, minor_share):
+    """Predict which layers would fall back to the CPU on tensorflow-metal (a prediction),
+    and what to do about each op type that would."""
     prof = load(path, run, session, host)
-    data = readiness.check(prof.ops(step), prof.manifest, metal_version)
+    limits = readiness.Thresholds(min_ps=int(minor_us * 1e6), min_share=minor_share / 100)
+    data = readiness.check(prof.ops(step), prof.manifest, metal_version, limits)
     if fmt == "json":
         click.echo(formatting.to_json(data))
         return
-    # Op types that run on the CPU whatever the plugin has (py_function, tf.data), per layer.
-    by_nature: dict[tuple, set[str]] = {}
-    for op in data["ops"]:
-        if op["verdict"] == "cpu_only_by_nature":
-            by_nature.setdefault(tuple(op["layer"] or ()), set()).add(op["type"])
-    rows, raw = [], []
-    for r in data["layers"]:
-        types = r["fallback_op_types"] + sorted(by_nature.get(tuple(r["layer"] or ()), ()))
-        where = "/".join(r["layer"]) if r["layer"] else "(no layer)"
-        cpu_ps = r["fallback_ps"] + r["verdicts"].get("cpu_only_by_nature", 0)
-        rows.append(
-            [
-                where,
-                r["verdict"],
-                formatting.fmt_time(cpu_ps),
-                formatting.fmt_time(r["total_ps"]),
-                " ".join(types),
-            ]
-        )
-        raw.append([where, r["verdict"], cpu_ps, r["total_ps"], " ".join(types)])
-    headers = ["layer", "predicted", "on CPU", "time", "CPU op types"]
+    headers, rows, raw = checking.readiness_rows(data)
     if fmt == "csv":
         # Raw picoseconds in CSV so spreadsheets can sum them.
-        click.echo(
-            formatting.csv_text([*headers[:2], "cpu_ps", "time_ps", headers[4]], raw), nl=False
-        )
+        click.echo(formatting.csv_text(headers, raw), nl=False)
         return
-    total = data["total_ps"] or 1
-    cpu_only = data["cpu_only_ps"]
-    click.echo(
-        f"PREDICTION for tensorflow-metal {data['metal_version']}: "
-        f"{formatting.fmt_share(data['fallback_share'])} of op time would fall back to the CPU "
-        f"({formatting.fmt_time(data['fallback_ps'])} of {formatting.fmt_time(data['total_ps'])})"
-        f"; {formatting.fmt_share(cpu_only / total)} runs on the CPU by nature "
-        f"(py_function, tf.data): {formatting.fmt_time(cpu_only)}"
-    )
-    click.echo(formatting.text_table(headers, rows, {2, 3}))
-    for d in data["disagreements"] or []:
-        click.echo(f"measured differs: {d['name']} ({d['type']}): {d['reason']}")
+    click.echo(checking.readiness_text(data, headers, rows))
+
+
+@main.command("doctor")
+@click.argument("logdir", required=False, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--no-import",
+    is_flag=True,
+    help="Do not import TensorFlow (faster; skips the 'does TensorFlow see a GPU' check).",
+)
+@errors_to_exit
+def doctor_cmd(logdir, fmt, no_import):
+    """Check Python, OS, TensorFlow, Keras and tensorflow-metal against the known-good pairs.
+
+    Without LOGDIR: this installation. With LOGDIR: the environment each tb-metal manifest
+    recorded (someone else's Mac). Exit status 1 when a set-up is broken.
+    """
+    from . import doctor
+
+    if logdir:
+        rows = doctor.check_logdir(logdir)
+        worst = max((r["verdict"]["exit_code"] for r in rows if r["verdict"]), default=0)
+        if fmt == "json":
+            click.echo(formatting.to_json({"logdir": logdir, "runs": rows}))
+        else:
+            click.echo(checking.doctor_logdir_text(rows))
+        sys.exit(worst)
+    env = doctor.installed_environment(import_tensorflow=not no_import)
+    verdict = doctor.check_environment(env, startup_checks=True)
+    if fmt == "json":
+        click.echo(formatting.to_json(verdict))
+    else:
+        click.echo(checking.doctor_text(verdict))
+    sys.exit(verdict["exit_code"])
 
 
 @main.command("compare")

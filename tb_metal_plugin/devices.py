@@ -132,3 +132,12 @@ class DeviceResolver:
         if dtype and all(k.get("dtypes") and dtype not in k["dtypes"] for k in gpu):
             return "no_gpu_kernel_for_dtype"
         return "explicit_placement"
+
+
+def fallback_remedy(op_type: str, reason_code: str | None) -> dict | None:
+    """What to do about a measured CPU fallback (remedies.json), None for a deliberate one."""
+    if reason_code == "explicit_placement":
+        return None  # the user (or a colocation) asked for the CPU: nothing to fix here
+    from . import readiness, remedies
+
+    return remedies.remedy_for(op_type, readiness.category_of(op_type), reason_code)

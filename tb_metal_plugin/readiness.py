@@ -10,15 +10,33 @@ from __future__ import annotations
 import json
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any
 
-METAL_GPU = "metal_gpu"
-CPU_FALLBACK = "cpu_fallback"
-CPU_ONLY_BY_NATURE = "cpu_only_by_nature"
-UNKNOWN = "unknown"
-VERDICTS = (METAL_GPU, CPU_FALLBACK, CPU_ONLY_BY_NATURE, UNKNOWN)
-# A layer takes the worst verdict among its ops; fallback first because that is what users fix.
-_SEVERITY = {CPU_FALLBACK: 3, CPU_ONLY_BY_NATURE: 2, UNKNOWN: 1, METAL_GPU: 0}
+from . import remedies, rewrites
+from .readiness_groups import (
+    CPU_FALLBACK,
+    CPU_ONLY_BY_NATURE,
+    DEFAULT_THRESHOLDS,
+    GROUP_VERDICT_ORDER,
+    METAL_GPU,
+    MINOR_FALLBACK,
+    SEVERITY,
+    UNKNOWN,
+    VERDICTS,
+    Thresholds,
+    add,
+    new_agg,
+    rollup,
+    sized_verdict,
+    tree,
+    worst_verdict,
+)
+
+# Verdict names and the group roll-ups live in readiness_groups; re-exported here.
+__all__ = [
+    "CPU_FALLBACK", "CPU_ONLY_BY_NATURE", "GROUP_VERDICT_ORDER", "METAL_GPU", "MINOR_FALLBACK",
+    "UNKNOWN", "VERDICTS", "Thresholds", "check", "compare_with_measured", "predict_op",
+    "predict_ops", "sized_verdict", "worst_verdict",
+]  # fmt: skip
 
 PY_FUNC_TYPES = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}
 TRANSFER_TYPES = {"_Send", "_Recv", "_HostSend", "_HostRecv"}
@@ -62,39 +80,6 @@ BOOKKEEPING_TYPES = {
     "StatelessCase",
 }
 
-# oneDNN (Linux x86) graph rewrites that do not map by simply dropping the _Mkl/_MklNative prefix:
-# the op types that the same graph would run on macOS instead.
-_MKL_SPECIAL: dict[str, tuple[str, ...]] = {
-    "_MklFusedMatMul": ("_FusedMatMul",),
-    "_MklNativeFusedMatMul": ("_FusedMatMul",),
-    "_MklFusedConv2D": ("_FusedConv2D",),
-    "_MklNativeFusedConv2D": ("_FusedConv2D",),
-    "_MklPadWithConv2D": ("Pad", "Conv2D"),
-    "_MklNativePadWithConv2D": ("Pad", "Conv2D"),
-    "_MklPadWithFusedConv2D": ("Pad", "_FusedConv2D"),
-    "_MklNativePadWithFusedConv2D": ("Pad", "_FusedConv2D"),
-    "_MklFusedBatchMatMulV2": ("BatchMatMulV2", "Mul", "AddV2"),
-    "_MklNativeFusedBatchMatMulV2": ("BatchMatMulV2", "Mul", "AddV2"),
-    "_MklLayerNorm": ("Mean", "SquaredDifference", "Rsqrt", "Mul", "AddV2", "Sub"),
-    "_MklFusedInstanceNorm": ("Mean", "SquaredDifference", "Rsqrt", "Mul", "AddV2", "Sub"),
-    "_MklSwish": ("Sigmoid", "Mul"),
-    "_MklNativeSwish": ("Sigmoid", "Mul"),
-    "_MklConv2DWithBias": ("Conv2D", "BiasAdd"),
-    "_MklNativeConv2DWithBias": ("Conv2D", "BiasAdd"),
-    "_MklConv2DBackpropFilterWithBias": ("Conv2DBackpropFilter", "BiasAddGrad"),
-    "_MklNativeConv2DBackpropFilterWithBias": ("Conv2DBackpropFilter", "BiasAddGrad"),
-    "_MklFusedDepthwiseConv2dNative": ("DepthwiseConv2dNative", "BiasAdd"),
-    "_MklNativeFusedDepthwiseConv2dNative": ("DepthwiseConv2dNative", "BiasAdd"),
-}
-# oneDNN layout conversions exist only in oneDNN graphs: there is nothing to predict on macOS.
-_MKL_ONLY = {"_MklToTf", "_MklInputConversion"}
-# Grappler/Metal fusions that Metal may lack: predict the unfused ops macOS would run instead.
-_FUSION_PARTS: dict[str, tuple[str, ...]] = {
-    "_FusedDepthwiseConv2dNative": ("DepthwiseConv2dNative", "BiasAdd"),
-    "_FusedBatchMatMulV2": ("BatchMatMulV2", "Mul", "AddV2"),
-    "_FusedConv3D": ("Conv3D", "BiasAdd"),
-}
-
 
 @lru_cache(maxsize=1)
 def load_data() -> dict:
@@ -134,38 +119,43 @@ def _sets(metal_version: str) -> tuple[frozenset, frozenset, frozenset]:
     )
 
 
-def macos_op_types(op_type: str) -> tuple[tuple[str, ...], str]:
+def macos_op_types(op_type: str, op_name: str = "") -> tuple[tuple[str, ...], str]:
     """The op type(s) the same graph would run on macOS, and a note when they differ."""
-    if op_type in _MKL_SPECIAL:
-        parts = _MKL_SPECIAL[op_type]
-        return parts, f"oneDNN op {op_type} would run as {' + '.join(parts)} on macOS"
-    for prefix in ("_MklNative", "_Mkl"):
-        if op_type.startswith(prefix) and op_type not in _MKL_ONLY:
-            rest = op_type[len(prefix) :]
-            # _MklNativeFusedX -> _FusedX; _MklMatMul -> MatMul; but FusedBatchNorm* are public
-            # ops (only their Ex variant is internal).
-            internal = rest.startswith("Fused") and (
-                not rest.startswith("FusedBatchNorm") or rest == "FusedBatchNormEx"
-            )
-            mapped = "_" + rest if internal else rest
-            return (mapped,), f"oneDNN op {op_type} would run as {mapped} on macOS"
-    return (op_type,), ""
+    mac = rewrites.macos_ops(op_type, op_name, _sets(default_metal_version())[0])
+    return mac.op_types, mac.note
 
 
 def _is_data_op(op_type: str) -> bool:
     return "Dataset" in op_type or op_type.startswith(_DATA_PREFIXES)
 
 
+def category_of(op_type: str, strings: frozenset | None = None) -> str | None:
+    """Why an op type runs on the host whatever the device: py_function, tf_data, transfer,
+    string; None for ordinary ops."""
+    if op_type in PY_FUNC_TYPES:
+        return "py_function"
+    if _is_data_op(op_type):
+        return "tf_data"
+    if op_type in TRANSFER_TYPES:
+        return "transfer"
+    if strings is None:
+        strings = _sets(default_metal_version())[2]
+    return "string" if op_type in strings else None
+
+
+_BY_NATURE = {
+    "py_function": "{t} runs Python code on the host (tf.py_function)",
+    "tf_data": "{t} is a tf.data input-pipeline op; it runs on the host",
+    "transfer": "{t} is host-side transfer bookkeeping between devices",
+    "string": "{t} takes or returns strings, which live on the host",
+}
+
+
 def _predict_one(op_type: str, metal: frozenset, default: frozenset, strings: frozenset):
     """Verdict and reason for one macOS op type."""
-    if op_type in PY_FUNC_TYPES:
-        return CPU_ONLY_BY_NATURE, f"{op_type} runs Python code on the host (tf.py_function)"
-    if _is_data_op(op_type):
-        return CPU_ONLY_BY_NATURE, f"{op_type} is a tf.data input-pipeline op; it runs on the host"
-    if op_type in TRANSFER_TYPES:
-        return CPU_ONLY_BY_NATURE, f"{op_type} is host-side transfer bookkeeping between devices"
-    if op_type in strings:
-        return CPU_ONLY_BY_NATURE, f"{op_type} takes or returns strings, which live on the host"
+    category = category_of(op_type, strings)
+    if category:
+        return CPU_ONLY_BY_NATURE, _BY_NATURE[category].format(t=op_type)
     if op_type in BOOKKEEPING_TYPES:
         return UNKNOWN, (
             f"{op_type} is graph bookkeeping: its device follows its data and it has no "
@@ -184,99 +174,95 @@ def _predict_one(op_type: str, metal: frozenset, default: frozenset, strings: fr
 
 
 def predict_op(op_type: str, op_name: str = "", metal_version: str | None = None) -> dict:
-    """Predicted Metal placement of one op type (a prediction, never a measurement)."""
+    """Predicted Metal placement of one op type (a prediction, never a measurement).
+
+    Linux-only op types (oneDNN kernels, Grappler's CPU-only fusions) are judged by the ops a
+    Mac would run in their place (`rewrites.macos_ops`).
+    """
     version = metal_version or default_metal_version()
     metal, default, strings = _sets(version)
-    if op_type in _MKL_ONLY:
-        return _result(op_type, version, UNKNOWN, f"{op_type} is a oneDNN layout conversion that "
-                       "does not exist on macOS", (op_type,))  # fmt: skip
-    parts, note = macos_op_types(op_type)
-    expanded: list[str] = []
-    for part in parts:
-        expanded.extend(
-            _FUSION_PARTS[part] if part not in metal and part in _FUSION_PARTS else [part]
-        )
-    if len(expanded) > len(parts):
-        fused = ", ".join(p for p in parts if p in _FUSION_PARTS and p not in metal)
-        extra = f"no Metal kernel for fused {fused}; macOS would run {' + '.join(expanded)}"
-        note = f"{note}; {extra}" if note else extra
-    verdicts = [(p, *_predict_one(p, metal, default, strings)) for p in expanded]
-    worst = max(verdicts, key=lambda v: _SEVERITY[v[1]])
-    verdict = worst[1]
-    reason = worst[2]
+    mac = rewrites.macos_ops(op_type, op_name, metal)
+    if mac.nothing_to_predict:
+        return _result(op_type, version, UNKNOWN, mac.note, mac.op_types, op_name, mac)
+    verdicts = [(p, *_predict_one(p, metal, default, strings)) for p in mac.op_types]
+    worst = max(verdicts, key=lambda v: SEVERITY[v[1]])
+    verdict, reason = worst[1], worst[2]
     if len(verdicts) > 1 and verdict == CPU_FALLBACK:
         bad = ", ".join(p for p, v, _ in verdicts if v == verdict)
         reason = f"no Metal kernel for {bad}: it would fall back to the CPU"
     elif len(verdicts) > 1 and verdict == METAL_GPU:
         reason = "tensorflow-metal registers kernels for all of them"
-    if note:
-        reason = f"{note}; {reason}"
-    return _result(op_type, version, verdict, reason, tuple(expanded), op_name)
+    if mac.note:
+        reason = f"{mac.note}; {reason}"
+    return _result(op_type, version, verdict, reason, mac.op_types, op_name, mac)
 
 
-def _result(op_type, version, verdict, reason, macos_types, op_name=""):
+def _result(op_type, version, verdict, reason, macos_types, op_name="", mac=None):
+    metal, default, strings = _sets(version)
     out = {
         "verdict": verdict,
         "reason": reason,
         "op_type": op_type,
         "metal_version": version,
         "macos_op_types": list(macos_types),
+        "linux_only": rewrites.is_linux_only(op_type),
+        "rewrite_sources": list(mac.sources) if mac else [],
     }
     if op_name:
         out["op_name"] = op_name
     # The op types a user would have to replace: the ones with no Metal kernel.
     if verdict == CPU_FALLBACK:
-        metal, default, _ = _sets(version)
         out["fallback_op_types"] = [t for t in macos_types if t not in metal and t not in default]
     else:
         out["fallback_op_types"] = []
+    # Op types that need a remedy: fallbacks, and host-only ops (py_function, tf.data...).
+    needy = out["fallback_op_types"] or (
+        [t for t in macos_types if category_of(t, strings)] if verdict == CPU_ONLY_BY_NATURE else []
+    )
+    out["remedy_ids"] = [
+        remedies.remedy_for(t, category_of(t, strings), None, version)["id"] for t in needy
+    ]
     return out
 
 
-def worst_verdict(verdicts) -> str:
-    """The verdict a group of ops gets: its most severe one (metal_gpu only if all are)."""
-    verdicts = list(verdicts)
-    return max(verdicts, key=lambda v: _SEVERITY[v]) if verdicts else UNKNOWN
-
-
-def predict_ops(ops: list[dict], metal_version: str | None = None) -> dict:
-    """Readiness of the core engine's op rows, per op and rolled up per layer."""
+def predict_ops(
+    ops: list[dict], metal_version: str | None = None, thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> dict:
+    """Readiness of the core engine's op rows, per op, rolled up per layer, per bucket and per
+    layer subtree (a parent sums its sublayers' time), with size-aware verdicts and remedies."""
     version = metal_version or default_metal_version()
     rows = []
     totals = dict.fromkeys(VERDICTS, 0)
     layers: dict[tuple | None, dict] = {}
     # Ops outside any layer, also per bucket (optimizer, input pipeline...) for the layer tree.
     buckets: dict[str, dict] = {}
+    remedy_types: dict[str, dict] = {}
     for op in ops:
         pred = predict_op(op.get("type") or "", op.get("name") or "", version)
         ps = int(op.get("self_ps") or 0)
         row = dict(op)
-        row.update(
-            {
-                "verdict": pred["verdict"],
-                "reason": pred["reason"],
-                "macos_op_types": pred["macos_op_types"],
-                "fallback_op_types": pred["fallback_op_types"],
-            }
-        )
+        for k in ("verdict", "reason", "macos_op_types", "fallback_op_types", "remedy_ids"):
+            row[k] = pred[k]
+        row["linux_only"] = pred["linux_only"]
         rows.append(row)
         totals[pred["verdict"]] += ps
         key = tuple(op["layer"]) if op.get("layer") else None
-        targets: list[tuple[dict, Any]] = [(layers, key)]
+        add(layers.setdefault(key, new_agg()), pred, ps)
         if key is None:
-            targets.append((buckets, op.get("bucket") or "other"))
-        for group, gkey in targets:
-            agg = group.setdefault(
-                gkey, {"verdicts": dict.fromkeys(VERDICTS, 0), "seen": set(), "fb": {}}
-            )
-            agg["verdicts"][pred["verdict"]] += ps
-            agg["seen"].add(pred["verdict"])
-            for t in pred["fallback_op_types"]:
-                agg["fb"][t] = agg["fb"].get(t, 0) + ps
+            add(buckets.setdefault(op.get("bucket") or "other", new_agg()), pred, ps)
+        needy = pred["fallback_op_types"] or (
+            pred["macos_op_types"] if pred["verdict"] == CPU_ONLY_BY_NATURE else []
+        )
+        for rid, t in zip(pred["remedy_ids"], needy, strict=False):
+            entry = remedy_types.setdefault(rid, {"types": set(), "ps": 0})
+            entry["types"].add(t)
+            entry["ps"] += ps
     total = sum(totals.values())
-    layer_rows = [{"layer": list(k) if k else None, **_rollup(a)} for k, a in layers.items()]
+    layer_rows = [
+        {"layer": list(k) if k else None, **rollup(a, thresholds)} for k, a in layers.items()
+    ]
     layer_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["layer"] or []))
-    bucket_rows = [{"bucket": k, **_rollup(a)} for k, a in buckets.items()]
+    bucket_rows = [{"bucket": k, **rollup(a, thresholds)} for k, a in buckets.items()]
     bucket_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["bucket"]))
     return {
         "metal_version": version,
@@ -285,6 +271,7 @@ def predict_ops(ops: list[dict], metal_version: str | None = None) -> dict:
             f"Prediction for tensorflow-metal {version} from the op types its plugin names; "
             "dtype limits are not known, so an op listed as metal_gpu can still fall back."
         ),
+        "thresholds": {"min_ps": thresholds.min_ps, "min_share": thresholds.min_share},
         "total_ps": total,
         "fallback_ps": totals[CPU_FALLBACK],
         "fallback_share": totals[CPU_FALLBACK] / total if total else 0.0,
@@ -292,36 +279,54 @@ def predict_ops(ops: list[dict], metal_version: str | None = None) -> dict:
         "verdict_ps": totals,
         "ops": rows,
         "layers": layer_rows,
+        "layer_tree": tree(layers, thresholds),
         "buckets": bucket_rows,
+        "remedies": _remedy_table(remedy_types, version),
     }
 
 
-def _rollup(agg: dict) -> dict:
-    return {
-        "verdicts": agg["verdicts"],
-        # Largest first: the op type costing the most time is the one to replace first.
-        "fallback_op_types": sorted(agg["fb"], key=lambda t: (-agg["fb"][t], t)),
-        "fallback_ps": agg["verdicts"][CPU_FALLBACK],
-        "total_ps": sum(agg["verdicts"].values()),
-        "verdict": worst_verdict(agg["seen"]),
-    }
+def _remedy_table(remedy_types: dict[str, dict], version: str) -> list[dict]:
+    """One row per remedy the run needs, the op types it covers and their time, largest first."""
+    out = []
+    for seen in remedy_types.values():
+        t = sorted(seen["types"])[0]
+        entry = remedies.remedy_for(t, category_of(t), None, version)
+        out.append({**entry, "op_types": sorted(seen["types"]), "ps": seen["ps"]})
+    out.sort(key=lambda r: (-r["ps"], r["id"]))
+    return out
 
 
-def check(ops_payload: dict, manifest: dict | None, metal_version: str | None = None) -> dict:
+def check(
+    ops_payload: dict,
+    manifest: dict | None,
+    metal_version: str | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> dict:
     """`tb-metal metal-check --format json` and the plugin's `/readiness`: an ``ops`` payload of
-    the core (header kept) with its readiness prediction, and, for a run recorded on a Mac with
-    tensorflow-metal (manifest ``environment.tensorflow_metal``), where the measured placement
-    disagrees with the prediction."""
+    the core (header kept) with its readiness prediction, the doctor's verdict on the recorded
+    environment, and, for a run recorded on a Mac with tensorflow-metal (manifest
+    ``environment.tensorflow_metal``), where the measured placement disagrees."""
     data = {k: v for k, v in ops_payload.items() if k != "ops"}
-    pred = predict_ops(ops_payload.get("ops") or [], metal_version)
+    pred = predict_ops(ops_payload.get("ops") or [], metal_version, thresholds)
     data.update(pred)
     env = (manifest or {}).get("environment") or {}
     measured = env.get("tensorflow_metal") or None
     data["measured_tensorflow_metal"] = measured
     data["disagreements"] = compare_with_measured(pred, pred["ops"]) if measured else None
+    data["environment_doctor"] = _doctor(env)
     # Most severe first: the order a group of ops takes its verdict in (worst_verdict).
-    data["verdict_order"] = sorted(VERDICTS, key=lambda v: -_SEVERITY[v])
+    data["verdict_order"] = sorted(VERDICTS, key=lambda v: -SEVERITY[v])
+    data["group_verdict_order"] = list(GROUP_VERDICT_ORDER)
     return data
+
+
+def _doctor(env: dict) -> dict | None:
+    """The doctor's verdict on a recorded environment (None when nothing was recorded)."""
+    if not env:
+        return None
+    from . import doctor
+
+    return doctor.check_environment(env)
 
 
 def _measured_kind(device: str) -> str | None:

@@ -392,7 +392,15 @@ def test_readiness_panel_names_random_rotation(tmp_path_factory, page):
         assert verdict("augment/head") == "metal_gpu"
         assert verdict("augment/rotate") == "cpu_fallback"
         assert verdict("augment/py_tanh") == "cpu_only_by_nature"
-        assert verdict("augment") == "cpu_fallback"  # a parent: the worst of its sublayers
+        assert verdict("augment") == "cpu_fallback"  # a parent sums its sublayers' fallback
+        # What to do: a sourced remedy per CPU op type, in the list and on the fallback row.
+        ids = panel.locator("[data-testid=remedy]").evaluate_all(
+            "rs => rs.map(r => r.dataset.remedy)"
+        )
+        assert "random_augmentation" in ids and "py_function" in ids
+        on_row = "[data-testid=readiness-remedy] [data-remedy=random_augmentation]"
+        assert row.locator(on_row).count()
+        assert panel.locator("[data-testid=readiness-remedies] a[href^='https://']").count() >= 2
         # Clicking the fallback row opens that layer's ops.
         row.click()
         frame.locator("[data-testid=ops-panel] h2", has_text="Ops of augment / rotate").wait_for()

@@ -5,7 +5,7 @@ import { topLayers, TopChart, type StackBy } from "./chart";
 import { CompareView } from "./compare";
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathLabel } from "./format";
-import { ReadinessPanel, verdictLookup } from "./readiness";
+import { ReadinessPanel, remedyCell, verdictLookup } from "./readiness";
 import { DataTable } from "./table";
 import { deviceClass, LayerTree } from "./tree";
 import type { Fallback, LayerNode, LayersPayload, OpRow, SessionEntry, SessionsPayload, Step } from "./types";
@@ -370,6 +370,7 @@ class App {
         { key: "count", label: "Ops", num: true, value: (f) => f.count },
         { key: "self", label: "CPU time", num: true, value: (f) => f.self_ps, render: (f) => fmtTime(f.self_ps) },
         { key: "copy", label: "Copy time", title: "device↔host copies this fallback causes", num: true, value: (f) => f.copy_ps, render: (f) => fmtTime(f.copy_ps) },
+        { key: "todo", label: "What to do", value: (f) => f.remedy?.title ?? "", render: (f) => remedyCell(f.remedy) },
       ], { sortKey: "self", pageSize: 25, testid: "fallback-table", rowAttrs: (f) => ({ "data-path": (f.path ?? [f.bucket ?? ""]).join("/"), "data-testid": "fallback-row" }), onRow: (f) => (f.path ? this.selectLayer(f.path, false, true) : f.bucket ? this.selectLayer([f.bucket], true, false) : undefined) });
       table.setRows(fbs);
       panel.append(h("p", { class: "note" }, "Layers with ops placed on the CPU while a GPU was present, the op types, why, and the copy time they cause. Click a row to see the layer's ops."), table.el);

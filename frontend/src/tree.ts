@@ -169,7 +169,7 @@ export class LayerTree {
       { key: "share", label: "% step", title: "share of the step time (hover a cell for the share of op time)" },
       { key: "ops", label: "Ops", title: "op events attributed to this layer" },
       { key: "fallbacks", label: "Fallback", title: "ops of this layer placed on the CPU although a GPU was present" },
-      { key: "metal", label: "Metal (predicted)", title: "PREDICTION: where this layer's ops would run with tensorflow-metal (see the Metal readiness panel); a parent shows the worst of its sublayers" },
+      { key: "metal", label: "Metal (predicted)", title: "PREDICTION: where this layer's ops would run with tensorflow-metal (see the Metal readiness panel); a parent sums its sublayers' fallback time; CPU time under the minor threshold is not red" },
     ];
   }
 

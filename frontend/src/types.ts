@@ -50,6 +50,7 @@ export interface Fallback {
   self_ps: number;
   count: number;
   copy_ps: number;
+  remedy?: Remedy | null;
   [extra: string]: unknown;
 }
 
@@ -159,16 +160,39 @@ export interface ErrorBody {
 
 /** Predicted placement on tensorflow-metal (tb_metal_plugin/readiness.py). */
 export type Verdict = "metal_gpu" | "cpu_fallback" | "cpu_only_by_nature" | "unknown";
+/** A group's size-aware verdict: CPU time below the thresholds is "minor", never red. */
+export type GroupVerdict = Verdict | "minor_fallback";
+
+/** What to do about an op type that runs on the CPU (tb_metal_plugin/data/remedies.json). */
+export interface Remedy {
+  id: string;
+  title: string;
+  advice: string;
+  example: string;
+  on_metal: string; // "untested on Metal" unless a source reports it working
+  sources: { title: string; url: string | null }[];
+  matched_by: string;
+  written_for: { from: string; to: string };
+  applies?: boolean;
+  op_types?: string[]; // in a readiness payload: the run's op types it covers
+  ps?: number;
+}
 
 /** One layer (or, in `buckets`, one bucket of ops outside any layer) of the prediction. */
 export interface ReadinessGroup {
   layer?: string[] | null;
   bucket?: string;
-  verdict: Verdict;
+  verdict: GroupVerdict; // size-aware (see thresholds)
+  worst_verdict: Verdict; // the most severe op verdict, whatever its size
   verdicts: Record<Verdict, number>; // op self time per verdict
   fallback_op_types: string[]; // op types with no Metal kernel, most time first
   fallback_ps: number;
+  fallback_share: number; // of the group's op time
+  cpu_only_ps: number;
   total_ps: number;
+  minor: { verdict: Verdict; ps: number }[]; // CPU time below the thresholds
+  remedy_ids: string[];
+  own_fallback_ps?: number; // layer_tree rows: the layer's own ops, sublayers excluded
 }
 
 export interface ReadinessOp extends OpRow {
@@ -176,6 +200,26 @@ export interface ReadinessOp extends OpRow {
   reason: string;
   macos_op_types: string[];
   fallback_op_types: string[];
+  remedy_ids: string[];
+  linux_only: boolean; // a oneDNN / Grappler CPU-only op type, judged by what a Mac runs
+}
+
+/** tb-metal doctor's verdict on the environment a run recorded (tb_metal_plugin/doctor.py). */
+export interface DoctorCheck {
+  check: string;
+  status: "ok" | "warning" | "broken" | "info" | "not_applicable";
+  found: unknown;
+  message: string;
+  fix: string | null;
+}
+
+export interface DoctorVerdict {
+  status: "ok" | "warning" | "broken" | "not_applicable";
+  summary: string;
+  gpu_visible: boolean | null;
+  fix: string | null;
+  recommended_install: string;
+  checks: DoctorCheck[];
 }
 
 /** An op whose placement recorded on a Mac differs from the prediction. */
@@ -202,9 +246,14 @@ export interface ReadinessPayload {
   cpu_only_ps: number;
   verdict_ps: Record<Verdict, number>;
   verdict_order: Verdict[]; // most severe first
+  group_verdict_order: GroupVerdict[]; // most severe first
+  thresholds: { min_ps: number; min_share: number };
   ops: ReadinessOp[];
   layers: ReadinessGroup[];
+  layer_tree: ReadinessGroup[]; // every layer path with its whole subtree summed
   buckets: ReadinessGroup[];
+  remedies: Remedy[];
+  environment_doctor: DoctorVerdict | null;
   measured_tensorflow_metal: string | null; // set when the run was recorded with tensorflow-metal
   disagreements: Disagreement[] | null;
   [extra: string]: unknown;
