@@ -184,12 +184,26 @@ def first_difference(a: bytes, b: bytes) -> str:
     return f"at byte {i}: {a[max(0, i - 60) : i + 60]!r} vs {b[max(0, i - 60) : i + 60]!r}"
 
 
+def suite_without_tensorflow(py: Path) -> tuple[bool, str]:
+    """The whole test suite in a venv without TensorFlow: recording tests skip, none errs."""
+    run([*uv_command(), "pip", "install", "--quiet", "--python", str(py), "pytest", "ruff"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["TB_METAL_CACHE"] = "0"
+    cmd = [str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    last = (res.stdout.strip().splitlines() or ["no output"])[-1]
+    return res.returncode == 0 and " passed" in last, f"{last}\n{res.stdout[-3000:]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen rows and backends, print the table; non-zero on any failure or diff."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", nargs="*", help="row names (default: all)")
     ap.add_argument("--backends", nargs="*", default=list(BACKENDS), choices=BACKENDS)
     ap.add_argument("--table", type=Path, help="also write the table (markdown) here")
+    ap.add_argument(
+        "--no-suite", action="store_true", help="skip the test suite in the TensorFlow-less venv"
+    )
     args = ap.parse_args(argv)
     default_work = os.path.expanduser("~/.cache/tb-metal-compat")
     work = Path(os.environ.get("TB_METAL_COMPAT_DIR", default_work))
@@ -199,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     wheel = build_wheel(work)
     table, failures = [], []
     reference: tuple[str, dict[str, bytes]] | None = None
+    venvs: dict[str, Path] = {}
     for row in rows:
         try:
             py, note = make_venv(row, work, wheel)
+            venvs[row.name] = py
         except RuntimeError as e:
             failures.append(f"{row.name}: install failed: {e}")
             table.append((row.name, row.python, "-", "-", "-", "-", "-", "install failed"))
@@ -259,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print(f"{label}: {outcome}", flush=True)
+    if not args.no_suite and "newest" in venvs:
+        ok, detail = suite_without_tensorflow(venvs["newest"])
+        outcome = "ok: " + detail.splitlines()[0] if ok else "FAIL: " + detail.splitlines()[0]
+        print(f"test suite without TensorFlow (newest venv): {outcome}", flush=True)
+        table.append(("newest, whole test suite", "", "", "upb", "", "", "", outcome))
+        if not ok:
+            failures.append(f"test suite without TensorFlow: {detail}")
     head = ("row", "Python", "protobuf", "backend", "TensorBoard", "numpy", "setuptools")
     lines = ["| " + " | ".join((*head, "message classes; outcome")) + " |"]
     lines.append("|" + "---|" * (len(head) + 1))
