@@ -14,6 +14,9 @@ The "broken" rows are environments where TensorBoard itself cannot start (a setu
 without pkg_resources, numpy 2 under an old TensorBoard): there `tensorboard` must fail
 and `environment_check.tensorboard_startup_problems()` must name the cause.
 
+Last, the whole test suite runs in the newest venv, which has no TensorFlow: the tests that
+record must skip with their reason and every other test must pass.
+
 Needs uv (`pip install uv`); wheels are cached in uv's cache, venvs under
 $TB_METAL_COMPAT_DIR (default ~/.cache/tb-metal-compat) and reused between runs. Python
 versions are taken from this machine (pyenv or `uv python find`, never downloaded); a row
