@@ -16,6 +16,7 @@ imports TensorFlow. `tb-metal doctor` reports the result.
 from __future__ import annotations
 
 import importlib.util
+import platform
 import re
 import subprocess
 import sys
@@ -32,6 +33,9 @@ _PKG_RESOURCES = re.compile(rb"^\s*(import pkg_resources|from pkg_resources impo
 _SETUPTOOLS_FIX = 'pip install "setuptools<82"'
 _NUMPY_FIX = 'pip install "numpy<2"'
 _LIVE_TIMEOUT_S = 120
+# Pythons Apple's tensorflow-metal ships wheels for (1.2.0: cp39-cp312); setup.py's record
+# extra carries the same bound as a marker.
+METAL_PYTHONS = ((3, 9), (3, 12))
 
 
 def _version(dist: str) -> str | None:
@@ -131,3 +135,37 @@ def tensorboard_startup_problems(live: bool = True) -> list[tuple[str, str]]:
             kind, problem = _classify(tb, error)
             problems.setdefault(kind, problem)  # a static diagnosis says more: keep it
     return list(problems.values())
+
+
+def recording_problems(
+    system: str | None = None,
+    machine: str | None = None,
+    python: tuple[int, int] | None = None,
+    tensorflow_installed: bool | None = None,
+) -> list[tuple[str, str]]:
+    """What stops recording profiles here, as (problem, exact fix); defaults read this machine."""
+    system = system or platform.system()
+    machine = machine or platform.machine()
+    python = python or sys.version_info[:2]
+    if tensorflow_installed is None:
+        tensorflow_installed = importlib.util.find_spec("tensorflow") is not None
+    low, high = METAL_PYTHONS
+    on_apple_silicon = system == "Darwin" and machine == "arm64"
+    if on_apple_silicon and not low <= python <= high:
+        want = f"{high[0]}.{high[1]}"
+        return [
+            (
+                f"tensorflow-metal has no wheel for Python {python[0]}.{python[1]} "
+                f"(it has {low[0]}.{low[1]}-{want}), so the record extra installs no "
+                "TensorFlow here; viewing works",
+                f"python{want} -m venv .venv && .venv/bin/pip install 'tb-metal[record]'",
+            )
+        ]
+    if not tensorflow_installed:
+        return [
+            (
+                "TensorFlow is not installed: viewing works, recording needs it",
+                "pip install 'tb-metal[record]'",
+            )
+        ]
+    return []

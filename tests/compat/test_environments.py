@@ -108,3 +108,33 @@ def test_startup_errors_become_exact_fixes(error, kind, fix):
     got_kind, (problem, got_fix) = environment_check._classify("2.18.0", error)
     assert (got_kind, got_fix) == (kind, fix)
     assert "TensorBoard 2.18.0" in problem
+
+
+@pytest.mark.parametrize(
+    ("system", "machine", "python", "has_tf", "fix"),
+    [
+        # tensorflow-metal 1.2.0 has wheels for cp39-cp312 only.
+        ("Darwin", "arm64", (3, 13), False, "python3.12 -m venv"),
+        ("Darwin", "arm64", (3, 12), False, "pip install 'tb-metal[record]'"),
+        ("Darwin", "arm64", (3, 12), True, None),
+        ("Linux", "x86_64", (3, 13), True, None),
+        ("Linux", "x86_64", (3, 13), False, "pip install 'tb-metal[record]'"),
+    ],
+)
+def test_recording_problems(system, machine, python, has_tf, fix):
+    got = environment_check.recording_problems(system, machine, python, has_tf)
+    if fix is None:
+        assert got == []
+    else:
+        assert len(got) == 1 and got[0][1].startswith(fix)
+
+
+def test_record_extra_is_bounded_like_tensorflow_metal_wheels():
+    # setup.py's marker and environment_check's bound must name the same last Python.
+    high = environment_check.METAL_PYTHONS[1]
+    bound = f"python_version < '{high[0]}.{high[1] + 1}'"
+    text = (ROOT / "setup.py").read_text(encoding="utf-8")
+    start = text.index('"record": [')
+    record = text[start : text.index("]", start)]
+    # Every Mac requirement of the record extra carries the bound.
+    assert record.count("sys_platform == 'darwin'") == record.count(bound) > 0
