@@ -58,6 +58,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=NO_TENSORFLOW))
 
 
+@pytest.hookimpl(tryfirst=True)  # before fixtures: no recording for a test bound to fail
 def pytest_runtest_setup(item):
     """Browser tests: fail loudly without Chromium or Playwright, unless opted out."""
     if not item.get_closest_marker("browser"):
