@@ -138,3 +138,24 @@ def test_record_extra_is_bounded_like_tensorflow_metal_wheels():
     record = text[start : text.index("]", start)]
     # Every Mac requirement of the record extra carries the bound.
     assert record.count("sys_platform == 'darwin'") == record.count(bound) > 0
+
+
+def test_declared_minimums_are_the_tested_ones():
+    # Every `pkg>=X` and requires-python in pyproject.toml is what the matrix's oldest row
+    # installs, so the minimums a user is promised are the versions CI runs.
+    tomllib = pytest.importorskip("tomllib")
+    from tests.compat.matrix import ROWS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    oldest = next(r for r in ROWS if r.name == "oldest")
+    declared = {}
+    for req in project["dependencies"]:
+        name, _, version = req.partition(">=")
+        declared[name.strip()] = version.strip()
+    tested = {}
+    for pin in oldest.pins:
+        if "==" in pin:
+            name, _, version = pin.partition("==")
+            tested[name] = version
+    assert {n: tested.get(n) for n in declared} == declared
+    assert project["requires-python"] == f">={oldest.python}"
