@@ -58,8 +58,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=NO_TENSORFLOW))
 
 
-@pytest.hookimpl(tryfirst=True)  # before fixtures: no recording for a test bound to fail
 def pytest_runtest_setup(item):
+    # A conftest hook runs after pytest's skip markers are applied (they are tryfirst) and
+    # before the fixtures are set up (pytest's own setup is registered earlier, so runs
+    # later): a test bound to fail records nothing first.
     """Browser tests: fail loudly without Chromium or Playwright, unless opted out."""
     if not item.get_closest_marker("browser"):
         return
