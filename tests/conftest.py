@@ -48,6 +48,7 @@ def _records(item: pytest.Item) -> bool:
     return any(RECORDERS & set(c.co_names) for c in codes if c is not None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     """Mark recording tests slow; skip the slow tier, with the reason, without TensorFlow."""
     have_tf = tensorflow_installed()
@@ -59,10 +60,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_runtest_setup(item):
+    """Browser tests: fail loudly without Chromium or Playwright, unless opted out."""
     # A conftest hook runs after pytest's skip markers are applied (they are tryfirst) and
     # before the fixtures are set up (pytest's own setup is registered earlier, so runs
     # later): a test bound to fail records nothing first.
-    """Browser tests: fail loudly without Chromium or Playwright, unless opted out."""
     if not item.get_closest_marker("browser"):
         return
     if os.environ.get("TB_METAL_SKIP_BROWSER") == "1":
