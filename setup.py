@@ -45,28 +45,17 @@ class BuildPyWithFrontend(build_py):
         super().run()
 
 
+# Metadata, dependencies and entry points live in pyproject.toml (PEP 621), the version in
+# tb_metal_plugin/__init__.py; here only what pyproject cannot say: the extras (their
+# platform markers are long) and the frontend build step.
 setup(
-    name="tb-metal",
-    version="0.1.0",
-    description=(
-        "Per-Keras-layer GPU/CPU time and CPU-fallback finder for TensorFlow profiles, "
-        "Metal first: a TensorBoard tab, a training callback and a CLI."
-    ),
-    long_description=open("README.md", encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
     packages=find_packages(include=["tb_metal_plugin", "tb_metal_plugin.*"]),
     package_data={"tb_metal_plugin": ["proto/*.proto", "data/*.json", "static/*"]},
-    install_requires=[
-        # Viewing traces needs only these: never TensorFlow.
-        "protobuf>=4.21",
-        "click>=8.0",
-        "tensorboard>=2.12",
-        "werkzeug>=2.0",
-    ],
     extras_require={
         # Recording profiles (the training callback) needs TensorFlow. On Apple
-        # silicon that is tensorflow(-macos) plus Apple's Metal plugin.
+        # silicon that is tensorflow(-macos) plus Apple's Metal plugin, whose wheels
+        # exist for Python 3.9-3.12 only: on Python 3.13 or an Intel Mac the extra offers
+        # TensorFlow without Metal (it runs on the CPU, and tb-metal doctor says why).
         "record": [
             "tensorflow-cpu>=2.15; sys_platform == 'linux'",
             # Apple silicon: the last tensorflow-metal (1.2.0) loads into TensorFlow 2.18 and
@@ -76,6 +65,10 @@ setup(
             "and python_version < '3.13'",
             "tensorflow-metal==1.2.0; sys_platform == 'darwin' and platform_machine == 'arm64' "
             "and python_version < '3.13'",
+            # TensorBoard 2.18/2.19 (what those TensorFlows bring) import pkg_resources, which
+            # setuptools 82 removed: without this pin `tensorboard` does not start.
+            "setuptools<82; sys_platform == 'darwin' and platform_machine == 'arm64' "
+            "and python_version < '3.13'",
             # No tensorflow-metal wheel for these: TensorFlow runs on the CPU (tb-metal doctor
             # says so).
             "tensorflow>=2.15; sys_platform == 'darwin' and (platform_machine != 'arm64' "
@@ -84,24 +77,9 @@ setup(
             "tensorboard-plugin-profile>=2.15",
         ],
         "profile-tab": ["tensorboard-plugin-profile>=2.15"],
-        "test": [
-            "pytest>=7",
-            "ruff>=0.5",
-            "tensorflow-cpu>=2.15; sys_platform == 'linux'",
-            "tensorflow>=2.15; sys_platform == 'darwin'",
-            "keras>=3.0",
-            "tensorboard-plugin-profile>=2.15",
-            "playwright>=1.40",
-        ],
+        # Tests record with TensorFlow (the record extra), drive Chromium with Playwright
+        # and build the compatibility matrix's venvs with uv.
+        "test": ["tb-metal[record]", "pytest>=7", "ruff>=0.5", "playwright>=1.40", "uv>=0.4"],
     },
     cmdclass={"build_py": BuildPyWithFrontend},
-    entry_points={
-        "console_scripts": ["tb-metal=tb_metal_plugin.cli:main"],
-        "tensorboard_plugins": ["metal=tb_metal_plugin.plugin:MetalPlugin"],
-    },
-    classifiers=[
-        "Programming Language :: Python :: 3",
-        "Framework :: TensorFlow",
-        "Topic :: Scientific/Engineering :: Artificial Intelligence",
-    ],
 )

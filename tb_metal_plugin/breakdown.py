@@ -44,7 +44,7 @@ def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
     time_on: dict[str, int] = {}
     for op in ops:
         time_on[op.placement.device] = time_on.get(op.placement.device, 0) + sum(op.rec.self_ps)
-    main = max(time_on, key=time_on.get) if time_on else None
+    main = max(time_on, key=lambda d: (time_on[d], str(d))) if time_on else None
     out = []
     for op in ops:
         stats = op.rec.stats
@@ -148,7 +148,7 @@ def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
                 else None,
             }
         )
-    rows.sort(key=lambda r: -r["time_ps"])
+    rows.sort(key=lambda r: (-r["time_ps"], r["name"], r["type"]))
     return rows
 
 
@@ -232,9 +232,11 @@ def layer_tree(
         n["share"] = n["total_ps"] / total if total else 0.0
         n["step_share"] = n["total_ps"] / step_time_ps if step_time_ps else 0.0
         n["phases"] = {p: n["phases"][p] for p in PHASES if p in n["phases"]}
-        n["children"].sort(key=lambda c: -c["total_ps"])
-    roots = sorted((n for p, n in nodes.items() if len(p) == 1), key=lambda n: -n["total_ps"])
-    return roots, sorted(buckets.values(), key=lambda n: -n["total_ps"]), total
+        n["children"].sort(key=lambda c: (-c["total_ps"], c["name"]))
+    roots = sorted(
+        (n for p, n in nodes.items() if len(p) == 1), key=lambda n: (-n["total_ps"], n["name"])
+    )
+    return roots, sorted(buckets.values(), key=lambda n: (-n["total_ps"], n["name"])), total
 
 
 def fallbacks(rows: list[dict]) -> list[dict]:
@@ -263,7 +265,10 @@ def fallbacks(rows: list[dict]) -> list[dict]:
         g["ops"].append(row["name"])
         g["count"] += row["count"]
         g["self_ps"] += row["time_ps"]
-    return sorted(groups.values(), key=lambda g: -g["self_ps"])
+    return sorted(
+        groups.values(),
+        key=lambda g: (-g["self_ps"], g["path"] or [], g["op_type"], g["reason_code"]),
+    )
 
 
 def copy_time_by_layer(rows: list[dict]) -> dict[tuple[str, ...], int]:
@@ -308,4 +313,4 @@ def copies(rows: list[dict], events: TraceEvents, sel: Selection, attribute) -> 
                 "source": "device_plane",
             }
         )
-    return sorted(out, key=lambda c: -c["ps"])
+    return sorted(out, key=lambda c: (-c["ps"], str(c["op"]), c["kind"], str(c["device"])))

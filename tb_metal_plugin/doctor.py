@@ -267,11 +267,9 @@ def _keras_check(keras: str | None, tf: str | None) -> dict:
 
 
 def _startup_checks() -> list[dict]:
-    """TensorBoard start-up problems (setuptools / NumPy pins), when that module is present."""
-    try:
-        from . import environment_check  # another part of tb-metal; optional here
-    except ImportError:
-        return []
+    """TensorBoard start-up problems (setuptools / NumPy pins) as doctor checks."""
+    from . import environment_check
+
     try:
         problems = environment_check.tensorboard_startup_problems() or []
     except Exception as e:  # a failing check must not hide the version verdict

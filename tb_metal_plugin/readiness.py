@@ -372,5 +372,5 @@ def compare_with_measured(prediction: dict, measured_ops: list[dict]) -> list[di
                 ),
             }
         )
-    out.sort(key=lambda d: -int(d.get("self_ps") or 0))
+    out.sort(key=lambda d: (-int(d.get("self_ps") or 0), str(d.get("name")), str(d.get("type"))))
     return out

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 np = pytest.importorskip("numpy")
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.slow
 
 from tb_metal_plugin import MetalProfileCallback  # noqa: E402
 from tb_metal_plugin.callback import _parse_profile_batch  # noqa: E402

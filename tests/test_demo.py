@@ -12,6 +12,8 @@ import pytest
 from tb_metal_plugin import load_profile
 from tb_metal_plugin.readiness import predict_ops
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
     "cnn": {"conv1", "conv2", "dense", "logits"},

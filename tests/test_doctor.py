@@ -252,20 +252,18 @@ def test_cli_doctor_bad_logdir_is_a_clear_error(tmp_path):
 
 
 def test_tensorboard_startup_problems_join_the_verdict(monkeypatch):
-    # tb_metal_plugin.environment_check (another part of tb-metal) returns (message, fix) pairs.
-    import sys
-    import types
+    # environment_check returns (message, fix) pairs; each becomes a warning with its fix.
+    from tb_metal_plugin import environment_check
 
-    fake = types.ModuleType("tb_metal_plugin.environment_check")
-    fake.tensorboard_startup_problems = lambda: [("TensorBoard 2.12 needs setuptools<81", "pin it")]
-    monkeypatch.setitem(sys.modules, "tb_metal_plugin.environment_check", fake)
+    problems = [("TensorBoard 2.12 needs setuptools<81", "pin it")]
+    monkeypatch.setattr(environment_check, "tensorboard_startup_problems", lambda: problems)
     v = d.check_environment(mac("1.2.0", "2.18.1", gpu=True), startup_checks=True)
     tb = [c for c in v["checks"] if c["check"] == "tensorboard"]
     assert tb == [d._check("tensorboard", "warning", None, "TensorBoard 2.12 needs setuptools<81",
                            "pin it")]  # fmt: skip
     assert v["status"] == "warning" and v["exit_code"] == 0
-    # Without that module the verdict stands on the versions alone.
-    monkeypatch.setitem(sys.modules, "tb_metal_plugin.environment_check", None)
+    # With no start-up problem the verdict stands on the versions alone.
+    problems.clear()
     assert d.check_environment(mac("1.2.0", "2.18.1", gpu=True), startup_checks=True)["status"] == (
         "ok"
     )

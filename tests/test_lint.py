@@ -1,4 +1,4 @@
-"""The code base stays ruff-clean (config in pyproject.toml)."""
+"""The code base stays ruff-clean and ruff-formatted (config in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ruff_is_clean():
+@pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_is_clean(args):
     ruff = shutil.which("ruff")
     cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
-    result = subprocess.run(cmd + ["check", str(ROOT)], capture_output=True, text=True)
+    result = subprocess.run(cmd + [*args, str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
