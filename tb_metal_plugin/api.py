@@ -22,6 +22,8 @@ from .breakdown import (
     AttributedOp,
     Selection,
     charge_copies,
+    clock_of,
+    clock_totals,
     copies,
     fallbacks,
     layer_tree,
@@ -139,9 +141,13 @@ class Profile:
             benchmarks.setdefault(tuple(b.get("path") or ()), []).append(b)
         roots, buckets, total = layer_tree(rows, sel.step_time_ps, self.manifest_layers, benchmarks)
         out = self._header(sel)
+        clocks = clock_totals(rows)
         out.update(
             {
                 "total_ps": total,
+                # total_ps split by clock: device, host_side (GPU dispatch), host (CPU).
+                "clocks": clocks,
+                "clock": clock_of(clocks),
                 "op_count": len(rows),
                 "layers": roots,
                 "buckets": buckets,
