@@ -66,7 +66,9 @@ def _bench_ps(node: dict) -> tuple[int | None, str | None]:
         return None, None
     kind = max(devices, key=devices.get).split(" ", 1)[0]
     entry = next((b for b in entries if b.get("device") == kind), None)
-    if entry is None or entry.get("forward_ps") is None:
+    # Entries written before the overhead was subtracted (and backward measured on its own)
+    # hold a different quantity: not used for ratios.
+    if entry is None or entry.get("forward_ps") is None or not entry.get("overhead_subtracted"):
         return None, None
     return int(entry["forward_ps"]) + int(entry.get("backward_ps") or 0), kind
 

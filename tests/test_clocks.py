@@ -183,3 +183,47 @@ def test_same_clock_runs_keep_their_speedups():
     assert conv1["clock"] == ["host", "host"] and conv1["speedup_source"][1] == "profile"
     assert conv1["speedup"][1] == pytest.approx(conv1["total_ps"][0] / conv1["total_ps"][1])
     assert not any("no per-layer speedup" in w for w in data["warnings"])
+
+
+def _with_benchmarks(run: Path, dest: Path, per_device: dict[str, tuple[int, int]]) -> Path:
+    """A copy of `run` whose manifest carries layer benchmark entries for every layer."""
+    import shutil
+
+    shutil.copytree(run, dest)
+    path = next(dest.rglob("*.tb_metal.json"))
+    manifest = json.loads(path.read_text())
+    entries = []
+    for i, layer in enumerate(lay for lay in manifest["layers"] if len(lay["path"]) > 1):
+        m = i + 1
+        for device, (fwd, bwd) in per_device.items():
+            entries.append({
+                "path": layer["path"], "device": device, "device_name": f"/device:{device}:0",
+                "unit": "per_call", "overhead_subtracted": True, "call_overhead_ps": 5_000_000,
+                "forward_ps": fwd * m, "forward_p10_ps": fwd, "forward_p90_ps": 2 * fwd * m,
+                "backward_ps": bwd * m, "backward_p10_ps": bwd, "backward_p90_ps": 2 * bwd * m,
+            })  # fmt: skip
+    manifest["layer_benchmarks"] = entries
+    path.write_text(json.dumps(manifest))
+    return dest
+
+
+def test_benchmarked_runs_compare_by_measured_time(metal_cnn, tmp_path):
+    metal = _with_benchmarks(metal_cnn, tmp_path / "metal", {"CPU": (900, 1800), "GPU": (100, 300)})
+    cpu = _with_benchmarks(DEMO / "cnn_cpu", tmp_path / "cpu", {"CPU": (1000, 2000)})
+    res = CliRunner().invoke(main, ["compare", str(metal), str(cpu), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = {tuple(r["key"]): r for r in json.loads(res.stdout)["rows"]}
+    conv1 = rows[("cnn", "conv1")]
+    # GPU entry in the Metal run (its ops are GPU-placed), CPU entry in the CPU twin.
+    assert conv1["benchmark_device"] == ["GPU", "CPU"]
+    k = conv1["benchmark_ps"][0] // 400
+    assert conv1["benchmark_ps"] == [400 * k, 3000 * k]
+    assert conv1["speedup"][1] == pytest.approx(400 / 3000)
+    assert conv1["speedup_source"][1] == "layer_benchmark" and conv1["speedup_note"][1] is None
+    # Buckets have no benchmark: still no cross-clock ratio there.
+    assert rows[("optimizer",)]["speedup"][1] is None
+    table = CliRunner().invoke(main, ["compare", str(metal), str(cpu)]).stdout
+    assert "0.13x (bench)" in table
+    layers = CliRunner().invoke(main, ["layers", str(metal)]).stdout
+    assert "| benchmark per call: forward" in layers
+    assert "overhead subtracted (CPU 5.0 µs, GPU 5.0 µs)" in layers

@@ -105,7 +105,13 @@ def test_warnings_for_incomparable_inputs():
 
 
 def _bench(device, fwd, bwd):
-    return {"device": device, "forward_ps": fwd, "backward_ps": bwd, "unit": "per_call"}
+    return {
+        "device": device,
+        "forward_ps": fwd,
+        "backward_ps": bwd,
+        "unit": "per_call",
+        "overhead_subtracted": True,
+    }
 
 
 def test_speedup_only_between_times_on_one_clock():
@@ -159,6 +165,12 @@ def test_benchmark_speedup_when_both_runs_carry_it():
     cpu_plain = payload("m", [("d", 200)], 500)
     row = rows_by_key(compare([metal, cpu_plain], ["metal", "cpu"]))[("m", "d")]
     assert row["speedup"][1] is None and row["speedup_source"][1] is None
+    # A benchmark from before the overhead was subtracted measures something else.
+    old = payload(
+        "m", [("d", 200)], 500, bench=[{"device": "CPU", "forward_ps": 9, "backward_ps": 0}]
+    )
+    row = rows_by_key(compare([metal, old], ["metal", "old"]))[("m", "d")]
+    assert row["benchmark_ps"][1] is None and row["speedup"][1] is None
 
 
 def test_zero_time_gives_no_speedup():
