@@ -39,17 +39,17 @@ def cnn_rows():
     # over a fresh benchmark (4 runs in the issue; the failure was systematic, not rare).
     model = keras.Sequential(
         [
-            keras.Input((16, 16, 8)),
-            L.Conv2D(16, 3, name="conv"),
+            keras.Input((24, 24, 16)),
+            L.Conv2D(32, 3, name="conv"),
             L.BatchNormalization(name="bn"),
             L.MaxPooling2D(name="pool"),
             L.Flatten(name="flat"),
-            L.Dense(64, name="dense"),
+            L.Dense(128, name="dense"),
             L.Dense(3, name="head"),
         ],
         name="m",
     )
-    x = np.random.rand(32, 16, 16, 8).astype("float32")
+    x = np.random.rand(32, 24, 24, 16).astype("float32")
     y = np.random.randint(0, 3, 32)
     return [_bench(model, x, y, repeats=15, warmup=2) for _ in range(3)]
 
