@@ -112,6 +112,8 @@ class Profile:
             "steps": self.steps,
             "steps_source": self.events.steps_source,
             "step_time_ps": sel.step_time_ps,
+            # Step time is wall time between the step markers, on the host clock.
+            "step_time_clock": "wall",
             "timeline": timeline,
             "time_note": DEVICE_NOTE if timeline == "device" else HOST_ONLY_NOTE,
             "devices": self.devices,

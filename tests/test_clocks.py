@@ -227,3 +227,48 @@ def test_benchmarked_runs_compare_by_measured_time(metal_cnn, tmp_path):
     layers = CliRunner().invoke(main, ["layers", str(metal)]).stdout
     assert "| benchmark per call: forward" in layers
     assert "overhead subtracted (CPU 5.0 µs, GPU 5.0 µs)" in layers
+
+
+def test_a_layer_mixing_clocks_shows_each_apart():
+    # One layer with an op timed on a device timeline, a GPU-placed op with no device
+    # events (host-side) and a CPU op: three clocks, never one GPU figure.
+    from tb_metal_plugin.attribution import Attribution
+    from tb_metal_plugin.breakdown import AttributedOp, Selection, layer_tree, op_rows
+    from tb_metal_plugin.devices import Placement
+    from tb_metal_plugin.events import OpRecord, TraceEvents
+
+    events = TraceEvents(
+        path="x", planes=[], device_planes=[], steps=[], steps_source="none", ops={},
+        copies={}, window_ps=10_000_000_000, event_count=0,
+    )  # fmt: skip
+    sel = Selection(events, None)
+    att = Attribution(("m", "mix"), "forward", None, "test")
+
+    def rec(name, self_ps, device_ps=0):
+        r = OpRecord(name, "T", 1)
+        r.count[0], r.self_ps[0], r.total_ps[0] = 1, self_ps, self_ps
+        if device_ps:
+            r.add_device(0, device_ps, "GPU:0")
+        return r
+
+    us = 1_000_000
+    ops = [
+        AttributedOp(rec("k", 5 * us, 70 * us), att, Placement("GPU:0", "GPU", "device_plane")),
+        AttributedOp(rec("d", 20 * us), att, Placement("GPU:0", "GPU", "placement")),
+        AttributedOp(rec("c", 300 * us), att, Placement("CPU:0", "CPU", "placement")),
+    ]
+    rows = {r["name"]: r for r in op_rows(ops, sel)}
+    assert [(rows[n]["time_ps"] // us, rows[n]["clock"]) for n in "kdc"] == [
+        (70, "device"), (20, "host_side"), (300, "host")
+    ]  # fmt: skip
+    assert rows["k"]["self_ps"] == 5 * us and rows["k"]["host_clock"] == "host_side"
+    roots, _, total = layer_tree(list(rows.values()), 10_000 * us)
+    mix = roots[0]["children"][0]
+    assert mix["clocks"] == {"device": 70 * us, "host_side": 20 * us, "host": 300 * us}
+    assert mix["clock"] == "mixed" and roots[0]["clock"] == "mixed" and total == 390 * us
+    assert mix["devices"] == {"GPU": 70 * us, "GPU (host-side)": 20 * us, "CPU": 300 * us}
+    from tb_metal_plugin.formatting import clock_label
+
+    assert clock_label(mix["clock"], mix["clocks"]) == (
+        "device 70.0 µs + host_side 20.0 µs + host 300.0 µs"
+    )
