@@ -22,6 +22,8 @@ from .breakdown import (
     AttributedOp,
     Selection,
     charge_copies,
+    clock_of,
+    clock_totals,
     copies,
     fallbacks,
     layer_tree,
@@ -110,6 +112,8 @@ class Profile:
             "steps": self.steps,
             "steps_source": self.events.steps_source,
             "step_time_ps": sel.step_time_ps,
+            # Step time is wall time between the step markers, on the host clock.
+            "step_time_clock": "wall",
             "timeline": timeline,
             "time_note": DEVICE_NOTE if timeline == "device" else HOST_ONLY_NOTE,
             "devices": self.devices,
@@ -139,9 +143,13 @@ class Profile:
             benchmarks.setdefault(tuple(b.get("path") or ()), []).append(b)
         roots, buckets, total = layer_tree(rows, sel.step_time_ps, self.manifest_layers, benchmarks)
         out = self._header(sel)
+        clocks = clock_totals(rows)
         out.update(
             {
                 "total_ps": total,
+                # total_ps split by clock: device, host_side (GPU dispatch), host (CPU).
+                "clocks": clocks,
+                "clock": clock_of(clocks),
                 "op_count": len(rows),
                 "layers": roots,
                 "buckets": buckets,

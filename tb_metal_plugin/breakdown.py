@@ -23,6 +23,37 @@ DEVICE_NOTE = (
     "host self times of CPU ops."
 )
 
+# Every time carries one of these clocks. `device`: measured on a device timeline.
+# `host_side`: a GPU-placed op with no device timeline (Metal): its host event measures
+# encoding and dispatch, not GPU execution. `host`: a CPU op's host self time.
+CLOCKS = ("device", "host_side", "host")
+CLOCK_WORDS = {
+    "device": "device time",
+    "host_side": "GPU dispatch time",
+    "host": "CPU compute time",
+    "mixed": "a mix of clocks",
+}
+
+
+def op_clock(placement: Placement) -> str:
+    """The clock of an op's time: device when a device timeline measured it, else host(-side)."""
+    if placement.source == "device_plane":
+        return "device"
+    return "host" if placement.kind == "CPU" else "host_side"
+
+
+def lane(kind: str, clock: str) -> str:
+    """The key of a layer's per-device split: host-side GPU time never shares the GPU key."""
+    return f"{kind} (host-side)" if clock == "host_side" else kind
+
+
+def clock_of(clocks: dict[str, int]) -> str | None:
+    """One clock name for a set of per-clock times: the clock, `mixed`, or None when empty."""
+    used = [c for c, ps in clocks.items() if ps]
+    if not used:
+        return next(iter(clocks), None)
+    return used[0] if len(used) == 1 else "mixed"
+
 
 @dataclass
 class AttributedOp:
@@ -116,7 +147,8 @@ def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
             continue
         self_ps = sel.sum(rec.self_ps)
         device_ps = sel.sum(rec.device_ps)
-        measured_on_device = pl.source == "device_plane"
+        clock = op_clock(pl)
+        measured_on_device = clock == "device"
         rows.append(
             {
                 "name": rec.name,
@@ -129,15 +161,16 @@ def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
                 "device_id": pl.device,
                 "device_source": pl.source,
                 "count": count,
+                # The op's time, exactly as the layer breakdown adds it up, and its clock:
+                # device time where a device timeline measured it, else host self time.
+                "time_ps": device_ps if measured_on_device else self_ps,
+                "clock": clock,
+                # The op's own host events (a GPU op's launch or dispatch, a CPU op's
+                # compute) on the clock `host_clock`.
                 "self_ps": self_ps,
                 "total_ps": sel.sum(rec.total_ps),
+                "host_clock": "host" if pl.kind == "CPU" else "host_side",
                 "device_ps": device_ps if measured_on_device else None,
-                # The op's time in the layer breakdown: device time where a device timeline
-                # measured it, else host self time.
-                "time_ps": device_ps if measured_on_device else self_ps,
-                "time_kind": "device_timeline"
-                if measured_on_device
-                else ("host_side" if pl.kind == "GPU" else "host"),
                 "fallback": {"reason_code": pl.fallback, "reason": pl.reason}
                 if pl.fallback
                 else None,
@@ -162,7 +195,8 @@ def _node(path: tuple[str, ...], info: dict | None) -> dict:
         "total_ps": 0,
         "phases": {},
         "devices": {},
-        "time_kinds": {},
+        "clocks": {},
+        "clock": None,
         "share": 0.0,
         "step_share": 0.0,
         "fallback_count": 0,
@@ -181,8 +215,9 @@ def _add(node: dict, row: dict, own: bool) -> None:
         node["self_ps"] += t
     node["op_count"] += 1
     node["phases"][row["phase"]] = node["phases"].get(row["phase"], 0) + t
-    node["devices"][row["device"]] = node["devices"].get(row["device"], 0) + t
-    node["time_kinds"][row["device"]] = row["time_kind"]
+    key = lane(row["device"], row["clock"])
+    node["devices"][key] = node["devices"].get(key, 0) + t
+    node["clocks"][row["clock"]] = node["clocks"].get(row["clock"], 0) + t
     if row["fallback"]:
         node["fallback_count"] += 1
         node["fallback_ps"] += t
@@ -232,11 +267,21 @@ def layer_tree(
         n["share"] = n["total_ps"] / total if total else 0.0
         n["step_share"] = n["total_ps"] / step_time_ps if step_time_ps else 0.0
         n["phases"] = {p: n["phases"][p] for p in PHASES if p in n["phases"]}
+        n["clocks"] = {c: n["clocks"][c] for c in CLOCKS if c in n["clocks"]}
+        n["clock"] = clock_of(n["clocks"])
         n["children"].sort(key=lambda c: (-c["total_ps"], c["name"]))
     roots = sorted(
         (n for p, n in nodes.items() if len(p) == 1), key=lambda n: (-n["total_ps"], n["name"])
     )
     return roots, sorted(buckets.values(), key=lambda n: (-n["total_ps"], n["name"])), total
+
+
+def clock_totals(rows: list[dict]) -> dict[str, int]:
+    """Op time per clock over all rows (only the clocks that occur)."""
+    out: dict[str, int] = {}
+    for row in rows:
+        out[row["clock"]] = out.get(row["clock"], 0) + row["time_ps"]
+    return {c: out[c] for c in CLOCKS if c in out}
 
 
 def fallbacks(rows: list[dict]) -> list[dict]:
@@ -260,6 +305,7 @@ def fallbacks(rows: list[dict]) -> list[dict]:
                 "ops": [],
                 "count": 0,
                 "self_ps": 0,
+                "clock": row["clock"],
                 "copy_ps": copies.get(tuple(row["layer"] or ()), 0),
             }
         g["ops"].append(row["name"])
@@ -294,6 +340,7 @@ def copies(rows: list[dict], events: TraceEvents, sel: Selection, attribute) -> 
                     "kind": row["type"],
                     "device": row["device_id"],
                     "ps": row["time_ps"],
+                    "clock": row["clock"],
                     "count": row["count"],
                     "source": "host_op",
                 }
@@ -309,6 +356,7 @@ def copies(rows: list[dict], events: TraceEvents, sel: Selection, attribute) -> 
                 "kind": cp.kind,
                 "device": cp.plane,
                 "ps": ps,
+                "clock": "device",
                 "count": sel.count(cp.count),
                 "source": "device_plane",
             }

@@ -71,9 +71,11 @@ class MetalProfileCallback(keras.callbacks.Callback):
         record_kernels: record the kernel registry for every op type placed.
         layer_benchmark: after the window, time every layer's forward and backward
             pass in isolation on each device (slow: opt in).
-        benchmark_repeats, benchmark_warmup: repeats (median taken) and warm-up runs.
+        benchmark_repeats, benchmark_warmup: repeats (median, p10-p90) and warm-up runs.
         benchmark_devices: device names to benchmark on; default the first logical
             device of each type (CPU, GPU).
+        benchmark_batch_size: batch dimension of the benchmark's inputs; default the one
+            the train step was traced with (32 when it was traced with an unknown batch).
         profiler_options: a `tf.profiler.experimental.ProfilerOptions`, passed on.
     """
 
@@ -89,6 +91,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
         benchmark_warmup: int = 3,
         benchmark_devices: list[str] | None = None,
         profiler_options: Any = None,
+        benchmark_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.log_dir = str(log_dir)
@@ -100,6 +103,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
         self.benchmark_repeats = benchmark_repeats
         self.benchmark_warmup = benchmark_warmup
         self.benchmark_devices = benchmark_devices
+        self.benchmark_batch_size = benchmark_batch_size
         self.profiler_options = profiler_options
         # Written manifests, newest last: tests and notebooks read them from here.
         self.manifest_paths: list[Path] = []
@@ -400,6 +404,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
                     devices=self.benchmark_devices,
                     repeats=self.benchmark_repeats,
                     warmup=self.benchmark_warmup,
+                    batch_size=self.benchmark_batch_size,
                 )
                 self._warnings.extend(problems)
             except Exception as e:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .breakdown import CLOCK_WORDS, CLOCKS
+
 ROOT_ALIAS = "<model>"
 
 
@@ -32,14 +34,77 @@ def _key(path: Sequence[str], kind: str, alias_root: bool) -> tuple:
     return (kind, *parts)
 
 
-def _device_ps(node: dict, device: str) -> int:
-    return int((node.get("devices") or {}).get(device, 0) or 0)
-
-
 def _speedup(base: int | None, other: int | None) -> float | None:
-    if base is None or other is None or other <= 0:
+    if base is None or other is None or base <= 0 or other <= 0:
         return None
     return base / other
+
+
+def _words(clock: str | None, clocks: dict | None) -> str:
+    if clock == "mixed":
+        return "mixed clocks (" + " + ".join(CLOCK_WORDS[c] for c in clocks or {}) + ")"
+    return CLOCK_WORDS.get(clock or "", str(clock))
+
+
+def _same_clock(a: str | None, b: str | None) -> bool:
+    """True when two times can be subtracted: one clock, or one side has no op time at all."""
+    if a is None or b is None:
+        return True
+    return a == b and a != "mixed"
+
+
+def _bench_ps(node: dict) -> tuple[int | None, str | None]:
+    """A layer's benchmarked time per call (forward + backward) on the device its ops ran on.
+
+    The benchmark times each layer on every device; the one that matters for a run is the
+    device kind that holds most of the layer's op time there (GPU in a Metal run, CPU in its
+    CPU-only twin).
+    """
+    entries = node.get("benchmark") or []
+    devices = node.get("devices") or {}
+    if not entries or not any(devices.values()):
+        return None, None
+    kind = max(devices, key=devices.get).split(" ", 1)[0]
+    entry = next((b for b in entries if b.get("device") == kind), None)
+    # Entries written before the overhead was subtracted (and backward measured on its own)
+    # hold a different quantity: not used for ratios.
+    if entry is None or entry.get("forward_ps") is None or not entry.get("overhead_subtracted"):
+        return None, None
+    return int(entry["forward_ps"]) + int(entry.get("backward_ps") or 0), kind
+
+
+def _speedups(row: dict, labels: list[str]) -> None:
+    """Fill a row's speedup, its source and, where there is none, why not.
+
+    A ratio exists only between two times on one clock: both from the layer benchmark
+    (measured per call on a synchronised device), or both profile times on the same single
+    clock. GPU dispatch time over CPU compute time would be a number with no meaning.
+    """
+    n = len(labels)
+    row["speedup"] = [None] * n
+    row["speedup_source"] = [None] * n
+    row["speedup_note"] = [None] * n
+    base_t, base_c, base_b = row["total_ps"][0], row["clock"][0], row["benchmark_ps"][0]
+    for i in range(n):
+        t, c, b = row["total_ps"][i], row["clock"][i], row["benchmark_ps"][i]
+        if t is None or base_t is None:
+            continue  # not in both profiles: the unmatched list says so
+        if base_b is not None and b is not None:
+            row["speedup"][i] = _speedup(base_b, b)
+            row["speedup_source"][i] = "layer_benchmark"
+        elif base_c == c and c in CLOCKS:
+            row["speedup"][i] = _speedup(base_t, t)
+            row["speedup_source"][i] = "profile" if row["speedup"][i] is not None else None
+        elif base_c is None or c is None or i == 0:
+            continue  # no op time on one side (an op-less layer such as Flatten)
+        elif base_c == c:  # both mixed
+            row["speedup_note"][i] = (
+                f"{_words(c, row['clocks'][i])}: no single-clock time to divide"
+            )
+        else:
+            row["speedup_note"][i] = (
+                f"{_words(base_c, row['clocks'][0])} vs {_words(c, row['clocks'][i])}"
+            )
 
 
 def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dict[str, Any]:
@@ -79,8 +144,11 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
                     "paths": [None] * n,
                     "self_ps": [None] * n,
                     "total_ps": [None] * n,
-                    "gpu_ps": [None] * n,
-                    "cpu_ps": [None] * n,
+                    "clock": [None] * n,
+                    "clocks": [None] * n,
+                    "devices": [None] * n,
+                    "benchmark_ps": [None] * n,
+                    "benchmark_device": [None] * n,
                     "fallback_count": [None] * n,
                 }
                 rows[key] = row
@@ -88,8 +156,10 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
             row["paths"][i] = path
             row["self_ps"][i] = int(node.get("self_ps", 0) or 0)
             row["total_ps"][i] = int(node.get("total_ps", 0) or 0)
-            row["gpu_ps"][i] = _device_ps(node, "GPU")
-            row["cpu_ps"][i] = _device_ps(node, "CPU")
+            row["clock"][i] = node.get("clock")
+            row["clocks"][i] = dict(node.get("clocks") or {})
+            row["devices"][i] = dict(node.get("devices") or {})
+            row["benchmark_ps"][i], row["benchmark_device"][i] = _bench_ps(node)
             row["fallback_count"][i] = int(node.get("fallback_count", 0) or 0)
 
     # Tree order across profiles: a layer only some profiles have sits after its siblings,
@@ -105,12 +175,14 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
     out_rows, unmatched = [], []
     for key in order:
         row = rows[key]
-        base = row["total_ps"][0]
+        base, base_clock = row["total_ps"][0], row["clock"][0]
         row["present"] = [t is not None for t in row["total_ps"]]
+        # A difference between two clocks means as little as their ratio.
         row["delta_ps"] = [
-            None if (t is None or base is None) else t - base for t in row["total_ps"]
+            t - base if t is not None and base is not None and _same_clock(base_clock, c) else None
+            for t, c in zip(row["total_ps"], row["clock"], strict=True)
         ]
-        row["speedup"] = [_speedup(base, t) for t in row["total_ps"]]
+        _speedups(row, labels)
         row["matched"] = all(row["present"])
         out_rows.append(row)
         if not row["matched"]:
@@ -150,6 +222,17 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
             + ", ".join(sorted(str(t) for t in timelines))
             + "): device time is not host time"
         )
+    notes: dict[str, int] = {}
+    for row in out_rows:
+        for note in row["speedup_note"]:
+            if note:
+                notes[note] = notes.get(note, 0) + 1
+    for note, count in sorted(notes.items(), key=lambda kv: (-kv[1], kv[0])):
+        warnings.append(
+            f"{count} row(s) have no per-layer speedup ({note}): their times are on different "
+            "clocks. Compare step time (wall), or record both runs with the callback's "
+            "layer benchmark"
+        )
     if alias_root:
         warnings.append(
             "root models have different names ("
@@ -163,10 +246,13 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
         "hosts": [p.get("host") for p in layers_payloads],
         "step": layers_payloads[0].get("step"),
         "timelines": [p.get("timeline") for p in layers_payloads],
+        # The headline: step time is wall time on the host, one clock in every run.
         "totals": {
             "step_time_ps": step_times,
-            "total_ps": totals,
+            "step_time_clock": "wall",
             "speedup": [_speedup(step_times[0], t) for t in step_times],
+            "total_ps": totals,
+            "clocks": [p.get("clocks") for p in layers_payloads],
         },
         "rows": out_rows,
         "matched_count": sum(1 for r in out_rows if r["matched"]),
@@ -179,6 +265,13 @@ def _label_cols(data: dict) -> list[str]:
     return [f"T{i}" for i in range(len(data["labels"]))]
 
 
+def _speedup_cell(r: dict, i: int) -> str:
+    s = r["speedup"][i]
+    if s is None:
+        return ""
+    return f"{s:.2f}x" + (" (bench)" if r["speedup_source"][i] == "layer_benchmark" else "")
+
+
 def compare_table(data: dict) -> str:
     """Render a comparison as a terminal table (layers in tree order, then buckets)."""
     from .formatting import fmt_time, text_table
@@ -188,11 +281,14 @@ def compare_table(data: dict) -> str:
     headers = ["layer"]
     right: set[int] = set()
     for i in range(len(labels)):
-        headers.append(short[i])
-        right.add(len(headers) - 1)
+        headers += [short[i], "clock"]
+        right.add(len(headers) - 2)
         if i:
             headers += [f"Δ {short[i]}", f"speedup {short[i]}"]
             right |= {len(headers) - 2, len(headers) - 1}
+    why = any(n for r in data["rows"] for n in r["speedup_note"])
+    if why:
+        headers.append("why no speedup")
     rows = []
     for r in data["rows"]:
         name = "  " * r["depth"] + (r["name"] if r["kind"] == "layer" else f"({r['name']})")
@@ -200,18 +296,20 @@ def compare_table(data: dict) -> str:
             name += " *"
         cells = [name]
         for i in range(len(labels)):
-            cells.append(fmt_time(r["total_ps"][i]))
+            cells += [fmt_time(r["total_ps"][i]), r["clock"][i] or ""]
             if i:
-                d, s = r["delta_ps"][i], r["speedup"][i]
-                cells.append("-" if d is None else ("+" if d > 0 else "") + fmt_time(d))
-                cells.append("-" if s is None else f"{s:.2f}x")
+                d = r["delta_ps"][i]
+                cells.append("" if d is None else ("+" if d > 0 else "") + fmt_time(d))
+                cells.append(_speedup_cell(r, i))
+        if why:
+            cells.append("; ".join(sorted({n for n in r["speedup_note"] if n})))
         rows.append(cells)
     t = data["totals"]
     lines = [f"{short[i]} = {lab}" + ("  (baseline)" if i == 0 else "")
              for i, lab in enumerate(labels)]  # fmt: skip
     per = "per step (avg)" if data.get("step") == "avg" else "over the profiled window"
     lines.append(
-        f"step time {per}: "
+        f"step time (wall) {per}: "
         + ", ".join(
             f"{short[i]} {fmt_time(t['step_time_ps'][i])}"
             + ("" if i == 0 or t["speedup"][i] is None else f" ({t['speedup'][i]:.2f}x)")
@@ -219,6 +317,13 @@ def compare_table(data: dict) -> str:
         )
     )
     lines += ["", text_table(headers, rows, right)]
+    lines += [
+        "",
+        "Layer times are op time on the clock shown: device (device timeline), host_side "
+        "(GPU dispatch, no device timeline), host (CPU compute). speedup = baseline ÷ other, "
+        "only between times on one clock; (bench) = from the callback's layer benchmark "
+        "(forward + backward per call, measured).",
+    ]
     if data["unmatched"]:
         lines.append("")
         lines.append("* unmatched layers:")
@@ -235,16 +340,24 @@ def compare_csv(data: dict) -> str:
     labels = data["labels"]
     headers = ["layer", "kind", "matched"]
     for i, lab in enumerate(labels):
-        headers.append(f"{lab} total_ps")
+        headers += [f"{lab} total_ps", f"{lab} clock", f"{lab} benchmark_ps"]
         if i:
-            headers += [f"{lab} delta_ps", f"{lab} speedup"]
+            headers += [
+                f"{lab} delta_ps",
+                f"{lab} speedup",
+                f"{lab} speedup_source",
+                f"{lab} speedup_note",
+            ]
     rows = []
     for r in data["rows"]:
         row = ["/".join(r["key"]), r["kind"], r["matched"]]
         for i in range(len(labels)):
             row.append("" if r["total_ps"][i] is None else r["total_ps"][i])
+            row.append(r["clock"][i] or "")
+            row.append("" if r["benchmark_ps"][i] is None else r["benchmark_ps"][i])
             if i:
                 d, s = r["delta_ps"][i], r["speedup"][i]
                 row += ["" if d is None else d, "" if s is None else f"{s:.6g}"]
+                row += [r["speedup_source"][i] or "", r["speedup_note"][i] or ""]
         rows.append(row)
     return csv_text(headers, rows)

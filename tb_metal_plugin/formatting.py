@@ -7,6 +7,7 @@ import io
 import json
 
 from .attribution import PHASES
+from .breakdown import CLOCKS, lane
 
 FORMATS = ("table", "json", "csv")
 
@@ -60,12 +61,20 @@ def _device_split(n: dict) -> str:
     return " ".join(f"{d} {100 * v / total:.0f}%" for d, v in sorted(devs.items()) if v)
 
 
+def clock_label(clock: str | None, clocks: dict | None = None) -> str:
+    """A node's clock for a table cell: the clock, or each clock's time when they mix."""
+    if clock != "mixed":
+        return clock or ""
+    return " + ".join(f"{c} {fmt_time(ps)}" for c, ps in (clocks or {}).items())
+
+
 def _node_cells(label: str, n: dict) -> list[str]:
     """One table row of a layer or bucket node."""
     return [
         label,
         str(n["op_count"]),
         fmt_time(n["total_ps"]),
+        clock_label(n.get("clock"), n.get("clocks")),
         fmt_time(n["self_ps"]),
         fmt_share(n["share"]),
         fmt_time(n["phases"].get("forward", 0)),
@@ -75,14 +84,36 @@ def _node_cells(label: str, n: dict) -> list[str]:
     ]
 
 
-def _bench(bench: list[dict] | None) -> str:
-    if not bench:
+def _spread(b: dict, what: str) -> str:
+    med = b.get(f"{what}_ps")
+    if med is None:
         return ""
-    parts = []
-    for b in sorted(bench, key=lambda b: b.get("device", "")):
-        total = (b.get("forward_ps") or 0) + (b.get("backward_ps") or 0)
-        parts.append(f"{b.get('device', '?')} {fmt_time(total)}")
-    return "  ".join(parts)
+    lo, hi = b.get(f"{what}_p10_ps"), b.get(f"{what}_p90_ps")
+    rng = f" ({fmt_time(lo)}–{fmt_time(hi)})" if lo is not None and hi is not None else ""
+    return f"{b.get('device', '?')} {fmt_time(med)}{rng}"
+
+
+def _bench_cells(bench: list[dict] | None) -> list[str]:
+    """Forward and backward cells of the layer benchmark: median (p10–p90) per call, per device."""
+    entries = sorted(bench or [], key=lambda b: b.get("device", ""))
+    return [
+        "  ".join(c for c in (_spread(b, "forward") for b in entries) if c),
+        "  ".join(c for c in (_spread(b, "backward") for b in entries) if c),
+    ]
+
+
+def bench_overheads(nodes) -> str:
+    """The empty-call overhead each device's benchmark subtracted, one figure per device."""
+    seen: dict[str, list[int]] = {}
+    for n in nodes:
+        for b in n.get("benchmark") or []:
+            if b.get("call_overhead_ps") is not None:
+                seen.setdefault(b.get("device", "?"), []).append(b["call_overhead_ps"])
+    return ", ".join(f"{d} {fmt_time(sorted(v)[len(v) // 2])}" for d, v in sorted(seen.items()))
+
+
+def _clock_split(clocks: dict | None) -> str:
+    return ", ".join(f"{c} {fmt_time(ps)}" for c, ps in (clocks or {}).items()) or "no ops"
 
 
 def layers_table(data: dict) -> str:
@@ -91,6 +122,7 @@ def layers_table(data: dict) -> str:
         "layer",
         "ops",
         "total",
+        "clock",
         "self",
         "share",
         "forward",
@@ -105,27 +137,34 @@ def layers_table(data: dict) -> str:
     rows += [_node_cells(f"[{b['name']}]", b) for b in data["buckets"]]
     benched = [n for _, n in _walk(data["layers"]) if n.get("benchmark")]
     if benched:
-        # Measured in isolation by the callback's layer benchmark: real device time,
-        # the only honest per-layer GPU figure on Metal.
-        headers.append("benchmark fwd+bwd (measured)")
+        # Its own column group: measured in isolation, per call, overhead subtracted;
+        # the columns before it are profile totals over the selected steps.
+        headers += ["| benchmark per call: forward", "backward (median, p10–p90)"]
         n_layers = len(rows) - len(data["buckets"])
         for i, (_, n) in enumerate(_walk(data["layers"])):
-            rows[i].append(_bench(n.get("benchmark")))
+            rows[i] += _bench_cells(n.get("benchmark"))
         for row in rows[n_layers:]:
-            row.append("")
+            row += ["", ""]
     step = data["step"]
     what = {"all": "all profiled steps (totals)", "avg": "mean per step"}.get(step, f"step {step}")
     out = [
         f"session {data['session']}  host {data['host']}  {what}  "
         f"steps {','.join(map(str, data['steps'])) or '-'}",
-        f"op time {fmt_time(data['total_ps'])}  step time {fmt_time(data['step_time_ps'])}  "
+        f"op time {fmt_time(data['total_ps'])} ({_clock_split(data.get('clocks'))})  "
+        f"step time (wall) {fmt_time(data['step_time_ps'])}  "
         f"attribution: {data['attribution_source']}  "
         f"devices: {', '.join(data['devices']) or 'CPU'}",
         "",
-        text_table(headers, rows, right={1, 2, 3, 4, 5, 6}),
+        text_table(headers, rows, right={1, 2, 4, 5, 6, 7}),
         "",
         f"note: {data['time_note']}",
     ]
+    if benched:
+        out.append(
+            "note: benchmark columns are the callback's layer benchmark: each layer alone, "
+            "synchronised wall time per call with the empty-call overhead subtracted "
+            f"({bench_overheads(benched)}); the other columns are profile op time."
+        )
     if data["fallbacks"]:
         out += ["", "CPU fallbacks:"]
         for f in data["fallbacks"]:
@@ -140,7 +179,7 @@ def layers_table(data: dict) -> str:
 
 def ops_table(data: dict, limit: int | None = None) -> str:
     """Per-op rows as a table, biggest first."""
-    headers = ["op", "type", "layer", "phase", "device", "source", "count", "self", "total"]
+    headers = ["op", "type", "layer", "phase", "device", "source", "count", "time", "clock"]
     rows = []
     for r in data["ops"][: limit or None]:
         rows.append(
@@ -152,13 +191,17 @@ def ops_table(data: dict, limit: int | None = None) -> str:
                 r["device_id"],
                 r["device_source"],
                 str(r["count"]),
-                fmt_time(r["self_ps"]),
-                fmt_time(r["total_ps"]),
+                fmt_time(r["time_ps"]),
+                r["clock"],
             ]
         )
     more = len(data["ops"]) - len(rows)
     tail = [f"... {more} more ops (use --limit 0 or --format json)"] if more > 0 else []
-    return "\n".join([text_table(headers, rows, right={6, 7, 8})] + tail)
+    note = [
+        "time: the op's time as the layer breakdown counts it, on its clock (device: device "
+        "timeline; host_side: GPU dispatch, no device timeline; host: CPU compute)"
+    ]
+    return "\n".join([text_table(headers, rows, right={6, 7})] + tail + note)
 
 
 def csv_text(headers: list[str], rows: list[list]) -> str:
@@ -172,8 +215,10 @@ def csv_text(headers: list[str], rows: list[list]) -> str:
 
 def layers_csv(data: dict) -> str:
     """One CSV row per layer node (path joined by '/') and per bucket."""
-    headers = ["path", "kind", "class", "op_count", "total_ps", "self_ps", "share", "step_share"]
-    headers += [f"{p}_ps" for p in PHASES] + ["gpu_ps", "cpu_ps", "fallback_count", "copy_ps"]
+    headers = ["path", "kind", "class", "op_count", "total_ps", "clock", "self_ps", "share"]
+    headers += ["step_share"] + [f"{p}_ps" for p in PHASES]
+    headers += [f"{c}_clock_ps" for c in CLOCKS]
+    headers += ["gpu_device_ps", "gpu_host_side_ps", "cpu_ps", "fallback_count", "copy_ps"]
     rows = []
     nodes = [(n, "layer") for _, n in _walk(data["layers"])]
     nodes += [(b, "bucket") for b in data["buckets"]]
@@ -185,13 +230,16 @@ def layers_csv(data: dict) -> str:
                 n.get("class") or "",
                 n["op_count"],
                 n["total_ps"],
+                n.get("clock") or "",
                 n["self_ps"],
                 f"{n['share']:.6f}",
                 f"{n['step_share']:.6f}",
             ]
             + [n["phases"].get(p, 0) for p in PHASES]
+            + [n.get("clocks", {}).get(c, 0) for c in CLOCKS]
             + [
                 n["devices"].get("GPU", 0),
+                n["devices"].get(lane("GPU", "host_side"), 0),
                 n["devices"].get("CPU", 0),
                 n["fallback_count"],
                 n["copy_ps"],
@@ -212,8 +260,11 @@ def ops_csv(data: dict) -> str:
         "device_id",
         "device_source",
         "count",
+        "time_ps",
+        "clock",
         "self_ps",
         "total_ps",
+        "host_clock",
         "device_ps",
         "fallback_reason",
     ]
@@ -228,8 +279,11 @@ def ops_csv(data: dict) -> str:
             r["device_id"],
             r["device_source"],
             r["count"],
+            r["time_ps"],
+            r["clock"],
             r["self_ps"],
             r["total_ps"],
+            r["host_clock"],
             "" if r["device_ps"] is None else r["device_ps"],
             r["fallback"]["reason_code"] if r["fallback"] else "",
         ]

@@ -452,7 +452,9 @@ def test_layer_benchmark(tmp_path):
     assert set(rows) == {(lay.name,) for lay in model.layers}
     for row in rows.values():
         assert row["device"] == "CPU" and row["device_name"] == "/device:CPU:0"
-        assert row["forward_ps"] > 0 and row["repeats"] == 3
+        # Net of the empty-call overhead, a trivial layer can measure at or below zero.
+        assert row["forward_gross_ps"] > 0 and row["forward_ps"] is not None
+        assert row["repeats"] == 3
         assert row["call_overhead_ps"] > 0
     assert rows[(model.layers[0].name,)]["input_shapes"] == [[8, 8]]
     assert rows[(model.layers[0].name,)]["backward_ps"] is not None

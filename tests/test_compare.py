@@ -15,22 +15,28 @@ from tb_metal_plugin.compare import compare, compare_csv, compare_table
 from tests.test_plugin_support import shared_logdir
 
 
-def node(path, total, children=(), gpu=0):
+def node(path, total, children=(), gpu=0, clock="host", bench=None):
     kids = list(children)
+    gpu_key = "GPU (host-side)" if clock == "host_side" else "GPU"
     return {
         "name": path[-1],
         "path": list(path),
         "class": None,
         "self_ps": total - sum(c["total_ps"] for c in kids),
         "total_ps": total,
-        "devices": {"GPU": gpu, "CPU": total - gpu},
+        "devices": {gpu_key: gpu, "CPU": total - gpu},
+        "clocks": {clock: total} if total else {},
+        "clock": clock if total else None,
+        "benchmark": bench,
         "fallback_count": 0,
         "children": kids,
     }
 
 
-def payload(root, layers, step_time, buckets=(), step="avg", steps=(1, 2), timeline="host_only"):
-    kids = [node([root, name], t) for name, t in layers]
+def payload(
+    root, layers, step_time, buckets=(), step="avg", steps=(1, 2), timeline="host_only", **kw
+):
+    kids = [node([root, name], t, **kw) for name, t in layers]
     return {
         "session": f"{root}-session",
         "host": "vm",
@@ -94,6 +100,77 @@ def test_warnings_for_incomparable_inputs():
     b = payload("m", [("d", 1)], 10, step="all", steps=(1,), timeline="device")
     w = " ".join(compare([a, b], ["a", "b"])["warnings"])
     assert "different numbers of steps" in w and "device time is not host time" in w
+    # The same clock on both sides (host): the per-layer speedup is there.
+    assert rows_by_key(compare([a, b], ["a", "b"]))[("m", "d")]["speedup"][1] == 1.0
+
+
+def _bench(device, fwd, bwd):
+    return {
+        "device": device,
+        "forward_ps": fwd,
+        "backward_ps": bwd,
+        "unit": "per_call",
+        "overhead_subtracted": True,
+    }
+
+
+def test_speedup_only_between_times_on_one_clock():
+    metal = payload("m", [("d", 400)], 1000, clock="host_side", gpu=400)
+    cpu = payload("m", [("d", 200)], 500)
+    cuda = payload("m", [("d", 100)], 400, clock="device", gpu=100, timeline="device")
+    d = compare([metal, cpu, cuda], ["metal", "cpu", "cuda"])
+    row = rows_by_key(d)[("m", "d")]
+    assert row["clock"] == ["host_side", "host", "device"]
+    assert row["speedup"] == [1.0, None, None] and row["delta_ps"] == [0, None, None]
+    assert row["speedup_note"][1:] == [
+        "GPU dispatch time vs CPU compute time",
+        "GPU dispatch time vs device time",
+    ]
+    # The step time is wall time in every run: the headline ratio stays.
+    assert d["totals"]["speedup"] == [1.0, 2.0, 2.5] and d["totals"]["step_time_clock"] == "wall"
+    assert any("GPU dispatch time vs CPU compute time" in w for w in d["warnings"])
+    cells = compare_table(d).splitlines()
+    line = next(c for c in cells if c.strip().startswith("d "))
+    assert "x" not in line.replace("µs", "") and "GPU dispatch time vs CPU compute time" in line
+    out = next(r for r in csv.DictReader(io.StringIO(compare_csv(d))) if r["layer"] == "m/d")
+    assert out["cpu speedup"] == "" and out["cpu speedup_note"].startswith("GPU dispatch")
+
+
+def test_mixed_clocks_give_no_speedup():
+    a = payload("m", [("d", 400)], 1000)
+    b = payload("m", [("d", 300)], 900)
+    for p, split in ((a, {"host_side": 300, "host": 100}), (b, {"host_side": 200, "host": 100})):
+        layer = p["layers"][0]["children"][0]
+        layer["clocks"], layer["clock"] = split, "mixed"
+    row = rows_by_key(compare([a, b], ["a", "b"]))[("m", "d")]
+    assert row["speedup"] == [None, None] and row["delta_ps"] == [None, None]
+    assert "no single-clock time" in row["speedup_note"][1]
+    assert row["clocks"][1] == {"host_side": 200, "host": 100}
+
+
+def test_benchmark_speedup_when_both_runs_carry_it():
+    # A Metal run (layer on the GPU, host-side profile time) and its CPU twin, both with the
+    # callback's layer benchmark: the ratio comes from measured time per call, GPU vs CPU.
+    metal_bench = [_bench("CPU", 900, 1800), _bench("GPU", 100, 200)]
+    metal = payload("m", [("d", 400)], 1000, clock="host_side", gpu=400, bench=metal_bench)
+    cpu = payload("m", [("d", 200)], 500, bench=[_bench("CPU", 1000, 2000)])
+    row = rows_by_key(compare([metal, cpu], ["metal", "cpu"]))[("m", "d")]
+    assert row["benchmark_ps"] == [300, 3000] and row["benchmark_device"] == ["GPU", "CPU"]
+    assert row["speedup"] == [1.0, 0.1]
+    assert row["speedup_source"] == ["layer_benchmark", "layer_benchmark"]
+    assert row["speedup_note"] == [None, None]
+    table = compare_table(compare([metal, cpu], ["metal", "cpu"]))
+    assert "0.10x (bench)" in table
+    # Only one run benchmarked: back to the profile times, which are on different clocks.
+    cpu_plain = payload("m", [("d", 200)], 500)
+    row = rows_by_key(compare([metal, cpu_plain], ["metal", "cpu"]))[("m", "d")]
+    assert row["speedup"][1] is None and row["speedup_source"][1] is None
+    # A benchmark from before the overhead was subtracted measures something else.
+    old = payload(
+        "m", [("d", 200)], 500, bench=[{"device": "CPU", "forward_ps": 9, "backward_ps": 0}]
+    )
+    row = rows_by_key(compare([metal, old], ["metal", "old"]))[("m", "d")]
+    assert row["benchmark_ps"][1] is None and row["speedup"][1] is None
 
 
 def test_zero_time_gives_no_speedup():

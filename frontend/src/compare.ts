@@ -1,7 +1,7 @@
 // Comparison view: two or more sessions, layers matched by path, deltas and speedup.
 import { ApiError, fetchCompare } from "./api";
 import { clear, h } from "./dom";
-import { fmtDelta, fmtSpeedup, fmtTime } from "./format";
+import { clockLabel, fmtDelta, fmtSpeedup, fmtTime } from "./format";
 import { DataTable, type Column } from "./table";
 import type { CompareRow, ComparePayload, SessionEntry, Step } from "./types";
 
@@ -20,7 +20,7 @@ export class CompareView {
     this.result = h("div", { class: "compare-result", "data-testid": "compare-result" });
     this.el = h("section", { class: "panel compare", "data-testid": "compare-view" },
       h("h2", null, "Compare runs"),
-      h("p", { class: "note" }, "Pick two or more sessions; the first one picked is the baseline. Layers are matched by their path; Δ is the other session's time minus the baseline's, speedup is baseline ÷ other (above 1× = faster than baseline)."),
+      h("p", { class: "note" }, "Pick two or more sessions; the first one picked is the baseline. Layers are matched by their path; Δ is the other session's time minus the baseline's, speedup is baseline ÷ other (above 1× = faster than baseline). A layer's Δ and speedup exist only when both times are on the same clock (device timeline, GPU dispatch, CPU compute), or come from the callback's layer benchmark in both runs (marked \"bench\"). The headline is step time: wall time in every run."),
       this.picker, this.result);
   }
 
@@ -76,19 +76,23 @@ export class CompareView {
     const totals = h("table", { class: "data-table totals", "data-testid": "compare-totals" },
       h("thead", null, h("tr", null, h("th", null, ""), ...d.labels.map((l, i) => h("th", { class: "num" }, l, i === 0 ? h("span", { class: "badge base" }, "baseline") : null)))),
       h("tbody", null,
-        h("tr", null, h("th", null, d.step === "avg" ? "step time (avg)" : "profiled step time"), ...d.totals.step_time_ps.map((t) => h("td", { class: "num" }, fmtTime(t)))),
+        h("tr", null, h("th", null, d.step === "avg" ? "step time (wall, avg)" : "profiled step time (wall)"), ...d.totals.step_time_ps.map((t) => h("td", { class: "num" }, fmtTime(t)))),
         h("tr", null, h("th", null, "speedup vs baseline"), ...d.totals.speedup.map((s, i) => h("td", { class: "num", "data-testid": "total-speedup" }, i === 0 ? "1.00×" : fmtSpeedup(s)))),
-        h("tr", null, h("th", null, "time measured as"), ...d.timelines.map((t) => h("td", { class: "num" }, t ?? "–")))));
+        h("tr", null, h("th", null, "time measured as"), ...d.timelines.map((t) => h("td", { class: "num" }, t ?? "–"))),
+        h("tr", null, h("th", null, "layer times' clock"), ...(d.totals.clocks ?? []).map((c) => h("td", { class: "num", "data-testid": "total-clock" }, Object.keys(c ?? {}).map(clockLabel).join(" + ") || "–")))));
     const cols: Column<CompareRow>[] = [
       { key: "name", label: "Layer", value: (r) => r.key.join("/"), render: (r) => h("span", { class: r.kind === "bucket" ? "bucket-name" : "" }, r.key.join(" / "), r.matched ? null : h("span", { class: "badge unmatched" }, "unmatched")) },
     ];
     for (let i = 0; i < n; i++) {
-      cols.push({ key: `t${i}`, label: `${d.labels[i]}`, title: `total time in ${d.labels[i]}`, num: true, value: (r) => r.total_ps[i], render: (r) => fmtTime(r.total_ps[i]) });
+      cols.push({ key: `t${i}`, label: `${d.labels[i]}`, title: `total time in ${d.labels[i]} (clock in the Clock column)`, num: true, value: (r) => r.total_ps[i], render: (r) => h("span", { title: clockLabel(r.clock?.[i] ?? null), "data-clock": r.clock?.[i] ?? "" }, fmtTime(r.total_ps[i])) });
       if (i > 0) {
-        cols.push({ key: `d${i}`, label: `Δ`, title: `${d.labels[i]} minus ${d.baseline}`, num: true, value: (r) => r.delta_ps[i], render: (r) => h("span", { class: (r.delta_ps[i] ?? 0) > 0 ? "worse" : (r.delta_ps[i] ?? 0) < 0 ? "better" : "" }, fmtDelta(r.delta_ps[i])) });
-        cols.push({ key: `s${i}`, label: `speedup`, title: `${d.baseline} ÷ ${d.labels[i]}`, num: true, value: (r) => r.speedup[i], render: (r) => fmtSpeedup(r.speedup[i]) });
+        const note = (r: CompareRow) => r.speedup_note?.[i] ?? null;
+        cols.push({ key: `d${i}`, label: `Δ`, title: `${d.labels[i]} minus ${d.baseline} (same clock only)`, num: true, value: (r) => r.delta_ps[i], render: (r) => note(r) ? h("span", { class: "muted", title: note(r)! }, "") : h("span", { class: (r.delta_ps[i] ?? 0) > 0 ? "worse" : (r.delta_ps[i] ?? 0) < 0 ? "better" : "" }, fmtDelta(r.delta_ps[i])) });
+        cols.push({ key: `s${i}`, label: `speedup`, title: `${d.baseline} ÷ ${d.labels[i]} (same clock, or both from the layer benchmark)`, num: true, value: (r) => r.speedup[i], render: (r) => note(r) ? h("span", { class: "muted", title: note(r)!, "data-testid": "no-speedup" }, "") : r.speedup_source?.[i] === "layer_benchmark" ? h("span", { title: "from the callback's layer benchmark: forward + backward per call, measured", "data-source": "layer_benchmark" }, fmtSpeedup(r.speedup[i]), h("span", { class: "badge" }, "bench")) : fmtSpeedup(r.speedup[i]) });
       }
     }
+    cols.push({ key: "clock", label: "Clock", title: "clock of each session's time: device timeline, GPU dispatch (host-side, no device timeline) or CPU compute (host)", value: (r) => (r.clock ?? []).join(" / "), render: (r) => (r.clock ?? []).map((c) => clockLabel(c)).join(" / ") });
+    cols.push({ key: "why", label: "Why no speedup", value: (r) => (r.speedup_note ?? []).filter((x) => x).join("; "), render: (r) => h("span", { class: "muted", "data-testid": "speedup-note" }, [...new Set((r.speedup_note ?? []).filter((x) => x))].join("; ")) });
     const table = new DataTable<CompareRow>(cols, { sortKey: "d1", pageSize: 100, testid: "compare-table", rowAttrs: (r) => ({ "data-key": r.key.join("/"), "data-testid": "compare-row" }) });
     table.setRows(d.rows);
     const unmatched = d.unmatched.length

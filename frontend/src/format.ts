@@ -25,6 +25,12 @@ export function fmtSpeedup(x: number | null | undefined): string {
   return x.toFixed(2) + "×";
 }
 
+/** A clock's name as the tables print it (see docs/json-api.md, "Clocks"). */
+export function clockLabel(clock: string | null | undefined): string {
+  if (!clock) return "–";
+  return ({ device: "device", host_side: "GPU dispatch", host: "CPU (host)", mixed: "mixed" } as Record<string, string>)[clock] ?? clock;
+}
+
 export function pathKey(path: string[]): string {
   return path.join("\u0000");
 }

@@ -4,7 +4,7 @@ import { ApiError, fetchLayers, fetchOps, fetchReadiness, fetchSessions } from "
 import { topLayers, TopChart, type StackBy } from "./chart";
 import { CompareView } from "./compare";
 import { clear, h } from "./dom";
-import { fmtPct, fmtTime, pathLabel } from "./format";
+import { clockLabel, fmtPct, fmtTime, pathLabel } from "./format";
 import { ReadinessPanel, remedyCell, verdictLookup } from "./readiness";
 import { DataTable } from "./table";
 import { deviceClass, LayerTree } from "./tree";
@@ -423,12 +423,12 @@ class App {
         { key: "device", label: "Device", value: (o) => o.device ?? "", render: (o) => h("span", { class: "dev-tag " + deviceClass(o.device ?? "") }, o.device ?? "?") },
         { key: "source", label: "Device source", value: (o) => o.device_source ?? "" },
         { key: "count", label: "Count", num: true, value: (o) => o.count },
-        { key: "self", label: "Self", num: true, value: (o) => o.self_ps, render: (o) => fmtTime(o.self_ps) },
-        { key: "total", label: "Total", num: true, value: (o) => o.total_ps, render: (o) => fmtTime(o.total_ps) },
+        { key: "time", label: "Time", title: "the op's time as the layer tree counts it, on its clock", num: true, value: (o) => o.time_ps, render: (o) => fmtTime(o.time_ps) },
+        { key: "clock", label: "Clock", title: "device timeline, GPU dispatch (host-side, no device timeline) or CPU (host)", value: (o) => o.clock, render: (o) => clockLabel(o.clock) },
         { key: "fb", label: "Fallback", value: (o) => (o.fallback ? String(o.fallback.reason_code ?? "yes") : ""), render: (o) => (o.fallback ? h("span", { class: "badge fallback", title: String(o.fallback.reason ?? "") }, String(o.fallback.reason_code ?? "CPU")) : "") },
-      ], { sortKey: "self", pageSize: 50, testid: "ops-table", rowAttrs: (o) => ({ "data-testid": "op-row", "data-type": o.type }) });
+      ], { sortKey: "time", pageSize: 50, testid: "ops-table", rowAttrs: (o) => ({ "data-testid": "op-row", "data-type": o.type }) });
       table.setRows(data.ops);
-      body.append(h("p", { class: "note" }, "Each op's self time in this selection; device from ", h("em", null, "Device source"), " (recorded placement, device timeline or inferred)."), table.el);
+      body.append(h("p", { class: "note" }, "Each op's time in this selection, as the layer tree counts it, with its clock; device from ", h("em", null, "Device source"), " (recorded placement, device timeline or inferred)."), table.el);
     } catch (e) {
       clear(body);
       body.append(h("div", { class: "error-box" }, "Could not load ops: ", e instanceof Error ? e.message : String(e)));

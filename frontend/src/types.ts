@@ -29,7 +29,9 @@ export interface LayerNode {
   self_ps: number;
   total_ps: number;
   phases: Record<string, number>;
-  devices: Record<string, number>;
+  devices: Record<string, number>; // host-side GPU time under "GPU (host-side)"
+  clocks?: Record<string, number>; // time per clock: device, host_side, host
+  clock?: string | null; // the one clock, "mixed", or null without op time
   share: number; // of all op time in the selection
   step_share?: number; // of the step time
   fallback_count: number;
@@ -71,7 +73,9 @@ export interface LayersPayload {
   step: Step | string; // the core labels one step as a string, e.g. "3"
   steps: number[];
   total_ps: number;
-  step_time_ps: number;
+  step_time_ps: number; // wall time (host clock, step markers)
+  clocks?: Record<string, number>; // total_ps per clock
+  clock?: string | null;
   timeline: string;
   time_note: string;
   devices: string[];
@@ -96,8 +100,9 @@ export interface OpRow {
   type: string;
   layer: string[] | string | null;
   bucket?: string | null;
-  time_ps?: number;
-  time_kind?: string;
+  time_ps: number; // the time the layer tree sums, on `clock`
+  clock: string; // device | host_side | host
+  host_clock?: string; // clock of self_ps / total_ps
   device_id?: string;
   phase: string | null;
   device: string | null;
@@ -123,12 +128,17 @@ export interface CompareRow {
   paths: (string[] | null)[];
   self_ps: (number | null)[];
   total_ps: (number | null)[];
-  gpu_ps: (number | null)[];
-  cpu_ps: (number | null)[];
+  clock: (string | null)[];
+  clocks: (Record<string, number> | null)[];
+  devices: (Record<string, number> | null)[];
+  benchmark_ps: (number | null)[];
+  benchmark_device: (string | null)[];
   fallback_count: (number | null)[];
   present: boolean[];
-  delta_ps: (number | null)[];
-  speedup: (number | null)[];
+  delta_ps: (number | null)[]; // null across clocks
+  speedup: (number | null)[]; // null across clocks: see speedup_note
+  speedup_source: (string | null)[]; // "profile" | "layer_benchmark"
+  speedup_note: (string | null)[];
   matched: boolean;
 }
 
@@ -139,7 +149,7 @@ export interface ComparePayload {
   hosts: string[];
   step: Step | string;
   timelines: string[];
-  totals: { step_time_ps: (number | null)[]; total_ps: (number | null)[]; speedup: (number | null)[] };
+  totals: { step_time_ps: (number | null)[]; step_time_clock?: string; total_ps: (number | null)[]; speedup: (number | null)[]; clocks?: (Record<string, number> | null)[] };
   rows: CompareRow[];
   matched_count: number;
   unmatched: { key: string[]; kind: string; name: string; in: string[]; missing_in: string[] }[];
