@@ -156,8 +156,34 @@ class Profile:
                 "fallbacks": fallbacks(rows),
                 "copies": copies(rows, self.events, sel, self._copy_layer),
                 "device_sources": _count_by(rows, "device_source"),
+                "device_timelines": self._device_timelines(sel),
             }
         )
+        return out
+
+    def _device_timelines(self, sel: Selection) -> list[dict]:
+        """Busy time of each device plane in the selection (clock `device`), one row per device.
+
+        Measured on the plane's own work lines (kernels and copies), so multi-GPU runs show
+        each device apart; shares are of the step's wall time.
+        """
+        out = []
+        for dev, st in sorted(self.events.device_stats.items()):
+            busy = sel.sum(st.slot_ps) if st.slot_ps else 0
+            out.append(
+                {
+                    "device": dev,
+                    "kind": st.kind,
+                    "plane": st.plane,
+                    "clock": "device",
+                    "busy_ps": busy,
+                    "step_share": busy / sel.step_time_ps if sel.step_time_ps else 0.0,
+                    "kernel_count": st.kernel_count,
+                    "copy_count": st.copy_count,
+                    "copy_bytes": st.copy_bytes,
+                    "unlinked_ps": st.unlinked_ps,
+                }
+            )
         return out
 
     def _copy_layer(self, op_name: str) -> list[str] | None:

@@ -171,6 +171,13 @@ def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
                 "total_ps": sel.sum(rec.total_ps),
                 "host_clock": "host" if pl.kind == "CPU" else "host_side",
                 "device_ps": device_ps if measured_on_device else None,
+                # time_ps per device id: one entry per GPU an op's kernels ran on, else the
+                # device the op was placed on.
+                "device_ids": _per_device(
+                    rec, pl, sel, device_ps if measured_on_device else self_ps
+                )
+                if measured_on_device
+                else {pl.device: self_ps},
                 "fallback": {"reason_code": pl.fallback, "reason": pl.reason}
                 if pl.fallback
                 else None,
@@ -185,6 +192,13 @@ def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
     return rows
 
 
+def _per_device(rec: OpRecord, pl: Placement, sel: Selection, total: int) -> dict[str, int]:
+    """An op's device time split over the device planes its kernels ran on."""
+    per = {dev: sel.sum(ps) for dev, ps in sorted(rec.device_ps_by_plane.items())}
+    per = {dev: ps for dev, ps in per.items() if ps}
+    return per or {pl.device: total}
+
+
 def _node(path: tuple[str, ...], info: dict | None) -> dict:
     return {
         "name": path[-1],
@@ -195,6 +209,7 @@ def _node(path: tuple[str, ...], info: dict | None) -> dict:
         "total_ps": 0,
         "phases": {},
         "devices": {},
+        "device_ids": {},
         "clocks": {},
         "clock": None,
         "share": 0.0,
@@ -218,6 +233,9 @@ def _add(node: dict, row: dict, own: bool) -> None:
     key = lane(row["device"], row["clock"])
     node["devices"][key] = node["devices"].get(key, 0) + t
     node["clocks"][row["clock"]] = node["clocks"].get(row["clock"], 0) + t
+    ids = node["device_ids"]
+    for dev, ps in row["device_ids"].items():
+        ids[dev] = ids.get(dev, 0) + ps
     if row["fallback"]:
         node["fallback_count"] += 1
         node["fallback_ps"] += t
@@ -269,6 +287,7 @@ def layer_tree(
         n["phases"] = {p: n["phases"][p] for p in PHASES if p in n["phases"]}
         n["clocks"] = {c: n["clocks"][c] for c in CLOCKS if c in n["clocks"]}
         n["clock"] = clock_of(n["clocks"])
+        n["device_ids"] = dict(sorted(n["device_ids"].items()))
         n["children"].sort(key=lambda c: (-c["total_ps"], c["name"]))
     roots = sorted(
         (n for p, n in nodes.items() if len(p) == 1), key=lambda n: (-n["total_ps"], n["name"])

@@ -155,6 +155,33 @@ def split_op_name(name: str, display_name: str = "") -> tuple[str, str] | None:
     return head, tail
 
 
+# Host events that only TensorFlow's runtime writes; PjRt events mark a JAX/XLA client.
+_TF_RUNTIME = (
+    "ExecutorState::Process",
+    "FunctionRun",
+    "EagerLocalExecute",
+    "EagerExecute",
+    "KernelAndDeviceFunc::Run",
+    "SessionRun",
+    "ExecutorDoneCallback",
+)
+_PJRT = "PjRt"
+
+
+def runs_tensorflow(event_names) -> bool:
+    """False only for a host plane with PjRt client events and no TF runtime event at all.
+
+    Such a host (JAX) writes TraceMe events shaped `<what>:<detail>` that are not TF ops.
+    Anything else keeps reading `name:type` events as ops, so no TF trace loses its ops.
+    """
+    pjrt = False
+    for name in event_names:
+        if name.startswith(_TF_RUNTIME):
+            return True
+        pjrt = pjrt or _PJRT in name
+    return not pjrt
+
+
 def line_kind(line_name: str) -> str:
     """Classify a host line by its thread name: python, tf_data, compute or other."""
     if line_name.startswith("python"):
@@ -355,10 +382,17 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             dev = device_plane_id(plane.name)
             if plane is host:
                 op_ids = {}
-                for mid, md in plane.header.event_metadata.items():
-                    parts = split_op_name(md.name, md.display_name)
-                    if parts is not None:
-                        op_ids[mid] = col.op(*parts)
+                metadata = plane.header.event_metadata
+                if runs_tensorflow(md.name for md in metadata.values()):
+                    for mid, md in metadata.items():
+                        parts = split_op_name(md.name, md.display_name)
+                        if parts is not None:
+                            op_ids[mid] = col.op(*parts)
+                else:
+                    warnings.append(
+                        "no TensorFlow runtime events on the host (a JAX/XLA trace): host "
+                        "events are not TF ops; device time is read from the device planes"
+                    )
                 for i in range(len(plane.line_spans)):
                     col.host_line(plane, i, op_ids)
                     done += plane.line_spans[i][1] - plane.line_spans[i][0]

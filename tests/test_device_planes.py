@@ -262,3 +262,31 @@ def test_without_steps_line_the_step_ids_give_the_steps(tmp_path):
     assert [(s.start_ps, s.end_ps) for s in ev.steps] == [
         tuple(v) for _, v in sorted(spans.items())
     ]
+
+
+@pytest.mark.parametrize("case", ["cuda_two_gpus_structural", "jax_gpu_real"])
+def test_layers_payload_shows_each_gpu_apart(case):
+    # Per-GPU busy time in the payload is each plane's stream-line kernels and copies; the
+    # layers' per-device split adds up to their device-clock time, one entry per GPU.
+    path = _file(case)
+    raw = _raw_stream_sums(path)
+    data = load_profile(path).layers()
+    busy = {d["device"]: d["busy_ps"] for d in data["device_timelines"]}
+    assert busy == {dev: s["kernel"] + s["copy"] for dev, s in raw.items()}
+    assert all(d["clock"] == "device" for d in data["device_timelines"])
+    nodes = data["layers"] + data["buckets"]
+    per_device: dict[str, int] = {}
+    for n in nodes:
+        assert sum(n["device_ids"].values()) == n["total_ps"]
+        for dev, ps in n["device_ids"].items():
+            per_device[dev] = per_device.get(dev, 0) + ps
+    kernels = {dev: s["kernel"] for dev, s in raw.items()}
+    assert {d: ps for d, ps in per_device.items() if d in kernels} == kernels
+
+
+def test_a_jax_host_is_not_read_as_tensorflow_ops():
+    # JAX's host TraceMe events look like `name:type` (ThenExecuteCallback:...); with PjRt
+    # events and no TF runtime event on the host, none of them is a TF op.
+    data = load_profile(_file("jax_gpu_real")).ops()
+    assert data["ops"] and {r["clock"] for r in data["ops"]} == {"device"}
+    assert any("JAX/XLA trace" in w for w in data["warnings"])
