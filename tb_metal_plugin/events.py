@@ -400,8 +400,8 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
                         progress(done / total_bytes, f"reading {plane.name}")
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
+        window = trace.checks.window(col.t_min, col.t_max)
         warnings.extend(trace.checks.warnings())
-        window = (col.t_max - col.t_min) if col.t_min is not None else 0
         return TraceEvents(
             path=str(path),
             planes=[p.name for p in planes],

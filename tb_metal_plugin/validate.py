@@ -36,6 +36,8 @@ _REASONS = {
     "event_span": "events with a negative or out-of-range offset or duration (skipped)",
     "line_timestamp": "lines with a negative or out-of-range timestamp (skipped)",
     "budget": "events beyond what 64-bit sums can hold (skipped)",
+    "window": "profile window longer than 10 hours: line timestamps disagree, so the "
+    "step time is unknown",
     "overlap": "events that run past the end of the event enclosing them (clipped)",
 }
 
@@ -93,10 +95,21 @@ class Checks:
         self._drop("overlap")
         return max(0, inside)
 
+    def window(self, first_ps: int | None, last_ps: int | None) -> int:
+        """The profile's time window, 0 (counted) when its lines' times are out of range."""
+        if first_ps is None or last_ps is None:
+            return 0
+        if 0 <= last_ps - first_ps <= MAX_SPAN_PS:
+            return last_ps - first_ps
+        self._drop("window")
+        return 0
+
     def warnings(self) -> list[str]:
         """One warning per reason, with the count, in a fixed order."""
         return [
-            f"{self.counts[r]} {text}" + (" (damaged trace?)" if r != "overlap" else "")
+            (f"{self.counts[r]} " if r != "window" else "")
+            + text
+            + (" (damaged trace?)" if r != "overlap" else "")
             for r, text in _REASONS.items()
             if self.counts.get(r)
         ]
