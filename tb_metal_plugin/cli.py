@@ -10,7 +10,7 @@ import time
 import click
 
 from . import __version__, api, formatting, readiness
-from .errors import TbMetalError
+from .errors import TbMetalError, TraceError
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -69,8 +69,19 @@ def load(path: str, run: str | None, session: str | None, host: str | None) -> a
     """Load the selected profile with a progress line for big files; notes go to stderr."""
     chosen, host, notes = api.choose(path, run, session, host)
     trace = chosen.hosts[host]
-    progress = _StderrProgress(os.path.getsize(trace) >= PROGRESS_MIN_BYTES)
-    prof = api.load_file(trace, chosen, progress)
+    try:
+        size = os.path.getsize(trace)
+    except OSError as e:
+        raise TraceError(str(trace), f"cannot read trace file ({e.strerror or e})") from e
+    progress = _StderrProgress(size >= PROGRESS_MIN_BYTES)
+    try:
+        prof = api.load_file(trace, chosen, progress)
+    except TbMetalError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file must never give a traceback
+        raise TraceError(
+            str(trace), f"tb-metal failed on this file ({type(e).__name__}: {e}); please report it"
+        ) from e
     progress.done()
     for note in notes:
         click.echo(f"note: {note}", err=True)
@@ -97,6 +108,18 @@ def errors_to_exit(f):
         except TbMetalError as e:
             click.echo(f"tb-metal: error: {e}", err=True)
             sys.exit(2)
+        except Exception as e:
+            # A bug, triggered by some file: say which, without a traceback (set
+            # TB_METAL_DEBUG=1 to get one).
+            if os.environ.get("TB_METAL_DEBUG"):
+                raise
+            where = kwargs.get("path") or " ".join(kwargs.get("paths") or ())
+            click.echo(
+                f"tb-metal: internal error on {where}: {type(e).__name__}: {e} "
+                "(please report it; TB_METAL_DEBUG=1 shows the traceback)",
+                err=True,
+            )
+            sys.exit(3)
 
     return wrapper
 

@@ -93,7 +93,7 @@ def test_is_active_is_cached(logdir, monkeypatch):
     _, p = make_client(logdir)
     assert p.is_active()
     calls = []
-    monkeypatch.setattr(plugin, "_has_profile_files", lambda d: calls.append(d) or True)
+    monkeypatch.setattr(p._index, "has_profile_files", lambda d: calls.append(d) or True)
     for _ in range(5):
         assert p.is_active()
     assert calls == []  # a positive answer is never recomputed
@@ -102,7 +102,7 @@ def test_is_active_is_cached(logdir, monkeypatch):
 def test_negative_is_active_is_throttled(tmp_path, monkeypatch):
     _, p = make_client(tmp_path)
     calls = []
-    monkeypatch.setattr(plugin, "_has_profile_files", lambda d: calls.append(d) or False)
+    monkeypatch.setattr(p._index, "has_profile_files", lambda d: calls.append(d) or False)
     for _ in range(5):
         assert not p.is_active()
     assert len(calls) == 1
