@@ -241,7 +241,7 @@ class _Collector:
         ordered = True
         for ev in events:
             rec = get(ev.metadata_id)
-            if rec is not None and check.event(ev.offset_ps, ev.duration_ps):
+            if rec is not None:
                 off = ev.offset_ps
                 if off < last_off:
                     ordered = False
@@ -251,6 +251,7 @@ class _Collector:
                 recs.append(rec)
                 need_stats = need_stats or rec.wants_stats
         del events, line
+        offs, durs, recs = check.events(offs, durs, recs)
         if not recs:
             return
         if need_stats:

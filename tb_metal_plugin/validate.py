@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 
 from .errors import InvalidArgumentError
 
@@ -49,7 +50,7 @@ class Checks:
         self.path = path
         self.counts: dict[str, int] = {}
         self.total_ps = 0
-        self.events = 0
+        self.event_count = 0
 
     def _drop(self, reason: str, n: int = 1) -> None:
         self.counts[reason] = self.counts.get(reason, 0) + n
@@ -80,12 +81,37 @@ class Checks:
         if not _span_ok(offset_ps, duration_ps):
             self._drop("event_span")
             return False
-        if self.total_ps + duration_ps > MAX_TOTAL_PS or self.events >= MAX_EVENTS:
+        if self.total_ps + duration_ps > MAX_TOTAL_PS or self.event_count >= MAX_EVENTS:
             self._drop("budget")
             return False
         self.total_ps += duration_ps
-        self.events += 1
+        self.event_count += 1
         return True
+
+    def events(self, offsets: array, durations: array, records: list) -> tuple[array, array, list]:
+        """One line's events (parallel offsets, durations, records) without the bad ones."""
+        n = len(durations)
+        if not n:
+            return offsets, durations, records
+        total = sum(durations)
+        # Fast path, C loops only: every event in range (max offset + max duration is a
+        # bound on every end) and the file's budget holds them all.
+        if (
+            min(offsets) >= 0
+            and min(durations) >= 0
+            and max(offsets) + max(durations) <= MAX_SPAN_PS
+            and self.total_ps + total <= MAX_TOTAL_PS
+            and self.event_count + n <= MAX_EVENTS
+        ):
+            self.total_ps += total
+            self.event_count += n
+            return offsets, durations, records
+        keep = [i for i in range(n) if self.event(offsets[i], durations[i])]
+        return (
+            array(offsets.typecode, (offsets[i] for i in keep)),
+            array(durations.typecode, (durations[i] for i in keep)),
+            [records[i] for i in keep],
+        )
 
     def nested(self, offset_ps: int, duration_ps: int, parent_end_ps: int) -> int:
         """The part of a child event inside its parent (what the parent's self time loses)."""
