@@ -9,7 +9,7 @@ import time
 
 import click
 
-from . import __version__, api, formatting, readiness
+from . import __version__, api, formatting, readiness, validate
 from .errors import TbMetalError, TraceError
 
 # Files smaller than this load in well under a second: no progress line for them.
@@ -49,6 +49,7 @@ def selectors(f):
             click.option(
                 "--step",
                 default="all",
+                callback=_strict_step,
                 show_default=True,
                 help="A step number, 'all' (totals over the profile) or 'avg' (per step).",
             ),
@@ -65,8 +66,20 @@ def selectors(f):
     return f
 
 
-def load(path: str, run: str | None, session: str | None, host: str | None) -> api.Profile:
-    """Load the selected profile with a progress line for big files; notes go to stderr."""
+def _strict_step(ctx, param, value: str) -> str:
+    """--step: 'all', 'avg' or ASCII digits (not '٢', '+2', ' 2' or '2_0')."""
+    try:
+        validate.parse_step(value)
+    except TbMetalError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def load(
+    path: str, run: str | None, session: str | None, host: str | None, warn: bool = True
+) -> api.Profile:
+    """Load the selected profile with a progress line for big files; notes go to stderr,
+    and so do the trace's warnings (values skipped) when ``warn``."""
     chosen, host, notes = api.choose(path, run, session, host)
     trace = chosen.hosts[host]
     try:
@@ -85,6 +98,9 @@ def load(path: str, run: str | None, session: str | None, host: str | None) -> a
     progress.done()
     for note in notes:
         click.echo(f"note: {note}", err=True)
+    if warn:
+        for w in prof.events.warnings:
+            click.echo(f"warning: {trace}: {w}", err=True)
     return prof
 
 
@@ -139,7 +155,7 @@ def main() -> None:
 @errors_to_exit
 def layers(path, run, session, host, step, fmt):
     """Per-layer breakdown: time per phase and device, share, fallbacks."""
-    prof = load(path, run, session, host)
+    prof = load(path, run, session, host, warn=fmt != "table")  # the table lists them
     data = prof.layers(step)
     emit(fmt, data, formatting.layers_table, formatting.layers_csv)
 
@@ -227,6 +243,7 @@ def metal_check(path, run, session, host, step, fmt, metal_version):
 @click.option(
     "--step",
     default="avg",
+    callback=_strict_step,
     show_default=True,
     help="'avg' (per step: fair when runs profiled different step counts), 'all' or a number.",
 )

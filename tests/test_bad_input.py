@@ -521,3 +521,26 @@ def test_damaged_cache_entries_are_ignored_and_rewritten(served, monkeypatch, tm
         assert r.json["total_ps"] == good["total_ps"]
     finally:
         release.set()
+
+
+@pytest.mark.parametrize("step", ["٢", "+2", " 2", "2_0", "-1"])
+def test_cli_steps_are_ascii_digits_only(tmp_path, step):
+    path = _demo(tmp_path)
+    result = CliRunner().invoke(main, ["layers", str(path), "--step", step])
+    assert result.exit_code == 2 and "ASCII digits" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_ops_and_metal_check_say_what_was_skipped(tmp_path):
+    path = _demo(tmp_path)
+
+    def edit(space):
+        line = max(_host(space).lines, key=lambda ln: len(ln.events))
+        for ev in list(line.events)[::10]:
+            ev.offset_ps = -5
+
+    _rewrite(path, edit)
+    for cmd in (["ops"], ["metal-check"], ["layers", "--format", "csv"]):
+        result = CliRunner().invoke(main, [*cmd, str(path)])
+        assert result.exit_code == 0, result.output
+        assert "out-of-range offset or duration" in result.stderr
