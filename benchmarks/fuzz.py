@@ -123,6 +123,8 @@ def odd_values(rng, data, seeds):
         return data
     step_stat = next((k for k, v in host.stat_metadata.items() if v.name == "step_num"), None)
     lines = list(host.lines)
+    if rng.random() < 0.3:
+        _add_device_plane(rng, space, host)
     for _ in range(rng.randint(1, 4)):
         what = rng.randrange(7)
         line = rng.choice(lines)
@@ -195,6 +197,25 @@ def inner(rng, data, seeds):
                 head = op(rng, head, seeds)
         planes.append(_wrap(1, head + b"".join(_wrap(3, ln) for ln in lines)))
     return b"".join(planes)
+
+
+def _add_device_plane(rng, space, host) -> None:
+    """A `/device:GPU:0` plane (the seeds have none) whose events name host ops, with
+    durations and offsets from plausible to absurd."""
+    ops = [m.name for m in host.event_metadata.values() if ":" in m.name]
+    plane = space.planes.add(name=f"/device:GPU:{rng.randrange(3)}")
+    tf_op = plane.stat_metadata[1]
+    tf_op.id, tf_op.name = 1, "tf_op"
+    for k, name in enumerate(rng.sample(ops, min(len(ops), 8)) + ["MemcpyHtoD"], start=1):
+        plane.event_metadata[k].id = k
+        plane.event_metadata[k].name = name
+    line = plane.lines.add(name="Stream #1(Compute)", timestamp_ns=host.lines[0].timestamp_ns)
+    for _ in range(rng.randint(1, 50)):
+        ev = line.events.add(metadata_id=rng.randint(1, 9))
+        ev.offset_ps = rng.choice((rng.randint(0, 10**9), -rng.randint(1, 10**6)))
+        ev.duration_ps = rng.choice((rng.randint(0, 10**7), INT64 - 1, 2**62, -1))
+        if rng.random() < 0.3:
+            ev.stats.add(metadata_id=1, str_value=rng.choice(ops + ["", ":", "x:"]))
 
 
 MUTATIONS = {

@@ -310,6 +310,8 @@ class _Collector:
         starts, ends, nsteps = self.starts, self.ends, len(self.starts)
         first = last = None
         for ev in events:
+            if not plane.checks.event(ev.offset_ps, ev.duration_ps):
+                continue
             mid = ev.metadata_id
             md = meta.get(mid)
             label = md.name if md is not None else ""

@@ -25,8 +25,9 @@ from .xplane import XLine, XLineLite, XPlane
 _SPACE_PLANES = 1
 _PLANE_LINES = 3
 _LINE_NAME = 2
-# Field headers are read through a window of this size; one read is at most _MAX_READ.
-_WINDOW = 1 << 16
+# Field headers are read through a window of 512 B to 256 KB; one read is at most _MAX_READ.
+_WINDOW_MIN = 1 << 9
+_WINDOW_MAX = 1 << 18
 _MAX_READ = 1 << 24
 
 
@@ -99,10 +100,17 @@ class _Walker:
         self.end = end
         self.base = start
         self.data = b""
+        self.window = _WINDOW_MIN
 
     def _fill(self, pos: int) -> None:
+        # Dense runs of small fields (metadata) grow the window; a jump over a big field
+        # (a line) shrinks it, so skipping lines never reads them.
+        if pos - (self.base + len(self.data)) < 16:
+            self.window = min(2 * self.window, _WINDOW_MAX)
+        else:
+            self.window = _WINDOW_MIN
         self.base = pos
-        self.data = self.f.read(pos, min(self.end, pos + _WINDOW))
+        self.data = self.f.read(pos, min(self.end, pos + self.window))
 
     def varint(self, pos: int) -> tuple[int, int]:
         """Decode the varint at file offset pos: (value, offset after it)."""

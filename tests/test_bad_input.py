@@ -106,7 +106,7 @@ def test_missing_path_and_unknown_selectors(good):
 
 def test_unreadable_file(good, monkeypatch):
     path = glob.glob(str(good / "good/**/plugins/profile/*/*.xplane.pb"), recursive=True)[0]
-    real_open = open
+    real_open = os.open
 
     def deny(p, *a, **k):
         if str(p) == path:
@@ -114,7 +114,7 @@ def test_unreadable_file(good, monkeypatch):
         return real_open(p, *a, **k)
 
     # Tests run as root here, where file modes do not stop reads: simulate the denial.
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr("os.open", deny)
     with pytest.raises(TraceError, match="Permission denied"):
         load_file(path)
 

@@ -118,11 +118,6 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_LOGS = REPO / "demo" / "logs"
 
 
-def demo_traces() -> list[Path]:
-    """The committed real traces (several models), sorted."""
-    return sorted(DEMO_LOGS.rglob("*.xplane.pb"))
-
-
 def copy_demo_logdir(dest: Path, runs: tuple[str, ...] = ("cnn", "augment")) -> Path:
     """A private copy of some committed demo runs, to damage at will."""
     import shutil
