@@ -38,7 +38,9 @@ class _File:
     def __init__(self, path: str):
         self.path = path
         try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # O_NONBLOCK: a FIFO put where a trace was expected must not block the open.
+            flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+            self.fd = os.open(path, flags)
         except OSError as e:
             raise TraceError(path, f"cannot read trace file ({e.strerror or e})") from e
         try:

@@ -544,3 +544,16 @@ def test_cli_ops_and_metal_check_say_what_was_skipped(tmp_path):
         result = CliRunner().invoke(main, [*cmd, str(path)])
         assert result.exit_code == 0, result.output
         assert "out-of-range offset or duration" in result.stderr
+
+
+def test_a_fifo_in_place_of_a_trace_or_manifest_does_not_block(tmp_path):
+    path = _demo(tmp_path)
+    manifest = manifest_path_for(path)
+    manifest.unlink(missing_ok=True)
+    os.mkfifo(manifest)  # nobody writes to it: a blocking open would hang forever
+    assert load_file(path).manifest is None  # not a manifest file: there is none
+    manifest.unlink()
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(TraceError, match="not a regular file"):
+        load_file(path)
