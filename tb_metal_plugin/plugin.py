@@ -285,7 +285,7 @@ class MetalPlugin(base_plugin.TBPlugin):
     def _serve_ops(self, request):
         step = validate.parse_step(request.args.get("step"))
         layer = validate.parse_layer(request.args.get("layer"))
-        bucket = request.args.get("bucket") or None
+        bucket = _check_name(request.args.get("bucket", ""), "bucket") or None
         if layer is not None and bucket is not None:
             raise errors.InvalidArgumentError("give 'layer' or 'bucket', not both")
         job, early, path = self._loaded_job(request)

@@ -30,8 +30,8 @@ def _scan(logdir: str) -> tuple[list[Any], list[dict]]:
         return list(api.find_sessions(logdir)), []
     except errors.NotFoundError:
         return [], []
-    except OSError as exc:
-        return [], [{"path": logdir, "message": str(exc)}]
+    except (OSError, RecursionError) as exc:  # unreadable, or absurdly deep folders
+        return [], [{"path": logdir, "message": f"cannot scan the logdir: {exc}"}]
 
 
 def has_profile_files(logdir: str) -> bool:
@@ -74,7 +74,7 @@ class SessionIndex:
         self._active_checked_at = now
         try:
             self._active = self.has_profile_files(self._logdir)
-        except OSError:
+        except (OSError, RecursionError):
             self._active = False
         return self._active
 
