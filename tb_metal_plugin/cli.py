@@ -9,9 +9,9 @@ import time
 
 import click
 
-from . import __version__, api, formatting, readiness
+from . import __version__, api, formatting, readiness, validate
 from . import cli_checks as checking
-from .errors import TbMetalError
+from .errors import TbMetalError, TraceError
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -50,6 +50,7 @@ def selectors(f):
             click.option(
                 "--step",
                 default="all",
+                callback=_strict_step,
                 show_default=True,
                 help="A step number, 'all' (totals over the profile) or 'avg' (per step).",
             ),
@@ -66,15 +67,41 @@ def selectors(f):
     return f
 
 
-def load(path: str, run: str | None, session: str | None, host: str | None) -> api.Profile:
-    """Load the selected profile with a progress line for big files; notes go to stderr."""
+def _strict_step(ctx, param, value: str) -> str:
+    """--step: 'all', 'avg' or ASCII digits (not '٢', '+2', ' 2' or '2_0')."""
+    try:
+        validate.parse_step(value)
+    except TbMetalError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def load(
+    path: str, run: str | None, session: str | None, host: str | None, warn: bool = True
+) -> api.Profile:
+    """Load the selected profile with a progress line for big files; notes go to stderr,
+    and so do the trace's warnings (values skipped) when ``warn``."""
     chosen, host, notes = api.choose(path, run, session, host)
     trace = chosen.hosts[host]
-    progress = _StderrProgress(os.path.getsize(trace) >= PROGRESS_MIN_BYTES)
-    prof = api.load_file(trace, chosen, progress)
+    try:
+        size = os.path.getsize(trace)
+    except OSError as e:
+        raise TraceError(str(trace), f"cannot read trace file ({e.strerror or e})") from e
+    progress = _StderrProgress(size >= PROGRESS_MIN_BYTES)
+    try:
+        prof = api.load_file(trace, chosen, progress)
+    except TbMetalError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file must never give a traceback
+        raise TraceError(
+            str(trace), f"tb-metal failed on this file ({type(e).__name__}: {e}); please report it"
+        ) from e
     progress.done()
     for note in notes:
         click.echo(f"note: {note}", err=True)
+    if warn:
+        for w in prof.events.warnings:
+            click.echo(f"warning: {trace}: {w}", err=True)
     return prof
 
 
@@ -98,6 +125,18 @@ def errors_to_exit(f):
         except TbMetalError as e:
             click.echo(f"tb-metal: error: {e}", err=True)
             sys.exit(2)
+        except Exception as e:
+            # A bug, triggered by some file: say which, without a traceback (set
+            # TB_METAL_DEBUG=1 to get one).
+            if os.environ.get("TB_METAL_DEBUG"):
+                raise
+            where = kwargs.get("path") or " ".join(kwargs.get("paths") or ())
+            click.echo(
+                f"tb-metal: internal error on {where}: {type(e).__name__}: {e} "
+                "(please report it; TB_METAL_DEBUG=1 shows the traceback)",
+                err=True,
+            )
+            sys.exit(3)
 
     return wrapper
 
@@ -117,7 +156,7 @@ def main() -> None:
 @errors_to_exit
 def layers(path, run, session, host, step, fmt):
     """Per-layer breakdown: time per phase and device, share, fallbacks."""
-    prof = load(path, run, session, host)
+    prof = load(path, run, session, host, warn=fmt != "table")  # the table lists them
     data = prof.layers(step)
     emit(fmt, data, formatting.layers_table, formatting.layers_csv)
 
@@ -233,6 +272,7 @@ def doctor_cmd(logdir, fmt, no_import):
 @click.option(
     "--step",
     default="avg",
+    callback=_strict_step,
     show_default=True,
     help="'avg' (per step: fair when runs profiled different step counts), 'all' or a number.",
 )

@@ -28,6 +28,7 @@ from .device_planes import (
     memcpy_bytes,
     plane_kind,
 )
+from .validate import MAX_SPAN_PS
 from .xspace_reader import PlaneData, _fields, _varint
 
 XLA_CLUSTER_TYPE = "XlaModule"
@@ -184,11 +185,15 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
                 found[key] = _stat(st, linker.names)
         t = base + ev.offset_ps
         dur = ev.duration_ps
-        if "device_offset_ps" in found and "device_duration_ps" in found:
+        span = _device_span(found)
+        if span is not None:
             # TPU ops carry their device-clock span as stats; xprof reads those
             # (GetDeviceEventTimespan in xla/tsl/profiler/utils/xplane_utils).
-            t = int(found["device_offset_ps"])  # type: ignore[arg-type]
-            dur = int(found["device_duration_ps"])  # type: ignore[arg-type]
+            t, dur = span
+        # The same range and budget checks as host events: a device event of ~2^63 ps
+        # would otherwise overflow the per-op arrays.
+        if not plane.checks.event(ev.offset_ps, dur):
+            continue
         first = t if first is None else min(first, t)
         last = t + dur if last is None else max(last, t + dur)
         gid = found.get("group_id")
@@ -217,6 +222,16 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
     _flush(stack, None, col, dev, stats)
     if first is not None:
         col.span(first, last)
+
+
+def _device_span(found: dict) -> tuple[int, int] | None:
+    """(start, duration) from a TPU op's device-span stats, or None when absent or absurd."""
+    off, dur = found.get("device_offset_ps"), found.get("device_duration_ps")
+    if not isinstance(off, int) or not isinstance(dur, int) or isinstance(off, bool):
+        return None
+    if off < 0 or not 0 <= dur <= MAX_SPAN_PS or off + dur >= 2**63:
+        return None
+    return off, dur
 
 
 def _flush(stack: list, t: int | None, col, dev: str, stats) -> None:

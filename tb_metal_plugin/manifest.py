@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from .errors import TraceError
 FORMAT = "tb-metal-manifest"
 VERSION = 1
 SUFFIX = ".tb_metal.json"
+MAX_BYTES = 256 << 20  # far above any real manifest (placement of every op of a big model)
 
 
 def manifest_path_for(xplane_path: str | os.PathLike) -> Path:
@@ -26,15 +28,30 @@ def manifest_path_for(xplane_path: str | os.PathLike) -> Path:
 def load_manifest(xplane_path: str | os.PathLike) -> dict[str, Any] | None:
     """Load the manifest beside a trace, None when there is none; TraceError when it is bad."""
     path = manifest_path_for(xplane_path)
+    if path.is_symlink():
+        # Like traces, a manifest is read only where the scan found it: a link may point
+        # anywhere (outside the logdir), so it is refused, not followed.
+        raise TraceError(
+            str(path), "the tb-metal manifest is a symbolic link; only regular files are read"
+        )
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise TraceError(str(path), "the tb-metal manifest is not a regular file")
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise TraceError(str(path), f"tb-metal manifest over {MAX_BYTES >> 20} MB")
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise TraceError(str(path), f"unreadable tb-metal manifest ({e})") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TraceError(str(path), "not a tb-metal manifest (missing 'format')")
-    if data.get("version", 0) > VERSION:
+    if not isinstance(data.get("version", 0), int) or data.get("version", 0) > VERSION:
         raise TraceError(
             str(path),
             f"manifest version {data.get('version')} is newer than this tb-metal reads "

@@ -93,7 +93,7 @@ def test_is_active_is_cached(logdir, monkeypatch):
     _, p = make_client(logdir)
     assert p.is_active()
     calls = []
-    monkeypatch.setattr(plugin, "_has_profile_files", lambda d: calls.append(d) or True)
+    monkeypatch.setattr(p._index, "has_profile_files", lambda d: calls.append(d) or True)
     for _ in range(5):
         assert p.is_active()
     assert calls == []  # a positive answer is never recomputed
@@ -102,7 +102,7 @@ def test_is_active_is_cached(logdir, monkeypatch):
 def test_negative_is_active_is_throttled(tmp_path, monkeypatch):
     _, p = make_client(tmp_path)
     calls = []
-    monkeypatch.setattr(plugin, "_has_profile_files", lambda d: calls.append(d) or False)
+    monkeypatch.setattr(p._index, "has_profile_files", lambda d: calls.append(d) or False)
     for _ in range(5):
         assert not p.is_active()
     assert len(calls) == 1
@@ -593,3 +593,51 @@ def test_profile_cache_is_bounded_by_count_and_bytes(tmp_path, logdir, monkeypat
     only = small.get(traces[0], infos[str(traces[0])])
     only.done.wait(60)
     assert small.get(traces[0], infos[str(traces[0])]) is only  # the newest always stays
+
+
+# -- a real TensorBoard whose trace is truncated while it loads it --------------------------
+
+
+@pytest.mark.slow
+def test_tensorboard_survives_truncation_during_loads(tmp_path):
+    import random
+    import urllib.error
+    import urllib.request
+
+    from tests.test_plugin_support import bigger_trace, copy_demo_logdir, start_tensorboard
+
+    root = copy_demo_logdir(tmp_path / "logs", ("cnn",))
+    trace = next(root.rglob("*.xplane.pb"))
+    data = bigger_trace(trace.read_bytes(), 20)  # a load long enough to cut into
+    trace.write_bytes(data)
+    proc, base = start_tensorboard(root, tmp_path / "cache")
+
+    def fetch(route: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(base + route, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    try:
+        name = fetch("/sessions")[1]["sessions"][0]["name"]
+        rng = random.Random(0)
+        statuses = []
+        for i in range(25):
+            trace.write_bytes(data)
+            os.utime(trace, ns=(time.time_ns(), time.time_ns() + i * 10**9))
+            statuses.append(fetch(f"/layers?session={name}")[0])  # starts a load
+            time.sleep(rng.random() * 0.05)
+            os.truncate(trace, rng.randrange(len(data)))
+            time.sleep(rng.random() * 0.05)
+            status, body = fetch(f"/layers?session={name}&wait=30")
+            statuses.append(status)
+            assert status in (200, 202, 404, 422), body
+            assert proc.poll() is None
+        trace.write_bytes(data)
+        status, body = fetch(f"/layers?session={name}&wait=60")
+        assert status == 200 and body["total_ps"] > 0
+        assert 422 in statuses  # some loads were cut short, and said so
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -110,3 +110,87 @@ def augment_logdir(tmp_path_factory) -> Path:
             tmp_path_factory.mktemp("augment_logdir"), AUGMENT_SCRIPT
         )
     return _RECORDED["augment"]
+
+
+# -- committed real traces and a real TensorBoard on loopback (robustness tests, benchmarks)
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_LOGS = REPO / "demo" / "logs"
+
+
+def copy_demo_logdir(dest: Path, runs: tuple[str, ...] = ("cnn", "augment")) -> Path:
+    """A private copy of some committed demo runs, to damage at will."""
+    import shutil
+
+    for run in runs:
+        shutil.copytree(DEMO_LOGS / run, dest / run)
+    return dest
+
+
+def bigger_trace(data: bytes, factor: int) -> bytes:
+    """The same trace with its host lines repeated ``factor`` times (a slower load)."""
+    from tb_metal_plugin.xplane import XSpace
+
+    space = XSpace.FromString(data)
+    for plane in space.planes:
+        if plane.name == "/host:CPU":
+            lines = list(plane.lines)
+            for _ in range(factor - 1):
+                for ln in lines:
+                    plane.lines.add().CopyFrom(ln)
+    return space.SerializeToString()
+
+
+TB_LAUNCHER = textwrap.dedent(
+    """
+    import sys
+    from tensorboard import program
+    from tensorboard.plugins.core import core_plugin
+    from tb_metal_plugin.plugin import MetalPlugin
+
+    tb = program.TensorBoard(plugins=[core_plugin.CorePluginLoader(), MetalPlugin])
+    tb.configure(argv=["tensorboard", "--logdir", sys.argv[1], "--host", "127.0.0.1",
+                       "--port", sys.argv[2], "--reload_interval", "0"])
+    sys.exit(tb.main())
+    """
+)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_tensorboard(logdir: Path, cache_dir: Path, timeout_s: float = 60.0):
+    """A real TensorBoard serving the Metal plugin from this checkout on 127.0.0.1 only:
+    (process, base URL of the plugin's routes). Stop it with ``proc.terminate()``."""
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = dict(os.environ, TB_METAL_CACHE_DIR=str(cache_dir), TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TB_LAUNCHER, str(logdir), str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/data/plugin/metal"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"tensorboard exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(base + "/sessions", timeout=2) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("tensorboard did not answer in time")
