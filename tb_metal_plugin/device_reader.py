@@ -29,7 +29,7 @@ from .device_planes import (
     plane_kind,
 )
 from .validate import MAX_SPAN_PS
-from .xspace_reader import PlaneData, _fields, _varint
+from .xspace_reader import PlaneData
 
 XLA_CLUSTER_TYPE = "XlaModule"
 XLA_OP_TYPE = "XlaOp"
@@ -47,21 +47,9 @@ def line_roles(plane: PlaneData, kind: str) -> list[str]:
     """The role of each line of a device plane (work, steps, tf_ops, derived, ignored)."""
     sparse = "SparseCore" in plane.name
     return [
-        classify_line(plane.line_name(i), _line_id(plane, i), kind, sparse)
+        classify_line(plane.line_name(i), plane.line_id(i), kind, sparse)
         for i in range(len(plane.line_spans))
     ]
-
-
-def _line_id(plane: PlaneData, index: int) -> int:
-    """A line's id (XLine field 1, an int64) without parsing its events."""
-    start, end = plane.line_spans[index]
-    for number, wtype, s, _e in _fields(plane.buf, start, end):
-        if number == 1 and wtype == 0:
-            value, _ = _varint(plane.buf, s, end)
-            return value - (1 << 64) if value >= 1 << 63 else value
-        if number > 1:
-            break  # fields are written in number order: no id field means id 0
-    return 0
 
 
 class _Linker:

@@ -378,6 +378,9 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
                 steps = with_host_groups(steps, host)
         if not steps and host is not None:
             steps, source = step_id_steps(host, lambda n: line_kind(n) == "python"), "step_ids"
+        # Markers were checked as they were read; steps found on other lines get the same
+        # range check here, whatever found them.
+        steps = trace.checks.steps(steps)
         col = _Collector(steps, by_group=source == "device_steps")
         device_planes = []
         device_stats: dict[str, DevicePlaneStats] = {}

@@ -69,6 +69,15 @@ class Checks:
         self._drop("step_span")
         return False
 
+    def steps(self, steps: list) -> list:
+        """The steps whose span is usable (start and end in int64 ps); counts the others."""
+        ok = [
+            s for s in steps if 0 <= s.start_ps <= s.end_ps < 2**63 and _span_ok(0, s.duration_ps)
+        ]
+        for _ in range(len(steps) - len(ok)):
+            self._drop("step_span")
+        return ok
+
     def line_timestamp(self, timestamp_ns: int) -> bool:
         """True when a line's start time is in range; counts the line otherwise."""
         if 0 <= timestamp_ns <= MAX_TIMESTAMP_NS:

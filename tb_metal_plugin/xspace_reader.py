@@ -24,6 +24,7 @@ from .xplane import XLine, XLineLite, XPlane
 
 _SPACE_PLANES = 1
 _PLANE_LINES = 3
+_LINE_ID = 1
 _LINE_NAME = 2
 # Field headers are read through a window of 512 B to 256 KB; one read is at most _MAX_READ.
 _WINDOW_MIN = 1 << 9
@@ -194,6 +195,21 @@ class PlaneData:
         except ValueError as e:
             raise TraceError(self.path, f"corrupt line in plane {self.name!r}: {e}") from e
         return ""
+
+    def line_id(self, index: int) -> int:
+        """Line `index`'s id (XLine field 1, an int64) without parsing its events."""
+        start, end = self.line_spans[index]
+        walker = _Walker(self.file, start, end)
+        try:
+            for number, wtype, s, _e in walker.fields():
+                if number == _LINE_ID and wtype == 0:
+                    value, _ = walker.varint(s)
+                    return value - (1 << 64) if value >= 1 << 63 else value
+                if number > _LINE_ID:
+                    break  # fields are written in number order: no id field means id 0
+        except ValueError as e:
+            raise TraceError(self.path, f"corrupt line in plane {self.name!r}: {e}") from e
+        return 0
 
     def line(self, index: int):
         """Parse and return line `index` as an XLine."""

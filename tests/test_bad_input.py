@@ -242,7 +242,10 @@ def test_line_timestamps_far_apart_do_not_make_a_step_time(tmp_path):
     _rewrite(path, edit)
     data = load_file(path).layers()
     _sane(data)
-    assert data["step_time_ps"] == 0
+    # Without markers the steps come from TF's step ids on the lines that are intact (the
+    # far-away line's events fall outside them); the window never becomes a step time.
+    assert data["steps_source"] == "step_ids"
+    assert 0 < data["step_time_ps"] < 10**12  # under a second, not the ~2^63 ps window
     assert any("profile window longer than 10 hours" in w for w in data["warnings"])
 
 
