@@ -12,7 +12,7 @@ import click
 from . import __version__, api, formatting, readiness
 from . import cli_checks as checking
 from .errors import TbMetalError
-from .table_fit import terminal_width
+from .table_fit import terminal_width, wrap
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -84,7 +84,8 @@ def load(path: str, run: str | None, session: str | None, host: str | None) -> a
     prof = api.load_file(trace, chosen, progress)
     progress.done()
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        for line in wrap(note, terminal_width(), "      ", "note: "):
+            click.echo(line, err=True)
     return prof
 
 
