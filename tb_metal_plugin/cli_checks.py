@@ -82,7 +82,7 @@ def readiness_text(
     )
     if data.get("remedies"):
         lines.append("")
-        lines.append("WHAT TO DO (per op type that would run on the CPU):")
+        lines += wrap("WHAT TO DO (per op type that would run on the CPU):", width, "  ")
         for r in data["remedies"]:
             lines.extend(remedy_lines(r, width=width))
     for d in data["disagreements"] or []:
