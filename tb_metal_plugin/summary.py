@@ -83,7 +83,7 @@ def print_after_window(
     """The callback's summary of each trace of a profiled window; never raises.
 
     Silent when disabled or when `fit(verbose=0)`; a trace that cannot be read becomes a
-    warning, since the summary must never stop training.
+    warning, since the summary must never stop training. Returns the texts printed.
     """
     if not enabled or verbose in (0, False):
         return []
@@ -101,6 +101,7 @@ def print_after_window(
                 stacklevel=2,
             )
             continue
-        print_fn(text)
+        # Keras' one-line progress bar (verbose 1, "auto") is mid-line: start below it.
+        print_fn(text if verbose == 2 else "\n" + text)
         printed.append(text)
     return printed
