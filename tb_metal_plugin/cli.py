@@ -42,7 +42,8 @@ class _StderrProgress:
 
 
 def selectors(f):
-    """The options that pick one profile: --run, --session, --host, --step."""
+    """The options that pick one profile (--run, --session, --host, --step), --format, --wide."""
+    f = wide_option(f)
     for opt in reversed(
         [
             click.option("--run", help="Run (folder above plugins/profile), relative to PATH."),
@@ -64,7 +65,7 @@ def selectors(f):
         ]
     ):
         f = opt(f)
-    return wide_option(f)
+    return f
 
 
 def wide_option(f):

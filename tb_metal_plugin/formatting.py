@@ -8,7 +8,7 @@ import json
 
 from .attribution import PHASES
 from .breakdown import CLOCKS, lane
-from .table_fit import EXTRA, Col, hidden_note, render, wrap
+from .table_fit import EXTRA, Col, hidden_note, render, wrap, wrap_fields
 
 FORMATS = ("table", "json", "csv")
 
@@ -204,19 +204,23 @@ def layers_table(data: dict, width: int | None = None) -> str:
     table, hidden = render(cols, rows, width)
     step = data["step"]
     what = {"all": "all profiled steps (totals)", "avg": "mean per step"}.get(step, f"step {step}")
-    out = wrap(
-        f"session {data['session']}  host {data['host']}  {what}  "
-        f"steps {','.join(map(str, data['steps'])) or '-'}",
+    out = wrap_fields(
+        [
+            f"session {data['session']}",
+            f"host {data['host']}",
+            what,
+            f"steps {','.join(map(str, data['steps'])) or '-'}",
+        ],
         width,
-        "  ",
     )
-    out += wrap(
-        f"op time {fmt_time(data['total_ps'])} ({_clock_split(data.get('clocks'))})  "
-        f"step time (wall) {fmt_time(data['step_time_ps'])}  "
-        f"attribution: {data['attribution_source']}  "
-        f"devices: {', '.join(data['devices']) or 'CPU'}",
+    out += wrap_fields(
+        [
+            f"op time {fmt_time(data['total_ps'])} ({_clock_split(data.get('clocks'))})",
+            f"step time (wall) {fmt_time(data['step_time_ps'])}",
+            f"attribution: {data['attribution_source']}",
+            f"devices: {', '.join(data['devices']) or 'CPU'}",
+        ],
         width,
-        "  ",
     )
     out += ["", table] + hidden_note(hidden, width) + [""]
     if any(HOST_SIDE_MARK in f["devices"] for _, _, f in nodes):

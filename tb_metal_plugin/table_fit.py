@@ -59,6 +59,18 @@ def wrap(text: str, width: int | None, indent: str = "", first: str = "") -> lis
     ) or [first.rstrip()]
 
 
+def wrap_fields(fields: list[str], width: int | None, indent: str = "  ") -> list[str]:
+    """`label value` fields on as few lines as fit, never split between a label and its value."""
+    lines: list[str] = []
+    for field in (f for f in fields if f):
+        joined = f"{lines[-1]}{GAP}{field}" if lines else field
+        if lines and (width is None or len(joined) <= width):
+            lines[-1] = joined
+        else:
+            lines += wrap(field, width, indent + "  ", indent if lines else "")
+    return lines
+
+
 @dataclass
 class Col:
     """One column: header, alignment, how far it may shrink, and when it may be hidden.

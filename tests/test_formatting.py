@@ -11,7 +11,14 @@ import pytest
 
 from tb_metal_plugin import api
 from tb_metal_plugin.formatting import device_split, layers_table, ops_table
-from tb_metal_plugin.table_fit import Col, render, shorten_middle, terminal_width, wrap
+from tb_metal_plugin.table_fit import (
+    Col,
+    render,
+    shorten_middle,
+    terminal_width,
+    wrap,
+    wrap_fields,
+)
 
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "logs"
 NAME = "StatefulPartitionedCall/gradient_tape/augment_1/conv1_1/convolution/Conv2DBackpropFilter"
@@ -78,3 +85,13 @@ def test_demo_tables_fit_every_width(width):
     prof = api.load_profile(DEMO / "custom_op")
     for text in (layers_table(prof.layers("avg"), width), ops_table(prof.ops(), 0, width)):
         assert max(len(ln) for ln in text.splitlines()) <= width
+
+
+def test_header_fields_are_never_split_from_their_value():
+    fields = ["session train/2026_11_25_16_38_02", "host vm", "steps 2,3", "attribution: manifest"]
+    for width in (30, 50, 80):
+        lines = wrap_fields(fields, width)
+        assert all(len(ln) <= width for ln in lines)
+        text = "\n".join(lines)
+        assert all(f in text for f in fields[1:])
+    assert wrap_fields(fields, None) == ["  ".join(fields)]
