@@ -10,8 +10,9 @@ The CLI and the TensorBoard routes are thin faces over these functions.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -34,8 +35,54 @@ from .discovery import SessionInfo, find_sessions, host_of, select
 from .errors import InvalidArgumentError, NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
 from .manifest import load_manifest
+from .notebook import LayersPayload
 
 Progress = Callable[[float, str], None]
+
+NO_SESSIONS_HINT = (
+    "record one with MetalProfileCallback or keras.callbacks.TensorBoard(profile_batch=...)"
+)
+
+
+class UnknownLayerError(NotFoundError):
+    """A layer path that is not in the profile; `matches` holds the closest known paths."""
+
+    def __init__(self, layer: str, matches: list[str]):
+        hint = f"closest: {', '.join(matches)}" if matches else "no similar layer"
+        super().__init__(
+            f"no layer {layer!r} in this profile ({hint}); a layer is its path from the "
+            "model, names joined by '/', as `tb-metal layers` lists it"
+        )
+        self.layer = layer
+        self.matches = matches
+
+
+def closest_layers(want: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """The known layer paths most like `want`, best first (difflib ratio, whole path or tail).
+
+    A bare layer name (`mha`) is compared with the same number of trailing components of each
+    path (`model/mha` -> `mha`), so a path missing its model still finds its layer.
+    """
+    depth = len(want.split("/"))
+    scored = []
+    for path in known:
+        tail = "/".join(path.split("/")[-depth:])
+        score = max(
+            difflib.SequenceMatcher(None, want, path).ratio(),
+            difflib.SequenceMatcher(None, want, tail).ratio(),
+        )
+        if score >= 0.5:
+            scored.append((-score, len(path), path))
+    return [p for _, _, p in sorted(scored)[:n]]
+
+
+def layer_path(layer: str | Sequence[str]) -> list[str]:
+    """A layer given as `a/b` or as a list of names, as a list of names."""
+    parts = layer.split("/") if isinstance(layer, str) else [str(p) for p in layer]
+    parts = [p for p in parts if p]
+    if not parts:
+        raise InvalidArgumentError(f"empty layer path {layer!r}")
+    return parts
 
 
 class Profile:
@@ -123,12 +170,26 @@ class Profile:
             "warnings": self.warnings,
         }
 
-    def ops(self, step: int | str | None = None, layer: list[str] | None = None) -> dict:
-        """Per-op attribution rows (optionally only those of one layer and its sublayers)."""
+    def layer_paths(self) -> list[str]:
+        """Every layer path in this profile (with or without op time), names joined by '/'."""
+        paths = set(self.manifest_layers)
+        for op in self._ops:
+            layer = op.attribution.layer or ()
+            paths.update(tuple(layer[:i]) for i in range(1, len(layer) + 1))
+        return sorted("/".join(p) for p in paths)
+
+    def ops(self, step: int | str | None = None, layer: str | Sequence[str] | None = None) -> dict:
+        """Per-op attribution rows, optionally of one layer (`"model/mha"` or a list) and below.
+
+        An unknown layer raises UnknownLayerError naming the closest layer paths.
+        """
         sel = self._selection(step)
         rows = op_rows(self._ops, sel)
         if layer:
-            want = list(layer)
+            want = layer_path(layer)
+            known = self.layer_paths()
+            if "/".join(want) not in known:
+                raise UnknownLayerError("/".join(want), closest_layers("/".join(want), known))
             rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
         out = self._header(sel)
         out["ops"] = rows
@@ -159,7 +220,20 @@ class Profile:
                 "device_timelines": self._device_timelines(sel),
             }
         )
-        return out
+        # A plain dict that also renders as an HTML table in Jupyter.
+        return LayersPayload(out)
+
+    def summary(self, step: int | str | None = "all", width: int | None = None) -> str:
+        """The `model.summary()`-like table the callback prints (width None: full width)."""
+        from .summary import summary_text
+
+        return summary_text(self.layers(step), width)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the per-layer table of all profiled steps."""
+        from .notebook import layers_html
+
+        return layers_html(self.layers("all"))
 
     def _device_timelines(self, sel: Selection) -> list[dict]:
         """Busy time of each device plane in the selection (clock `device`), one row per device.
@@ -216,9 +290,13 @@ def choose(
 ) -> tuple[SessionInfo, str, list[str]]:
     """Pick one session and host under path; notes say what was chosen when it was ambiguous."""
     notes = []
-    sessions = select(find_sessions(path), run, session)
-    if not sessions:
-        raise NotFoundError(f"{path}: no profiles found (no plugins/profile/*/*.xplane.pb)")
+    found = find_sessions(path)
+    if not found:
+        raise NotFoundError(
+            f"no profile sessions under {path} (no plugins/profile/*/*.xplane.pb); "
+            + NO_SESSIONS_HINT
+        )
+    sessions = select(found, run, session)
     # Session folders are named by time, so the last one is the newest.
     chosen = sorted(sessions, key=lambda s: (s.session, s.run))[-1]
     if len(sessions) > 1:
@@ -260,7 +338,9 @@ __all__ = [
     "Profile",
     "SessionInfo",
     "TbMetalError",
+    "UnknownLayerError",
     "choose",
+    "closest_layers",
     "find_sessions",
     "load_file",
     "load_profile",

@@ -12,6 +12,7 @@ import click
 from . import __version__, api, formatting, readiness, validate
 from . import cli_checks as checking
 from .errors import TbMetalError, TraceError
+from .table_fit import terminal_width, wrap
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -41,7 +42,8 @@ class _StderrProgress:
 
 
 def selectors(f):
-    """The options that pick one profile: --run, --session, --host, --step."""
+    """The options that pick one profile (--run, --session, --host, --step), --format, --wide."""
+    f = wide_option(f)
     for opt in reversed(
         [
             click.option("--run", help="Run (folder above plugins/profile), relative to PATH."),
@@ -76,6 +78,15 @@ def _strict_step(ctx, param, value: str) -> str:
     return value
 
 
+def wide_option(f):
+    """--wide: tables at full width (every column, names in full, notes on one line)."""
+    return click.option(
+        "--wide",
+        is_flag=True,
+        help="Do not fit the table to the terminal (COLUMNS, else its width): show everything.",
+    )(f)
+
+
 def load(
     path: str, run: str | None, session: str | None, host: str | None, warn: bool = True
 ) -> api.Profile:
@@ -98,10 +109,12 @@ def load(
         ) from e
     progress.done()
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        for line in wrap(note, terminal_width(), "      ", "note: "):
+            click.echo(line, err=True)
     if warn:
         for w in prof.events.warnings:
-            click.echo(f"warning: {trace}: {w}", err=True)
+            for line in wrap(f"{trace}: {w}", terminal_width(), "         ", "warning: "):
+                click.echo(line, err=True)
     return prof
 
 
@@ -154,17 +167,22 @@ def main() -> None:
 @click.argument("path", type=click.Path())
 @selectors
 @errors_to_exit
-def layers(path, run, session, host, step, fmt):
+def layers(path, run, session, host, step, fmt, wide):
     """Per-layer breakdown: time per phase and device, share, fallbacks."""
     prof = load(path, run, session, host, warn=fmt != "table")  # the table lists them
     data = prof.layers(step)
-    emit(fmt, data, formatting.layers_table, formatting.layers_csv)
+    width = terminal_width(wide)
+    emit(fmt, data, lambda d: formatting.layers_table(d, width), formatting.layers_csv)
 
 
 @main.command()
 @click.argument("path", type=click.Path())
 @selectors
-@click.option("--layer", help="Only ops of this layer path (names joined by '/').")
+@click.option(
+    "--layer",
+    help="Only ops of this layer and its sublayers: its path from the model, names joined "
+    "by '/' (e.g. model/mha), as `tb-metal layers` shows it.",
+)
 @click.option(
     "--limit",
     type=int,
@@ -173,11 +191,12 @@ def layers(path, run, session, host, step, fmt):
     help="Rows in the table (0: all). JSON and CSV always hold every op.",
 )
 @errors_to_exit
-def ops(path, run, session, host, step, fmt, layer, limit):
+def ops(path, run, session, host, step, fmt, wide, layer, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
-    data = prof.ops(step, layer.split("/") if layer else None)
-    emit(fmt, data, lambda d: formatting.ops_table(d, limit), formatting.ops_csv)
+    data = prof.ops(step, layer or None)
+    width = terminal_width(wide)
+    emit(fmt, data, lambda d: formatting.ops_table(d, limit, width), formatting.ops_csv)
 
 
 def minor_options(f):
@@ -210,7 +229,7 @@ def minor_options(f):
 )
 @minor_options
 @errors_to_exit
-def metal_check(path, run, session, host, step, fmt, metal_version, minor_us, minor_share):
+def metal_check(path, run, session, host, step, fmt, wide, metal_version, minor_us, minor_share):
     """Predict which layers would fall back to the CPU on tensorflow-metal (a prediction),
     and what to do about each op type that would."""
     prof = load(path, run, session, host)
@@ -224,7 +243,7 @@ def metal_check(path, run, session, host, step, fmt, metal_version, minor_us, mi
         # Raw picoseconds in CSV so spreadsheets can sum them.
         click.echo(formatting.csv_text(headers, raw), nl=False)
         return
-    click.echo(checking.readiness_text(data, headers, rows))
+    click.echo(checking.readiness_text(data, headers, rows, terminal_width(wide)))
 
 
 @main.command("doctor")
@@ -241,8 +260,9 @@ def metal_check(path, run, session, host, step, fmt, metal_version, minor_us, mi
     is_flag=True,
     help="Do not import TensorFlow (faster; skips the 'does TensorFlow see a GPU' check).",
 )
+@wide_option
 @errors_to_exit
-def doctor_cmd(logdir, fmt, no_import):
+def doctor_cmd(logdir, fmt, no_import, wide):
     """Check Python, OS, TensorFlow, Keras and tensorflow-metal against the known-good pairs.
 
     Without LOGDIR: this installation. With LOGDIR: the environment each tb-metal manifest
@@ -256,14 +276,14 @@ def doctor_cmd(logdir, fmt, no_import):
         if fmt == "json":
             click.echo(formatting.to_json({"logdir": logdir, "runs": rows}))
         else:
-            click.echo(checking.doctor_logdir_text(rows))
+            click.echo(checking.doctor_logdir_text(rows, terminal_width(wide)))
         sys.exit(worst)
     env = doctor.installed_environment(import_tensorflow=not no_import)
     verdict = doctor.check_environment(env, startup_checks=True)
     if fmt == "json":
         click.echo(formatting.to_json(verdict))
     else:
-        click.echo(checking.doctor_text(verdict))
+        click.echo(checking.doctor_text(verdict, terminal_width(wide)))
     sys.exit(verdict["exit_code"])
 
 
@@ -281,8 +301,9 @@ def doctor_cmd(logdir, fmt, no_import):
 @click.option(
     "--format", "fmt", type=click.Choice(formatting.FORMATS), default="table", show_default=True
 )
+@wide_option
 @errors_to_exit
-def compare_cmd(paths, step, host, labels, fmt):
+def compare_cmd(paths, step, host, labels, fmt, wide):
     """Compare per-layer time of two or more profiles (first = baseline), matched by layer path.
 
     Each PATH is a logdir, run folder, session folder or *.xplane.pb; a path holding several
@@ -296,7 +317,8 @@ def compare_cmd(paths, step, host, labels, fmt):
         raise click.UsageError("give one --label per PATH, or none")
     payloads = [load(p, None, None, host).layers(step) for p in paths]
     data = comparing.compare(payloads, list(labels) or list(paths))
-    emit(fmt, data, comparing.compare_table, comparing.compare_csv)
+    width = terminal_width(wide)
+    emit(fmt, data, lambda d: comparing.compare_table(d, width), comparing.compare_csv)
 
 
 if __name__ == "__main__":

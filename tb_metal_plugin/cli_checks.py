@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from . import formatting, remedies
+from .table_fit import Col, hidden_note, render, wrap
 
 _MARK = {"ok": "ok", "warning": "WARN", "broken": "BROKEN", "info": "-", "not_applicable": "n/a"}
 
@@ -47,67 +46,79 @@ def readiness_rows(data: dict) -> tuple[list[str], list[list[str]], list[list]]:
     return headers, rows, raw
 
 
-def readiness_text(data: dict, headers: list[str], rows: list[list[str]]) -> str:
-    """The headline, the layer table, what to do per op type, and disagreements."""
+def readiness_text(
+    data: dict, headers: list[str], rows: list[list[str]], width: int | None = None
+) -> str:
+    """The headline, the layer table, what to do per op type, and disagreements (fit to width)."""
     total = data["total_ps"] or 1
     cpu_only = data["cpu_only_ps"]
     th = data["thresholds"]
-    lines = [
+    lines = wrap(
         f"PREDICTION for tensorflow-metal {data['metal_version']}: "
         f"{formatting.fmt_share(data['fallback_share'])} of op time would fall back to the CPU "
         f"({formatting.fmt_time(data['fallback_ps'])} of {formatting.fmt_time(data['total_ps'])})"
         f"; {formatting.fmt_share(cpu_only / total)} runs on the CPU by nature "
         f"(py_function, tf.data): {formatting.fmt_time(cpu_only)}",
-    ]
+        width,
+        "  ",
+    )
     doc = data.get("environment_doctor")
     if doc and doc["status"] in ("broken", "warning"):
-        lines.append(f"RECORDED ENVIRONMENT: {doc['summary']}")
-    lines.append(formatting.text_table(headers, rows, {2, 3, 4, 5}))
-    lines.append(
+        lines += wrap(f"RECORDED ENVIRONMENT: {doc['summary']}", width, "  ")
+    cols = [Col(h, right=i in {2, 3, 4, 5}) for i, h in enumerate(headers)]
+    cols[0].min, cols[0].head = 16, 0.25  # layer paths end in the layer
+    # CPU op types: wrapped at spaces, an op type cut only when one alone is wider than 28.
+    longest = max((len(t) for r in rows for t in r[-1].split()), default=12)
+    cols[-1].min, cols[-1].wrap = min(max(longest, 12), 28), " "
+    cols[1].min, cols[1].wrap = 12, " "  # "metal_gpu (+minor CPU)" on two lines
+    cols[3].drop, cols[4].drop, cols[5].drop = 4, 3, 2  # of layer, on CPU, then time
+    table, hidden = render(cols, rows, width)
+    lines += [table] + hidden_note(hidden, width)
+    lines += wrap(
         f"(minor: a layer's CPU time under {formatting.fmt_time(th['min_ps'])} or "
-        f"{formatting.fmt_share(th['min_share'])} of the layer; --minor-us / --minor-share)"
+        f"{formatting.fmt_share(th['min_share'])} of the layer; --minor-us / --minor-share)",
+        width,
+        " ",
     )
     if data.get("remedies"):
         lines.append("")
-        lines.append("WHAT TO DO (per op type that would run on the CPU):")
+        lines += wrap("WHAT TO DO (per op type that would run on the CPU):", width, "  ")
         for r in data["remedies"]:
-            lines.extend(remedy_lines(r))
+            lines.extend(remedy_lines(r, width=width))
     for d in data["disagreements"] or []:
-        lines.append(f"measured differs: {d['name']} ({d['type']}): {d['reason']}")
+        lines += wrap(f"measured differs: {d['name']} ({d['type']}): {d['reason']}", width, "  ")
     return "\n".join(lines)
 
 
-def remedy_lines(r: dict, indent: str = "  ") -> list[str]:
+def remedy_lines(r: dict, indent: str = "  ", width: int | None = 100) -> list[str]:
     """One remedy as wrapped text lines: op types, advice, status on Metal and sources."""
-    head = f"{indent}- {' '.join(r.get('op_types', []))}: {r['title']}".rstrip()
-    body = textwrap.wrap(r["advice"], 96, initial_indent=indent + "    ",
-                         subsequent_indent=indent + "    ")  # fmt: skip
+    head = wrap(f"- {' '.join(r.get('op_types', []))}: {r['title']}".rstrip(), width,
+                indent + "  ", indent)  # fmt: skip
+    body = wrap(r["advice"], width, indent + "    ", indent + "    ")
     srcs = "; ".join(s.get("url") or s["title"] for s in r["sources"])
-    return [head, *body, f"{indent}    [{r['on_metal']}] sources: {srcs}"]
+    tail = wrap(f"[{r['on_metal']}] sources: {srcs}", width, indent + "      ", indent + "    ")
+    return [*head, *body, *tail]
 
 
-def doctor_text(v: dict) -> str:
-    """The doctor's verdict on one environment as a check table and the fix."""
+def doctor_text(v: dict, width: int | None = None) -> str:
+    """The doctor's verdict on one environment as a check table and the fix (fit to width)."""
     env = v["environment"]
-    lines = [
-        v["summary"],
-        "",
-        formatting.text_table(
-            ["check", "status", "found", "message"],
-            [
-                [c["check"], _MARK[c["status"]], _found(c["found"]), c["message"]]
-                for c in v["checks"]
-            ],
-            set(),
-        ),  # fmt: skip
-    ]
+    cols = [Col("check"), Col("status"), Col("found", min=12, wrap=" + "),
+            Col("message", min=20, wrap=" ")]  # fmt: skip
+    table, _ = render(
+        cols,
+        [[c["check"], _MARK[c["status"]], _found(c["found"]), c["message"]] for c in v["checks"]],
+        width,
+    )
+    lines = [*wrap(v["summary"], width, "  "), "", table]
     for c in v["checks"]:
         if c.get("detail"):
-            lines += ["", f"{c['check']}:"] + textwrap.wrap(c["detail"], 96, initial_indent="  ",
-                                                            subsequent_indent="  ")  # fmt: skip
+            lines += ["", f"{c['check']}:"] + wrap(c["detail"], width or 100, "  ", "  ")
     fixes = [c["fix"] for c in v["checks"] if c["fix"] and c["status"] in ("broken", "warning")]
     if fixes:
-        lines += ["", "FIX:"] + [f"  {f}" for f in dict.fromkeys(fixes)]
+        lines += ["", "FIX:"]
+        for f in dict.fromkeys(fixes):
+            lines += wrap(f, width, "    ", "  ")
     if str(env.get("os") or "").lower() == "darwin":
         rec = v["recommended"]
         lines += [
@@ -129,26 +140,29 @@ def _found(value) -> str:
     return "-" if value is None else str(value)
 
 
-def doctor_logdir_text(rows: list[dict]) -> str:
+def doctor_logdir_text(rows: list[dict], width: int | None = None) -> str:
     """One block per recorded run: its environment and the doctor's verdict on it."""
     if not rows:
         return "no profile sessions found"
     out = []
     for r in rows:
-        out.append(f"== {r['session']} ({r['host']})")
+        out += wrap(f"== {r['session']} ({r['host']})", width, "   ")
         if r["verdict"] is None:
-            out.append(f"   {r['note']}")
+            out += wrap(r["note"], width, "   ", "   ")
             continue
         env = r["verdict"]["environment"]
-        out.append(
-            "   recorded: "
+        out += wrap(
+            "recorded: "
             + ", ".join(f"{k} {env[k]}" for k in env if env[k] is not None)
-            + f"; GPU visible: {_found(r['verdict']['gpu_visible'])}"
+            + f"; GPU visible: {_found(r['verdict']['gpu_visible'])}",
+            width,
+            "     ",
+            "   ",
         )
-        out.append("   " + r["verdict"]["summary"])
+        out += wrap(r["verdict"]["summary"], width, "     ", "   ")
         for c in r["verdict"]["checks"]:
             if c["status"] in ("broken", "warning") and c["fix"]:
-                out.append(f"   fix: {c['fix']}")
+                out += wrap(f"fix: {c['fix']}", width, "        ", "   ")
     return "\n".join(out)
 
 

@@ -239,7 +239,7 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
             + ", ".join(sorted(set().union(*roots)))
             + "): layers matched below the root"
         )
-    return {
+    out = {
         "labels": labels,
         "baseline": labels[0],
         "sessions": [p.get("session") for p in layers_payloads],
@@ -259,6 +259,10 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
         "unmatched": unmatched,
         "warnings": warnings,
     }
+    from .notebook import ComparisonPayload
+
+    # A plain dict that also renders as an HTML table in Jupyter.
+    return ComparisonPayload(out)
 
 
 def _label_cols(data: dict) -> list[str]:
@@ -272,26 +276,25 @@ def _speedup_cell(r: dict, i: int) -> str:
     return f"{s:.2f}x" + (" (bench)" if r["speedup_source"][i] == "layer_benchmark" else "")
 
 
-def compare_table(data: dict) -> str:
-    """Render a comparison as a terminal table (layers in tree order, then buckets)."""
-    from .formatting import fmt_time, text_table
+def compare_rows(data: dict) -> tuple[list, list[list[str]]]:
+    """The comparison's table columns (table_fit.Col) and text rows, for every face."""
+    from .formatting import bucket_label, fmt_time
+    from .table_fit import Col
 
     labels = data["labels"]
     short = _label_cols(data)
-    headers = ["layer"]
-    right: set[int] = set()
+    cols = [Col("layer", min=16)]
     for i in range(len(labels)):
-        headers += [short[i], "clock"]
-        right.add(len(headers) - 2)
+        cols += [Col(short[i], right=True), Col("clock")]
         if i:
-            headers += [f"Δ {short[i]}", f"speedup {short[i]}"]
-            right |= {len(headers) - 2, len(headers) - 1}
+            cols += [Col(f"Δ {short[i]}", right=True, drop=3)]
+            cols += [Col(f"speedup {short[i]}", right=True, drop=1)]
     why = any(n for r in data["rows"] for n in r["speedup_note"])
     if why:
-        headers.append("why no speedup")
+        cols.append(Col("why no speedup", min=16, wrap=" ", drop=2))
     rows = []
     for r in data["rows"]:
-        name = "  " * r["depth"] + (r["name"] if r["kind"] == "layer" else f"({r['name']})")
+        name = "  " * r["depth"] + (r["name"] if r["kind"] == "layer" else bucket_label(r["name"]))
         if not r["matched"]:
             name += " *"
         cells = [name]
@@ -304,32 +307,49 @@ def compare_table(data: dict) -> str:
         if why:
             cells.append("; ".join(sorted({n for n in r["speedup_note"] if n})))
         rows.append(cells)
+    return cols, rows
+
+
+def compare_table(data: dict, width: int | None = None) -> str:
+    """Render a comparison as a terminal table fitted to width (None: full), layers then buckets."""
+    from .formatting import bucket_label, fmt_time
+    from .table_fit import hidden_note, render, wrap
+
+    labels = data["labels"]
+    short = _label_cols(data)
+    cols, rows = compare_rows(data)
+    table, hidden = render(cols, rows, width)
     t = data["totals"]
-    lines = [f"{short[i]} = {lab}" + ("  (baseline)" if i == 0 else "")
-             for i, lab in enumerate(labels)]  # fmt: skip
+    lines = []
+    for i, lab in enumerate(labels):
+        lines += wrap(f"{short[i]} = {lab}" + ("  (baseline)" if i == 0 else ""), width, "     ")
     per = "per step (avg)" if data.get("step") == "avg" else "over the profiled window"
-    lines.append(
+    lines += wrap(
         f"step time (wall) {per}: "
         + ", ".join(
             f"{short[i]} {fmt_time(t['step_time_ps'][i])}"
             + ("" if i == 0 or t["speedup"][i] is None else f" ({t['speedup'][i]:.2f}x)")
             for i in range(len(labels))
-        )
+        ),
+        width,
+        "  ",
     )
-    lines += ["", text_table(headers, rows, right)]
-    lines += [
-        "",
+    lines += ["", table] + hidden_note(hidden, width) + [""]
+    lines += wrap(
         "Layer times are op time on the clock shown: device (device timeline), host_side "
         "(GPU dispatch, no device timeline), host (CPU compute). speedup = baseline ÷ other, "
         "only between times on one clock; (bench) = from the callback's layer benchmark "
         "(forward + backward per call, measured).",
-    ]
+        width,
+    )
     if data["unmatched"]:
         lines.append("")
         lines.append("* unmatched layers:")
         for u in data["unmatched"]:
-            lines.append(f"  {'/'.join(u['key'])}: only in {', '.join(u['in'])}")
-    lines += [f"note: {w}" for w in data["warnings"]]
+            key = "/".join(u["key"]) if u["kind"] == "layer" else bucket_label(u["name"])
+            lines += wrap(f"{key}: only in {', '.join(u['in'])}", width, "    ", "  ")
+    for w in data["warnings"]:
+        lines += wrap(w, width, "      ", "note: ")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import json
 
 from .attribution import PHASES
 from .breakdown import CLOCKS, lane
+from .table_fit import EXTRA, Col, hidden_note, render, wrap, wrap_fields
 
 FORMATS = ("table", "json", "csv")
 
@@ -34,7 +35,7 @@ def to_json(data: dict) -> str:
 
 
 def text_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
-    """Aligned columns with a header rule; columns in `right` are right-aligned."""
+    """Aligned columns with a header rule, full width; columns in `right` are right-aligned."""
     widths = [len(h) for h in headers]
     for r in rows:
         for i, cell in enumerate(r):
@@ -55,10 +56,35 @@ def _walk(nodes: list[dict], depth: int = 0):
         yield from _walk(n.get("children", []), depth + 1)
 
 
-def _device_split(n: dict) -> str:
-    devs = n["devices"]
-    total = sum(devs.values()) or 1
-    return " ".join(f"{d} {100 * v / total:.0f}%" for d, v in sorted(devs.items()) if v)
+def walk(nodes: list[dict]):
+    """(depth, node) for every node of a layer tree, parents first."""
+    return _walk(nodes)
+
+
+# A GPU lane timed on the host (Metal: no device timeline) is marked, never plain "GPU".
+HOST_SIDE_MARK = "*"
+HOST_SIDE_LEGEND = (
+    f"GPU{HOST_SIDE_MARK} = GPU-placed ops timed host-side (dispatch; no device timeline)"
+)
+
+
+def _lane_label(key: str) -> str:
+    return key.replace(" (host-side)", HOST_SIDE_MARK)
+
+
+def device_split(n: dict) -> str:
+    """A node's time per device lane: the lane alone, shares on one clock, times across clocks.
+
+    Shares are only taken between times on one clock; a layer whose ops ran on the GPU
+    (host-side dispatch) and the CPU (compute) shows each lane's time instead.
+    """
+    lanes = sorted(((k, v) for k, v in n["devices"].items() if v), key=lambda kv: (-kv[1], kv[0]))
+    if len(lanes) <= 1:
+        return " ".join(_lane_label(k) for k, _ in lanes)
+    if n.get("clock") == "mixed":
+        return " + ".join(f"{_lane_label(k)} {fmt_time(v)}" for k, v in lanes)
+    total = sum(v for _, v in lanes)
+    return " ".join(f"{_lane_label(k)} {100 * v / total:.0f}%" for k, v in lanes)
 
 
 def clock_label(clock: str | None, clocks: dict | None = None) -> str:
@@ -68,20 +94,40 @@ def clock_label(clock: str | None, clocks: dict | None = None) -> str:
     return " + ".join(f"{c} {fmt_time(ps)}" for c, ps in (clocks or {}).items())
 
 
-def _node_cells(label: str, n: dict) -> list[str]:
-    """One table row of a layer or bucket node."""
-    return [
-        label,
-        str(n["op_count"]),
-        fmt_time(n["total_ps"]),
-        clock_label(n.get("clock"), n.get("clocks")),
-        fmt_time(n["self_ps"]),
-        fmt_share(n["share"]),
-        fmt_time(n["phases"].get("forward", 0)),
-        fmt_time(n["phases"].get("backward", 0)),
-        _device_split(n),
-        f"{n['fallback_count']} ops" if n["fallback_count"] else "",
-    ]
+def bucket_label(name: str) -> str:
+    """How every table marks a bucket (time outside any layer): `[loss]`."""
+    return f"[{name}]"
+
+
+def visible_phases(nodes) -> list[str]:
+    """The phases with time in any of the nodes, in PHASES order (all-zero phases are noise)."""
+    nodes = list(nodes)
+    return [p for p in PHASES if any(n["phases"].get(p) for n in nodes)]
+
+
+def node_figures(n: dict, phases: list[str]) -> dict:
+    """The figures of one layer or bucket as every face shows them (CLI, summary, notebook)."""
+    return {
+        "name": bucket_label(n["name"]) if n.get("bucket") else n["name"],
+        "class": n.get("class") or "",
+        "ops": str(n["op_count"]),
+        "total": fmt_time(n["total_ps"]),
+        # The per-clock split of a mixed node is in its device lanes, each on its own clock.
+        "clock": n.get("clock") or "",
+        "self": fmt_time(n["self_ps"]),
+        "share": fmt_share(n["share"]),
+        "phases": {p: fmt_time(n["phases"][p]) if n["phases"].get(p) else "" for p in phases},
+        "devices": device_split(n),
+        "fallback": f"{n['fallback_count']} ops" if n["fallback_count"] else "",
+        "fallback_time": fmt_time(n["fallback_ps"]) if n.get("fallback_ps") else "",
+    }
+
+
+def layer_rows(data: dict) -> tuple[list[str], list[tuple[int, dict, dict]]]:
+    """(visible phases, [(depth, node, figures)]) of a layers payload: layers, then buckets."""
+    nodes = [(d, n) for d, n in _walk(data["layers"])] + [(0, b) for b in data["buckets"]]
+    phases = visible_phases(n for _, n in nodes)
+    return phases, [(d, n, node_figures(n, phases)) for d, n in nodes]
 
 
 def _spread(b: dict, what: str) -> str:
@@ -116,92 +162,163 @@ def _clock_split(clocks: dict | None) -> str:
     return ", ".join(f"{c} {fmt_time(ps)}" for c, ps in (clocks or {}).items()) or "no ops"
 
 
-def layers_table(data: dict) -> str:
-    """The per-layer tree as an indented table, buckets after, with source notes."""
-    headers = [
-        "layer",
-        "ops",
-        "total",
-        "clock",
-        "self",
-        "share",
-        "forward",
-        "backward",
-        "devices",
-        "fallback",
+def _phase_col(p: str) -> Col:
+    # Forward and backward answer "where did the step go" for layers; the other phases
+    # mostly belong to one bucket each, whose row already says so.
+    return Col(p, right=True, drop=3 if p in ("forward", "backward") else EXTRA)
+
+
+def layers_table(data: dict, width: int | None = None) -> str:
+    """The per-layer tree as a table fitted to width (None: full), buckets after, with notes."""
+    phases, nodes = layer_rows(data)
+    cols = [
+        Col("layer", min=18),
+        Col("class", drop=EXTRA + 2),
+        Col("ops", right=True, drop=EXTRA),
+        Col("total", right=True),
+        Col("clock"),
+        Col("self", right=True, drop=EXTRA + 1),
+        Col("share", right=True),
+        *[_phase_col(p) for p in phases],
+        Col("devices", min=13, wrap=" + ", drop=2),
+        Col("fallback", right=True, drop=1),
     ]
-    rows = [
-        _node_cells("  " * depth + n["name"] + (f" ({n['class']})" if n.get("class") else ""), n)
-        for depth, n in _walk(data["layers"])
-    ]
-    rows += [_node_cells(f"[{b['name']}]", b) for b in data["buckets"]]
-    benched = [n for _, n in _walk(data["layers"]) if n.get("benchmark")]
+    rows = []
+    for depth, _, f in nodes:
+        rows.append(
+            ["  " * depth + f["name"], f["class"], f["ops"], f["total"], f["clock"], f["self"]]
+            + [f["share"]]
+            + [f["phases"][p] for p in phases]
+            + [f["devices"], f["fallback"]]
+        )
+    benched = [n for _, n, _ in nodes if n.get("benchmark")]
     if benched:
         # Its own column group: measured in isolation, per call, overhead subtracted;
         # the columns before it are profile totals over the selected steps.
-        headers += ["| benchmark per call: forward", "backward (median, p10–p90)"]
-        n_layers = len(rows) - len(data["buckets"])
-        for i, (_, n) in enumerate(_walk(data["layers"])):
-            rows[i] += _bench_cells(n.get("benchmark"))
-        for row in rows[n_layers:]:
-            row += ["", ""]
+        cols += [
+            Col("| benchmark per call: forward", drop=4),
+            Col("backward (median, p10–p90)", drop=4),
+        ]
+        for row, (_, n, _) in zip(rows, nodes, strict=True):
+            row += _bench_cells(n.get("benchmark")) if not n.get("bucket") else ["", ""]
+    table, hidden = render(cols, rows, width)
     step = data["step"]
     what = {"all": "all profiled steps (totals)", "avg": "mean per step"}.get(step, f"step {step}")
-    out = [
-        f"session {data['session']}  host {data['host']}  {what}  "
-        f"steps {','.join(map(str, data['steps'])) or '-'}",
-        f"op time {fmt_time(data['total_ps'])} ({_clock_split(data.get('clocks'))})  "
-        f"step time (wall) {fmt_time(data['step_time_ps'])}  "
-        f"attribution: {data['attribution_source']}  "
-        f"devices: {', '.join(data['devices']) or 'CPU'}",
-        "",
-        text_table(headers, rows, right={1, 2, 4, 5, 6, 7}),
-        "",
-        f"note: {data['time_note']}",
-    ]
+    out = wrap_fields(
+        [
+            f"session {data['session']}",
+            f"host {data['host']}",
+            what,
+            f"steps {','.join(map(str, data['steps'])) or '-'}",
+        ],
+        width,
+    )
+    out += wrap_fields(
+        [
+            f"op time {fmt_time(data['total_ps'])} ({_clock_split(data.get('clocks'))})",
+            f"step time (wall) {fmt_time(data['step_time_ps'])}",
+            f"attribution: {data['attribution_source']}",
+            f"devices: {', '.join(data['devices']) or 'CPU'}",
+        ],
+        width,
+    )
+    out += ["", table] + hidden_note(hidden, width) + [""]
+    if any(HOST_SIDE_MARK in f["devices"] for _, _, f in nodes):
+        out += wrap(HOST_SIDE_LEGEND, width, "      ", "note: ")
+    out += wrap(data["time_note"], width, "      ", "note: ")
     if benched:
-        out.append(
-            "note: benchmark columns are the callback's layer benchmark: each layer alone, "
-            "synchronised wall time per call with the empty-call overhead subtracted "
-            f"({bench_overheads(benched)}); the other columns are profile op time."
+        out += wrap(
+            "benchmark columns are the callback's layer benchmark: median (p10–p90) per call of "
+            "each layer alone, synchronised wall time with the empty-call overhead subtracted "
+            f"({bench_overheads(benched)}); the other columns are profile op time.",
+            width,
+            "      ",
+            "note: ",
         )
-    if data["fallbacks"]:
-        out += ["", "CPU fallbacks:"]
-        for f in data["fallbacks"]:
-            where = "/".join(f["path"]) if f["path"] else f"[{f['bucket']}]"
-            out.append(
-                f"  {where}: {f['op_type']} x{f['count']} {fmt_time(f['self_ps'])} — "
-                f"{f['reason']} (source: {f['device_source']})"
-            )
-    out += [f"warning: {w}" for w in data["warnings"]]
+    out += fallback_lines(data["fallbacks"], width)
+    for w in data["warnings"]:
+        out += wrap(w, width, "         ", "warning: ")
     return "\n".join(out)
 
 
-def ops_table(data: dict, limit: int | None = None) -> str:
-    """Per-op rows as a table, biggest first."""
-    headers = ["op", "type", "layer", "phase", "device", "source", "count", "time", "clock"]
+def fallback_groups(fallbacks: list[dict]) -> list[dict]:
+    """Measured fallbacks grouped by layer (or bucket), then by reason: each said once."""
+    by_where: dict[str, dict] = {}
+    for f in fallbacks:
+        where = "/".join(f["path"]) if f["path"] else bucket_label(f["bucket"] or "?")
+        g = by_where.setdefault(where, {"where": where, "time_ps": 0, "count": 0, "reasons": {}})
+        g["time_ps"] += f["self_ps"]
+        g["count"] += f["count"]
+        key = (f["reason_code"], f["device_source"])
+        g["reasons"].setdefault(key, []).append(f)
+    groups = sorted(by_where.values(), key=lambda g: (-g["time_ps"], g["where"]))
+    for g in groups:
+        g["reasons"] = [_reason_text(fs, src) for (_, src), fs in g["reasons"].items()]
+    return groups
+
+
+def _reason_text(fs: list[dict], source: str) -> str:
+    """One reason for several op types: the types (count, time) named once, in the reason."""
+    types = ", ".join(f"{f['op_type']} (x{f['count']:g}, {fmt_time(f['self_ps'])})" for f in fs)
+    first = fs[0]
+    text = first["reason"] or first["reason_code"]
+    named = text.replace(first["op_type"], types, 1) if first["op_type"] in text else None
+    return f"{named or text + ': ' + types} (source: {source})"
+
+
+def fallback_lines(fallbacks: list[dict], width: int | None) -> list[str]:
+    """The measured CPU fallbacks, one block per layer with its time and grouped reasons."""
+    if not fallbacks:
+        return []
+    out = ["", "CPU fallbacks (measured), by layer:"]
+    for g in fallback_groups(fallbacks):
+        out += wrap(f"{g['where']}: {fmt_time(g['time_ps'])} on the CPU", width, "    ", "  ")
+        for reason in g["reasons"]:
+            out += wrap(reason, width, "      ", "    - ")
+    return out
+
+
+def ops_table(data: dict, limit: int | None = None, width: int | None = None) -> str:
+    """Per-op rows as a table fitted to width (None: full), biggest first."""
+    cols = [
+        # Op names and layer paths end in what identifies them: keep more of the end.
+        Col("op", min=24, head=0.25),
+        Col("type", min=14),
+        Col("layer", min=12, head=0.25),
+        Col("phase", drop=3),
+        Col("device", drop=2),
+        Col("source", drop=4),
+        Col("count", right=True, drop=EXTRA),
+        Col("time", right=True),
+        Col("clock"),
+    ]
     rows = []
     for r in data["ops"][: limit or None]:
         rows.append(
             [
                 r["name"],
                 r["type"],
-                "/".join(r["layer"]) if r["layer"] else f"[{r['bucket']}]",
+                "/".join(r["layer"]) if r["layer"] else bucket_label(r["bucket"] or "?"),
                 r["phase"],
                 r["device_id"],
                 r["device_source"],
-                str(r["count"]),
+                f"{r['count']:g}",
                 fmt_time(r["time_ps"]),
                 r["clock"],
             ]
         )
+    table, hidden = render(cols, rows, width)
     more = len(data["ops"]) - len(rows)
-    tail = [f"... {more} more ops (use --limit 0 or --format json)"] if more > 0 else []
-    note = [
+    out = [table] + hidden_note(hidden, width)
+    if more > 0:
+        out += wrap(f"... {more} more ops (use --limit 0 or --format json)", width)
+    out += wrap(
         "time: the op's time as the layer breakdown counts it, on its clock (device: device "
-        "timeline; host_side: GPU dispatch, no device timeline; host: CPU compute)"
-    ]
-    return "\n".join([text_table(headers, rows, right={6, 7})] + tail + note)
+        "timeline; host_side: GPU dispatch, no device timeline; host: CPU compute)",
+        width,
+        "      ",
+    )
+    return "\n".join(out)
 
 
 def csv_text(headers: list[str], rows: list[list]) -> str:

@@ -113,7 +113,7 @@ def test_layers_add_up_the_ops_per_clock_and_never_call_host_side_time_gpu(metal
 
 
 def test_ops_table_shows_the_time_layers_count(metal_cnn):
-    res = CliRunner().invoke(main, ["ops", str(metal_cnn), "--limit", "0"])
+    res = CliRunner().invoke(main, ["ops", str(metal_cnn), "--limit", "0", "--wide"])
     assert res.exit_code == 0, res.output
     ops = api.load_profile(metal_cnn).ops()["ops"]
     from tb_metal_plugin.formatting import fmt_time
@@ -224,7 +224,7 @@ def test_benchmarked_runs_compare_by_measured_time(metal_cnn, tmp_path):
     assert rows[("optimizer",)]["speedup"][1] is None
     table = CliRunner().invoke(main, ["compare", str(metal), str(cpu)]).stdout
     assert "0.13x (bench)" in table
-    layers = CliRunner().invoke(main, ["layers", str(metal)]).stdout
+    layers = CliRunner().invoke(main, ["layers", str(metal), "--wide"]).stdout
     assert "| benchmark per call: forward" in layers
     assert "overhead subtracted (CPU 5.0 µs, GPU 5.0 µs)" in layers
 
