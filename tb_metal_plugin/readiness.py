@@ -309,6 +309,8 @@ def check(
     data = {k: v for k, v in ops_payload.items() if k != "ops"}
     pred = predict_ops(ops_payload.get("ops") or [], metal_version, thresholds)
     data.update(pred)
+    # The picker's choices, newest (the default) first.
+    data["metal_versions"] = available_metal_versions()
     env = (manifest or {}).get("environment") or {}
     measured = env.get("tensorflow_metal") or None
     data["measured_tensorflow_metal"] = measured
