@@ -44,7 +44,9 @@ Timeline = Literal["device", "host_only"]
 StepLabel = int | Literal["all", "avg"]
 Step = int | Literal["all", "avg"] | None
 Verdict = Literal["metal_gpu", "cpu_fallback", "cpu_only_by_nature", "unknown"]
-GroupVerdict = Literal["metal_gpu", "cpu_fallback", "cpu_only_by_nature", "unknown", "minor_fallback"]  # fmt: skip
+GroupVerdict = Literal[
+    "metal_gpu", "cpu_fallback", "cpu_only_by_nature", "unknown", "minor_fallback"
+]  # fmt: skip
 DoctorStatus = Literal["ok", "warning", "broken", "not_applicable"]
 CheckStatus = Literal["ok", "warning", "broken", "info", "not_applicable"]
 ErrorKind = Literal["invalid_argument", "not_found", "trace_error", "internal"]
