@@ -172,15 +172,15 @@ class BenchmarkEntry(_BenchmarkRequired, total=False):
     call_overhead_median_ps: Annotated[Ps | None, Clock("wall"), "empty call's median"]
     call_overhead_p90_ps: Annotated[Ps | None, Clock("wall"), "empty call's p90"]
     backward_ps: Annotated[
-        Ps | None, Clock("wall"), "backward, median, overhead subtracted; null: nothing to differentiate"  # noqa: E501
+        Ps | None,
+        Clock("wall"),
+        "backward, median, overhead subtracted; null: nothing to differentiate",  # noqa: E501
     ]
     backward_p10_ps: Annotated[Ps | None, Clock("wall"), "backward, 10th percentile"]
     backward_p90_ps: Annotated[Ps | None, Clock("wall"), "backward, 90th percentile"]
     backward_gross_ps: Annotated[Ps | None, Clock("wall"), "backward median before subtraction"]
     backward_overhead_ps: Annotated[Ps | None, Clock("wall"), "empty gradient call's p10"]
-    backward_overhead_median_ps: Annotated[
-        Ps | None, Clock("wall"), "empty gradient call's median"
-    ]
+    backward_overhead_median_ps: Annotated[Ps | None, Clock("wall"), "empty gradient call's median"]
     backward_overhead_p90_ps: Annotated[Ps | None, Clock("wall"), "empty gradient call's p90"]
     overhead_subtracted: Annotated[bool, "true when the overhead was subtracted (ratios need it)"]
     repeats: Annotated[int, "timed calls"]
