@@ -249,6 +249,7 @@ def compare_cmd(paths, step, host, labels, fmt):
     sessions means its newest one.
     """
     from . import compare as comparing
+    from . import formatting_compare
 
     if len(paths) < 2:
         raise click.UsageError("compare needs two or more PATHs")
@@ -256,7 +257,7 @@ def compare_cmd(paths, step, host, labels, fmt):
         raise click.UsageError("give one --label per PATH, or none")
     payloads = [load(p, None, None, host).layers(step) for p in paths]
     data = comparing.compare(payloads, list(labels) or list(paths))
-    emit(fmt, data, comparing.compare_table, comparing.compare_csv)
+    emit(fmt, data, formatting_compare.compare_table, formatting_compare.compare_csv)
 
 
 if __name__ == "__main__":
