@@ -5,7 +5,9 @@
     prof.layers(step="avg")["layers"]           # per-layer tree, mean per step
     prof.ops()["ops"]                           # per-op attribution
 
-The CLI and the TensorBoard routes are thin faces over these functions.
+The CLI and the TensorBoard routes are thin faces over these functions: they pass their
+selectors (step, layer, bucket) as given, and `selectors` parses them here, one way for all.
+Payload shapes: `schema.py`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from .breakdown import (
 )
 from .devices import DeviceResolver
 from .discovery import SessionInfo, find_sessions, host_of, select
-from .errors import InvalidArgumentError, NotFoundError, TbMetalError
+from .errors import NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
 from .manifest import load_manifest
+from .schema import LayersPayload, OpsPayload, ProfileHeader
+from .selectors import parse_ops_filter, parse_step
 
 Progress = Callable[[float, str], None]
 
@@ -85,14 +89,8 @@ class Profile:
         """The profiled step numbers (Keras batch indices), in time order."""
         return [s.num for s in self.events.steps]
 
-    def _selection(self, step: int | str | None) -> Selection:
-        if isinstance(step, str) and step not in ("all", "avg"):
-            try:
-                step = int(step)
-            except ValueError:
-                raise InvalidArgumentError(
-                    f"step must be a step number, 'all' or 'avg', not {step!r}"
-                ) from None
+    def _selection(self, step: object) -> Selection:
+        step = parse_step(step)
         if isinstance(step, int) and step not in self.steps:
             raise NotFoundError(
                 f"step {step} is not in this profile (profiled steps: "
@@ -100,7 +98,7 @@ class Profile:
             )
         return Selection(self.events, step)
 
-    def _header(self, sel: Selection) -> dict:
+    def _header(self, sel: Selection) -> ProfileHeader:
         timeline = "device" if self.events.has_device_timeline else "host_only"
         return {
             "tb_metal_version": __version__,
@@ -123,18 +121,32 @@ class Profile:
             "warnings": self.warnings,
         }
 
-    def ops(self, step: int | str | None = None, layer: list[str] | None = None) -> dict:
-        """Per-op attribution rows (optionally only those of one layer and its sublayers)."""
+    def ops(self, step: object = None, layer: object = None, bucket: object = None) -> OpsPayload:
+        """Per-op attribution rows: all, or those of one layer (and its sublayers), or those
+        of one bucket of ops outside any layer (`selectors` says what each may be)."""
+        path, bucket_name = parse_ops_filter(layer, bucket)
         sel = self._selection(step)
         rows = op_rows(self._ops, sel)
-        if layer:
-            want = list(layer)
+        if path is not None:
+            if path not in self._layer_paths():
+                raise NotFoundError(f"layer {'/'.join(path)!r} is not in this profile")
+            want = list(path)
             rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
-        out = self._header(sel)
-        out["ops"] = rows
+        elif bucket_name is not None:
+            # Buckets hold the ops outside any layer, as the layer tree shows them.
+            rows = [r for r in rows if not r["layer"] and r["bucket"] == bucket_name]
+        out: OpsPayload = {**self._header(sel), "ops": rows}
         return out
 
-    def layers(self, step: int | str | None = None) -> dict:
+    def _layer_paths(self) -> set[tuple[str, ...]]:
+        """Every layer path of the profile (any step) and of the manifest, with its parents."""
+        paths = set(self.manifest_layers)
+        for op in self._ops:
+            if op.attribution.layer:
+                paths.add(tuple(op.attribution.layer))
+        return {p[:i] for p in paths for i in range(1, len(p) + 1)}
+
+    def layers(self, step: object = None) -> LayersPayload:
         """The per-layer tree with roll-ups, the named buckets, fallbacks and copies."""
         sel = self._selection(step)
         rows = op_rows(self._ops, sel)
@@ -190,9 +202,14 @@ def choose(
 ) -> tuple[SessionInfo, str, list[str]]:
     """Pick one session and host under path; notes say what was chosen when it was ambiguous."""
     notes = []
-    sessions = select(find_sessions(path), run, session)
-    if not sessions:
-        raise NotFoundError(f"{path}: no profiles found (no plugins/profile/*/*.xplane.pb)")
+    found = find_sessions(path)
+    if not found:
+        raise NotFoundError(
+            f"no profile sessions under {path}: record one with tb_metal_plugin's "
+            "MetalProfileCallback (or keras.callbacks.TensorBoard(profile_batch=...)), which "
+            "writes <run>/plugins/profile/<session>/<host>.xplane.pb"
+        )
+    sessions = select(found, run, session)
     # Session folders are named by time, so the last one is the newest.
     chosen = sorted(sessions, key=lambda s: (s.session, s.run))[-1]
     if len(sessions) > 1:
@@ -225,11 +242,6 @@ def load_profile(
     return prof
 
 
-def scan(path: str | os.PathLike) -> list[SessionInfo]:
-    """Every session under a logdir (nothing is parsed)."""
-    return find_sessions(path)
-
-
 __all__ = [
     "Profile",
     "SessionInfo",
@@ -238,5 +250,4 @@ __all__ = [
     "find_sessions",
     "load_file",
     "load_profile",
-    "scan",
 ]

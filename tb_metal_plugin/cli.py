@@ -126,6 +126,7 @@ def layers(path, run, session, host, step, fmt):
 @click.argument("path", type=click.Path())
 @selectors
 @click.option("--layer", help="Only ops of this layer path (names joined by '/').")
+@click.option("--bucket", help="Only ops outside any layer in this bucket (e.g. optimizer).")
 @click.option(
     "--limit",
     type=int,
@@ -134,10 +135,10 @@ def layers(path, run, session, host, step, fmt):
     help="Rows in the table (0: all). JSON and CSV always hold every op.",
 )
 @errors_to_exit
-def ops(path, run, session, host, step, fmt, layer, limit):
+def ops(path, run, session, host, step, fmt, layer, bucket, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
-    data = prof.ops(step, layer.split("/") if layer else None)
+    data = prof.ops(step, layer.split("/") if layer else None, bucket)
     emit(fmt, data, lambda d: formatting.ops_table(d, limit), formatting.ops_csv)
 
 
