@@ -12,6 +12,8 @@ from functools import cache, lru_cache
 from importlib import resources
 
 from . import remedies, rewrites
+from .devices import PY_FUNCTION_TYPES
+from .events import SEND_RECV_TYPES
 from .readiness_groups import (
     CPU_FALLBACK,
     CPU_ONLY_BY_NATURE,
@@ -38,8 +40,6 @@ __all__ = [
     "predict_ops", "sized_verdict", "worst_verdict",
 ]  # fmt: skip
 
-PY_FUNC_TYPES = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}
-TRANSFER_TYPES = {"_Send", "_Recv", "_HostSend", "_HostRecv"}
 # Iterator ops of tf.data; anything with "Dataset" in its type is matched separately.
 _DATA_PREFIXES = (
     "Iterator",
@@ -132,11 +132,11 @@ def _is_data_op(op_type: str) -> bool:
 def category_of(op_type: str, strings: frozenset | None = None) -> str | None:
     """Why an op type runs on the host whatever the device: py_function, tf_data, transfer,
     string; None for ordinary ops."""
-    if op_type in PY_FUNC_TYPES:
+    if op_type in PY_FUNCTION_TYPES:
         return "py_function"
     if _is_data_op(op_type):
         return "tf_data"
-    if op_type in TRANSFER_TYPES:
+    if op_type in SEND_RECV_TYPES:
         return "transfer"
     if strings is None:
         strings = _sets(default_metal_version())[2]
@@ -350,7 +350,7 @@ def compare_with_measured(prediction: dict, measured_ops: list[dict]) -> list[di
             continue
         kind = _measured_kind(m.get("device", ""))
         # Transfers run on both sides of a copy; they say nothing about a kernel.
-        if kind is None or m.get("type") in TRANSFER_TYPES:
+        if kind is None or m.get("type") in SEND_RECV_TYPES:
             continue
         pred = by_key.get((m.get("name"), m.get("type")))
         if pred is None:
