@@ -115,6 +115,10 @@ def build_schema() -> dict:
         b.defs[name] = {"description": S.ALIAS_DOCS[name], **_alias_schema(b, alias)}
     for p in S.PAYLOADS:
         b.typeddict(p)
+    # Public shapes only inherited from (ProfileHeader) get a definition too: bases to extend.
+    for name, t in vars(S).items():
+        if _is_typeddict(t) and not name.startswith("_"):
+            b.typeddict(t)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/tb-metal/tb-metal/docs/schema.json",
@@ -171,16 +175,47 @@ def _comment(p: dict) -> str:
     return text.replace("*/", "* /")
 
 
+# A definition that holds every field of another (same schema, same required-ness) extends
+# it; smaller ones than this are coincidences (two fields named `reason`), not a base.
+MIN_BASE_FIELDS = 5
+
+
+def base_of(name: str, defs: dict) -> str | None:
+    """The largest other definition whose fields this one repeats exactly, if any."""
+    d = defs[name]
+    best = None
+    for other, b in defs.items():
+        if other == name or b.get("type") != "object" or len(b["properties"]) < MIN_BASE_FIELDS:
+            continue
+        if len(b["properties"]) >= len(d["properties"]):
+            continue
+        if all(
+            d["properties"].get(k) == p and (k in d["required"]) == (k in b["required"])
+            for k, p in b["properties"].items()
+        ) and (best is None or len(b["properties"]) > len(defs[best]["properties"])):
+            best = other
+    return best
+
+
+def own_fields(name: str, defs: dict) -> tuple[str | None, dict]:
+    """(base, the fields the definition adds to it)."""
+    base = base_of(name, defs)
+    inherited = defs[base]["properties"] if base else {}
+    return base, {k: p for k, p in defs[name]["properties"].items() if k not in inherited}
+
+
 def render_types(schema: dict, schema_text: str) -> str:
     """frontend/src/types.ts: one type or interface per definition, with a checksum header."""
     lines = []
-    for name, d in schema["$defs"].items():
+    defs = schema["$defs"]
+    for name, d in defs.items():
         if d.get("type") != "object":
             lines += [f"/** {d['description']} */", f"export type {name} = {ts_type(d)};", ""]
             continue
+        base, fields = own_fields(name, defs)
         lines.append(f"/** {d['description']} */")
-        lines.append(f"export interface {name} {{")
-        for key, p in d["properties"].items():
+        lines.append(f"export interface {name}{f' extends {base}' if base else ''} {{")
+        for key, p in fields.items():
             opt = "" if key in d["required"] else "?"
             lines.append(f"  /** {_comment(p)} */")
             lines.append(f"  {key}{opt}: {ts_type(p)};")
@@ -231,9 +266,12 @@ def render_doc_section(schema: dict) -> str:
     for name, d in defs.items():
         if d.get("type") != "object":
             continue
-        out += [f"### `{name}`", "", d["description"], ""]
-        out += ["| field | type | clock | meaning |", "|---|---|---|---|"]
-        for key, p in d["properties"].items():
+        base, fields = own_fields(name, defs)
+        out += [f"### `{name}`", "", d["description"]]
+        if base:
+            out += ["", f"Every field of [`{base}`](#{base.lower()}), and:"]
+        out += ["", "| field | type | clock | meaning |", "|---|---|---|---|"]
+        for key, p in fields.items():
             opt = "" if key in d["required"] else "?"
             clock = p.get("x-clock", "")
             out.append(

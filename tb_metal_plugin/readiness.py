@@ -7,11 +7,9 @@ any trace, Linux and CUDA runs included.
 
 from __future__ import annotations
 
-import json
 from functools import cache, lru_cache
-from importlib import resources
 
-from . import remedies, rewrites
+from . import data_files, remedies, rewrites
 from .devices import PY_FUNCTION_TYPES
 from .events import SEND_RECV_TYPES
 from .readiness_groups import (
@@ -84,11 +82,7 @@ BOOKKEEPING_TYPES = {
 @lru_cache(maxsize=1)
 def load_data() -> dict:
     """The shipped metal_kernels.json, parsed once."""
-    ref = resources.files("tb_metal_plugin").joinpath("data", "metal_kernels.json")
-    data = json.loads(ref.read_text(encoding="utf-8"))
-    if data.get("format") != "tb-metal-metal-kernels" or data.get("version") != 1:
-        raise ValueError("metal_kernels.json: unsupported format or version")
-    return data
+    return data_files.load("metal_kernels.json", "tb-metal-metal-kernels")
 
 
 def _version_key(version: str) -> tuple:
