@@ -128,7 +128,7 @@ class Profile:
         sel = self._selection(step)
         rows = op_rows(self._ops, sel)
         if path is not None:
-            if path not in self._layer_paths():
+            if "/".join(path) not in self.layer_paths():
                 raise NotFoundError(f"layer {'/'.join(path)!r} is not in this profile")
             want = list(path)
             rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
@@ -138,13 +138,13 @@ class Profile:
         out: OpsPayload = {**self._header(sel), "ops": rows}
         return out
 
-    def _layer_paths(self) -> set[tuple[str, ...]]:
-        """Every layer path of the profile (any step) and of the manifest, with its parents."""
+    def layer_paths(self) -> list[str]:
+        """Every layer path in this profile (with or without op time), names joined by '/'."""
         paths = set(self.manifest_layers)
         for op in self._ops:
-            if op.attribution.layer:
-                paths.add(tuple(op.attribution.layer))
-        return {p[:i] for p in paths for i in range(1, len(p) + 1)}
+            layer = op.attribution.layer or ()
+            paths.update(tuple(layer[:i]) for i in range(1, len(layer) + 1))
+        return sorted("/".join(p) for p in paths)
 
     def layers(self, step: object = None) -> LayersPayload:
         """The per-layer tree with roll-ups, the named buckets, fallbacks and copies."""

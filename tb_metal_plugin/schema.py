@@ -558,6 +558,8 @@ class _GroupFields(TypedDict):
     fallback_ps: Annotated[Ps, Clock("per_op_host"), "time predicted to fall back"]
     fallback_share: Annotated[float, "of the group's op time"]
     cpu_only_ps: Annotated[Ps, Clock("per_op_host"), "time on the CPU by nature"]
+    cpu_only_op_types: Annotated[list[str], "op types on the CPU by nature, most time first"]
+    cpu_ps: Annotated[Ps, Clock("per_op_host"), "all predicted CPU time: fallback + by nature"]
     total_ps: Annotated[Ps, Clock("per_op_host"), "the group's op self time"]
     verdict: Annotated[GroupVerdict, "size-aware (see `thresholds`)"]
     worst_verdict: Annotated[Verdict, "the most severe op verdict, whatever its size"]
