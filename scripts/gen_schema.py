@@ -121,7 +121,7 @@ def build_schema() -> dict:
             b.typeddict(t)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/tb-metal/tb-metal/docs/schema.json",
+        "$id": "urn:tb-metal:payloads",
         "title": "tb-metal payloads",
         "description": f"Generated from tb_metal_plugin/schema.py by `{COMMAND}`: do not edit.",
         "x-payloads": [p.__name__ for p in S.PAYLOADS],
