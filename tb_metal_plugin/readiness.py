@@ -11,6 +11,7 @@ from functools import cache, lru_cache
 
 from . import data_files, remedies, rewrites
 from .devices import PY_FUNCTION_TYPES
+from .errors import InvalidArgumentError
 from .events import SEND_RECV_TYPES
 from .readiness_groups import (
     CPU_FALLBACK,
@@ -105,7 +106,10 @@ def _sets(metal_version: str) -> tuple[frozenset, frozenset, frozenset]:
     entry = data["metal_versions"].get(metal_version)
     if entry is None:
         known = ", ".join(available_metal_versions())
-        raise ValueError(f"unknown tensorflow-metal version {metal_version!r} (known: {known})")
+        # A bad argument of every face alike (the routes answer 400, the CLI exits 2).
+        raise InvalidArgumentError(
+            f"unknown tensorflow-metal version {metal_version!r} (known: {known})"
+        )
     return (
         frozenset(entry["op_types"]),
         frozenset(data.get("tensorflow_default_kernel_op_types", ())),
