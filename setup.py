@@ -77,9 +77,17 @@ setup(
             "tensorboard-plugin-profile>=2.15",
         ],
         "profile-tab": ["tensorboard-plugin-profile>=2.15"],
-        # Tests record with TensorFlow (the record extra), drive Chromium with Playwright
-        # and build the compatibility matrix's venvs with uv.
-        "test": ["tb-metal[record]", "pytest>=7", "ruff>=0.5", "playwright>=1.40", "uv>=0.4"],
+        # Tests record with TensorFlow (the record extra), drive Chromium with Playwright,
+        # build the compatibility matrix's venvs with uv and validate payloads against
+        # docs/schema.json with jsonschema.
+        "test": [
+            "tb-metal[record]",
+            "pytest>=7",
+            "ruff>=0.5",
+            "playwright>=1.40",
+            "uv>=0.4",
+            "jsonschema>=4.18",
+        ],
     },
     cmdclass={"build_py": BuildPyWithFrontend},
 )

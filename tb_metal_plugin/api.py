@@ -5,7 +5,9 @@
     prof.layers(step="avg")["layers"]           # per-layer tree, mean per step
     prof.ops()["ops"]                           # per-op attribution
 
-The CLI and the TensorBoard routes are thin faces over these functions.
+The CLI and the TensorBoard routes are thin faces over these functions: they pass their
+selectors (step, layer, bucket) as given, and `selectors` parses them here, one way for all.
+Payload shapes: `schema.py`.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from .breakdown import (
 )
 from .devices import DeviceResolver
 from .discovery import SessionInfo, find_sessions, host_of, select
-from .errors import InvalidArgumentError, NotFoundError, TbMetalError
+from .errors import NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
 from .manifest import load_manifest
-from .notebook import LayersPayload
+from .payload_views import LayersView
+from .schema import LayersPayload, OpsPayload, ProfileHeader
+from .selectors import parse_ops_filter, parse_step
 
 Progress = Callable[[float, str], None]
 
@@ -74,15 +78,6 @@ def closest_layers(want: str, known: Sequence[str], n: int = 3) -> list[str]:
         if score >= 0.5:
             scored.append((-score, len(path), path))
     return [p for _, _, p in sorted(scored)[:n]]
-
-
-def layer_path(layer: str | Sequence[str]) -> list[str]:
-    """A layer given as `a/b` or as a list of names, as a list of names."""
-    parts = layer.split("/") if isinstance(layer, str) else [str(p) for p in layer]
-    parts = [p for p in parts if p]
-    if not parts:
-        raise InvalidArgumentError(f"empty layer path {layer!r}")
-    return parts
 
 
 class Profile:
@@ -132,14 +127,8 @@ class Profile:
         """The profiled step numbers (Keras batch indices), in time order."""
         return [s.num for s in self.events.steps]
 
-    def _selection(self, step: int | str | None) -> Selection:
-        if isinstance(step, str) and step not in ("all", "avg"):
-            try:
-                step = int(step)
-            except ValueError:
-                raise InvalidArgumentError(
-                    f"step must be a step number, 'all' or 'avg', not {step!r}"
-                ) from None
+    def _selection(self, step: object) -> Selection:
+        step = parse_step(step)
         if isinstance(step, int) and step not in self.steps:
             raise NotFoundError(
                 f"step {step} is not in this profile (profiled steps: "
@@ -147,7 +136,7 @@ class Profile:
             )
         return Selection(self.events, step)
 
-    def _header(self, sel: Selection) -> dict:
+    def _header(self, sel: Selection) -> ProfileHeader:
         timeline = "device" if self.events.has_device_timeline else "host_only"
         return {
             "tb_metal_version": __version__,
@@ -170,6 +159,27 @@ class Profile:
             "warnings": self.warnings,
         }
 
+    def ops(self, step: object = None, layer: object = None, bucket: object = None) -> OpsPayload:
+        """Per-op attribution rows: all, those of one layer (`"model/mha"` or a list of names)
+        and its sublayers, or those of one bucket of ops outside any layer.
+
+        An unknown layer raises UnknownLayerError naming the closest layer paths.
+        """
+        path, bucket_name = parse_ops_filter(layer, bucket)
+        sel = self._selection(step)
+        rows = op_rows(self._ops, sel)
+        if path is not None:
+            want = list(path)
+            known = self.layer_paths()
+            if "/".join(want) not in known:
+                raise UnknownLayerError("/".join(want), closest_layers("/".join(want), known))
+            rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
+        elif bucket_name is not None:
+            # Buckets hold the ops outside any layer, as the layer tree shows them.
+            rows = [r for r in rows if not r["layer"] and r["bucket"] == bucket_name]
+        out: OpsPayload = {**self._header(sel), "ops": rows}
+        return out
+
     def layer_paths(self) -> list[str]:
         """Every layer path in this profile (with or without op time), names joined by '/'."""
         paths = set(self.manifest_layers)
@@ -178,24 +188,7 @@ class Profile:
             paths.update(tuple(layer[:i]) for i in range(1, len(layer) + 1))
         return sorted("/".join(p) for p in paths)
 
-    def ops(self, step: int | str | None = None, layer: str | Sequence[str] | None = None) -> dict:
-        """Per-op attribution rows, optionally of one layer (`"model/mha"` or a list) and below.
-
-        An unknown layer raises UnknownLayerError naming the closest layer paths.
-        """
-        sel = self._selection(step)
-        rows = op_rows(self._ops, sel)
-        if layer:
-            want = layer_path(layer)
-            known = self.layer_paths()
-            if "/".join(want) not in known:
-                raise UnknownLayerError("/".join(want), closest_layers("/".join(want), known))
-            rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
-        out = self._header(sel)
-        out["ops"] = rows
-        return out
-
-    def layers(self, step: int | str | None = None) -> dict:
+    def layers(self, step: object = None) -> LayersPayload:
         """The per-layer tree with roll-ups, the named buckets, fallbacks and copies."""
         sel = self._selection(step)
         rows = op_rows(self._ops, sel)
@@ -221,7 +214,7 @@ class Profile:
             }
         )
         # A plain dict that also renders as an HTML table in Jupyter.
-        return LayersPayload(out)
+        return LayersView(out)  # type: ignore[return-value]
 
     def summary(self, step: int | str | None = "all", width: int | None = None) -> str:
         """The `model.summary()`-like table the callback prints (width None: full width)."""
@@ -329,11 +322,6 @@ def load_profile(
     return prof
 
 
-def scan(path: str | os.PathLike) -> list[SessionInfo]:
-    """Every session under a logdir (nothing is parsed)."""
-    return find_sessions(path)
-
-
 __all__ = [
     "Profile",
     "SessionInfo",
@@ -344,5 +332,4 @@ __all__ = [
     "find_sessions",
     "load_file",
     "load_profile",
-    "scan",
 ]

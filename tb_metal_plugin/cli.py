@@ -9,9 +9,10 @@ import time
 
 import click
 
-from . import __version__, api, formatting, readiness, validate
+from . import __version__, api, formatting, readiness
 from . import cli_checks as checking
 from .errors import TbMetalError, TraceError
+from .selectors import parse_step
 from .table_fit import terminal_width, wrap
 
 # Files smaller than this load in well under a second: no progress line for them.
@@ -72,7 +73,7 @@ def selectors(f):
 def _strict_step(ctx, param, value: str) -> str:
     """--step: 'all', 'avg' or ASCII digits (not '٢', '+2', ' 2' or '2_0')."""
     try:
-        validate.parse_step(value)
+        parse_step(value)
     except TbMetalError as e:
         raise click.BadParameter(str(e)) from None
     return value
@@ -183,6 +184,7 @@ def layers(path, run, session, host, step, fmt, wide):
     help="Only ops of this layer and its sublayers: its path from the model, names joined "
     "by '/' (e.g. model/mha), as `tb-metal layers` shows it.",
 )
+@click.option("--bucket", help="Only ops outside any layer in this bucket (e.g. optimizer).")
 @click.option(
     "--limit",
     type=int,
@@ -191,10 +193,10 @@ def layers(path, run, session, host, step, fmt, wide):
     help="Rows in the table (0: all). JSON and CSV always hold every op.",
 )
 @errors_to_exit
-def ops(path, run, session, host, step, fmt, wide, layer, limit):
+def ops(path, run, session, host, step, fmt, wide, layer, bucket, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
-    data = prof.ops(step, layer or None)
+    data = prof.ops(step, layer or None, bucket)
     width = terminal_width(wide)
     emit(fmt, data, lambda d: formatting.ops_table(d, limit, width), formatting.ops_csv)
 
@@ -310,6 +312,7 @@ def compare_cmd(paths, step, host, labels, fmt, wide):
     sessions means its newest one.
     """
     from . import compare as comparing
+    from . import formatting_compare
 
     if len(paths) < 2:
         raise click.UsageError("compare needs two or more PATHs")
@@ -318,7 +321,12 @@ def compare_cmd(paths, step, host, labels, fmt, wide):
     payloads = [load(p, None, None, host).layers(step) for p in paths]
     data = comparing.compare(payloads, list(labels) or list(paths))
     width = terminal_width(wide)
-    emit(fmt, data, lambda d: comparing.compare_table(d, width), comparing.compare_csv)
+    emit(
+        fmt,
+        data,
+        lambda d: formatting_compare.compare_table(d, width),
+        formatting_compare.compare_csv,
+    )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@ pip commands for a working pair. Kept as data, each pair with its sources."""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from importlib import resources
+
+from . import data_files
 
 # Pair statuses of the table; a pair not listed is "untested".
 WORKS, LIKELY, UNTESTED, BROKEN = "works", "likely", "untested", "broken"
@@ -14,10 +14,7 @@ WORKS, LIKELY, UNTESTED, BROKEN = "works", "likely", "untested", "broken"
 @lru_cache(maxsize=1)
 def load_table() -> dict:
     """The shipped compatibility.json, parsed and checked once."""
-    ref = resources.files("tb_metal_plugin").joinpath("data", "compatibility.json")
-    data = json.loads(ref.read_text(encoding="utf-8"))
-    if data.get("format") != "tb-metal-compatibility" or data.get("version") != 1:
-        raise ValueError("compatibility.json: unsupported format or version")
+    data = data_files.load("compatibility.json", "tb-metal-compatibility")
     for rel in data["releases"]:
         for pair in rel["tensorflow"]:
             missing = [k for k in pair["sources"] if k not in data["sources"]]

@@ -20,5 +20,5 @@ class NotFoundError(TbMetalError):
     """A run, session, host, step or layer that does not exist."""
 
 
-class InvalidArgumentError(TbMetalError):
+class InvalidArgumentError(TbMetalError, ValueError):
     """A request whose arguments are malformed (bad step, unsafe path, unknown format)."""

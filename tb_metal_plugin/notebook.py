@@ -1,7 +1,9 @@
 """HTML tables for Jupyter: a loaded profile, its layers and a comparison render themselves.
 
-The cells are the CLI's cells (`formatting.node_figures`, `compare.compare_rows`): a notebook
-shows the same figures as `tb-metal layers` and `tb-metal compare`, only as HTML.
+The cells are the CLI's cells (`formatting.node_figures`,
+`formatting_compare.compare_rows`): a notebook shows the same figures as `tb-metal layers`
+and `tb-metal compare`, only as HTML. A face: the core's payloads reach it through
+`payload_views`, which imports it only when Jupyter asks for HTML.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def layers_html(data: dict) -> str:
 
 def compare_html(data: dict) -> str:
     """A comparison (`compare.compare()`) as an HTML table with its notes."""
-    from .compare import _label_cols, compare_rows
+    from .formatting_compare import _label_cols, compare_rows
 
     cols, rows = compare_rows(data)
     headers = [(c.header, c.right) for c in cols]
@@ -85,17 +87,3 @@ def compare_html(data: dict) -> str:
     notes = [f"unmatched: {'/'.join(u['key'])} only in {', '.join(u['in'])}"
              for u in data["unmatched"]] + list(data["warnings"])  # fmt: skip
     return _STYLE + f"<div>{head}</div>" + _table(headers, cells) + _notes(notes)
-
-
-class LayersPayload(dict):
-    """A layers payload (a plain dict) that renders as an HTML table in Jupyter."""
-
-    def _repr_html_(self) -> str:
-        return layers_html(self)
-
-
-class ComparisonPayload(dict):
-    """A comparison payload (a plain dict) that renders as an HTML table in Jupyter."""
-
-    def _repr_html_(self) -> str:
-        return compare_html(self)

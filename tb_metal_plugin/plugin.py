@@ -19,7 +19,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from tb_metal_plugin import errors, validate
+from tb_metal_plugin import errors, selectors, validate
 from tb_metal_plugin.plugin_cache import DiskCache, default_dir
 from tb_metal_plugin.plugin_loads import (  # noqa: F401 - re-exported for callers and tests
     Job,
@@ -265,7 +265,7 @@ class MetalPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_layers(self, request):
-        step = validate.parse_step(request.args.get("step"))
+        step = selectors.parse_step(request.args.get("step"))
         wait_s = _parse_wait(request.args.get("wait"))
         info, host, path = self._session_host(request)
         job = self._job(info, host, path)
@@ -283,8 +283,8 @@ class MetalPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_ops(self, request):
-        step = validate.parse_step(request.args.get("step"))
-        layer = validate.parse_layer(request.args.get("layer"))
+        step = selectors.parse_step(request.args.get("step"))
+        layer = selectors.parse_layer(request.args.get("layer"))
         bucket = _check_name(request.args.get("bucket", ""), "bucket") or None
         if layer is not None and bucket is not None:
             raise errors.InvalidArgumentError("give 'layer' or 'bucket', not both")
@@ -321,7 +321,7 @@ class MetalPlugin(base_plugin.TBPlugin):
             raise errors.InvalidArgumentError("more 'host' values than sessions")
         hosts += [""] * (len(names) - len(hosts))
         # Totals of differently long windows are not comparable: average per step.
-        step = validate.parse_step(request.args.get("step", "avg"))
+        step = selectors.parse_step(request.args.get("step", "avg"))
         wait_s = _parse_wait(request.args.get("wait"))
         picks = [self._pick(n, h) for n, h in zip(names, hosts, strict=True)]
         jobs = [self._job(*p) for p in picks]
@@ -357,7 +357,7 @@ class MetalPlugin(base_plugin.TBPlugin):
     def _serve_readiness(self, request):
         from tb_metal_plugin import readiness
 
-        step = validate.parse_step(request.args.get("step"))
+        step = selectors.parse_step(request.args.get("step"))
         version = _parse_metal_version(request.args.get("metal_version"))
         job, early, path = self._loaded_job(request)
         if early is not None:

@@ -7,11 +7,12 @@ any trace, Linux and CUDA runs included.
 
 from __future__ import annotations
 
-import json
 from functools import cache, lru_cache
-from importlib import resources
 
-from . import remedies, rewrites
+from . import data_files, remedies, rewrites
+from .devices import PY_FUNCTION_TYPES
+from .errors import InvalidArgumentError
+from .events import SEND_RECV_TYPES
 from .readiness_groups import (
     CPU_FALLBACK,
     CPU_ONLY_BY_NATURE,
@@ -38,8 +39,6 @@ __all__ = [
     "predict_ops", "sized_verdict", "worst_verdict",
 ]  # fmt: skip
 
-PY_FUNC_TYPES = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}
-TRANSFER_TYPES = {"_Send", "_Recv", "_HostSend", "_HostRecv"}
 # Iterator ops of tf.data; anything with "Dataset" in its type is matched separately.
 _DATA_PREFIXES = (
     "Iterator",
@@ -84,11 +83,7 @@ BOOKKEEPING_TYPES = {
 @lru_cache(maxsize=1)
 def load_data() -> dict:
     """The shipped metal_kernels.json, parsed once."""
-    ref = resources.files("tb_metal_plugin").joinpath("data", "metal_kernels.json")
-    data = json.loads(ref.read_text(encoding="utf-8"))
-    if data.get("format") != "tb-metal-metal-kernels" or data.get("version") != 1:
-        raise ValueError("metal_kernels.json: unsupported format or version")
-    return data
+    return data_files.load("metal_kernels.json", "tb-metal-metal-kernels")
 
 
 def _version_key(version: str) -> tuple:
@@ -111,7 +106,10 @@ def _sets(metal_version: str) -> tuple[frozenset, frozenset, frozenset]:
     entry = data["metal_versions"].get(metal_version)
     if entry is None:
         known = ", ".join(available_metal_versions())
-        raise ValueError(f"unknown tensorflow-metal version {metal_version!r} (known: {known})")
+        # A bad argument of every face alike (the routes answer 400, the CLI exits 2).
+        raise InvalidArgumentError(
+            f"unknown tensorflow-metal version {metal_version!r} (known: {known})"
+        )
     return (
         frozenset(entry["op_types"]),
         frozenset(data.get("tensorflow_default_kernel_op_types", ())),
@@ -132,11 +130,11 @@ def _is_data_op(op_type: str) -> bool:
 def category_of(op_type: str, strings: frozenset | None = None) -> str | None:
     """Why an op type runs on the host whatever the device: py_function, tf_data, transfer,
     string; None for ordinary ops."""
-    if op_type in PY_FUNC_TYPES:
+    if op_type in PY_FUNCTION_TYPES:
         return "py_function"
     if _is_data_op(op_type):
         return "tf_data"
-    if op_type in TRANSFER_TYPES:
+    if op_type in SEND_RECV_TYPES:
         return "transfer"
     if strings is None:
         strings = _sets(default_metal_version())[2]
@@ -309,6 +307,8 @@ def check(
     data = {k: v for k, v in ops_payload.items() if k != "ops"}
     pred = predict_ops(ops_payload.get("ops") or [], metal_version, thresholds)
     data.update(pred)
+    # The picker's choices, newest (the default) first.
+    data["metal_versions"] = available_metal_versions()
     env = (manifest or {}).get("environment") or {}
     measured = env.get("tensorflow_metal") or None
     data["measured_tensorflow_metal"] = measured
@@ -348,7 +348,7 @@ def compare_with_measured(prediction: dict, measured_ops: list[dict]) -> list[di
             continue
         kind = _measured_kind(m.get("device", ""))
         # Transfers run on both sides of a copy; they say nothing about a kernel.
-        if kind is None or m.get("type") in TRANSFER_TYPES:
+        if kind is None or m.get("type") in SEND_RECV_TYPES:
             continue
         pred = by_key.get((m.get("name"), m.get("type")))
         if pred is None:

@@ -62,7 +62,13 @@ def sized_verdict(verdict_ps: dict, thresholds: Thresholds = DEFAULT_THRESHOLDS)
 
 def new_agg() -> dict:
     """An empty accumulator of op time per verdict, fallback op type and remedy."""
-    return {"verdicts": dict.fromkeys(VERDICTS, 0), "seen": set(), "fb": {}, "remedies": {}}
+    return {
+        "verdicts": dict.fromkeys(VERDICTS, 0),
+        "seen": set(),
+        "fb": {},
+        "nature": {},
+        "remedies": {},
+    }
 
 
 def add(agg: dict, pred: dict, ps: int) -> None:
@@ -71,6 +77,9 @@ def add(agg: dict, pred: dict, ps: int) -> None:
     agg["seen"].add(pred["verdict"])
     for t in pred["fallback_op_types"]:
         agg["fb"][t] = agg["fb"].get(t, 0) + ps
+    if pred["verdict"] == CPU_ONLY_BY_NATURE:
+        t = pred["op_type"]
+        agg["nature"][t] = agg["nature"].get(t, 0) + ps
     for rid in pred["remedy_ids"]:
         agg["remedies"][rid] = agg["remedies"].get(rid, 0) + ps
 
@@ -80,7 +89,7 @@ def merge(into: dict, agg: dict) -> None:
     for k, v in agg["verdicts"].items():
         into["verdicts"][k] += v
     into["seen"] |= agg["seen"]
-    for key in ("fb", "remedies"):
+    for key in ("fb", "nature", "remedies"):
         for t, ps in agg[key].items():
             into[key][t] = into[key].get(t, 0) + ps
 
@@ -113,6 +122,10 @@ def rollup(agg: dict, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict:
         "fallback_ps": v[CPU_FALLBACK],
         "fallback_share": v[CPU_FALLBACK] / total if total else 0.0,
         "cpu_only_ps": v[CPU_ONLY_BY_NATURE],
+        # The op types that run on the CPU whatever the plugin has (py_function, tf.data).
+        "cpu_only_op_types": sorted(agg["nature"], key=lambda t: (-agg["nature"][t], t)),
+        # All predicted CPU time: fallbacks and CPU by nature.
+        "cpu_ps": v[CPU_FALLBACK] + v[CPU_ONLY_BY_NATURE],
         "total_ps": total,
         "verdict": verdict,
         "worst_verdict": worst_verdict(agg["seen"]),

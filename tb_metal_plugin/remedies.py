@@ -8,10 +8,10 @@ category (tf.data, strings, py_function, transfers), then the generic entry.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
-from importlib import resources
+
+from . import data_files
 
 GENERIC = "generic"
 
@@ -19,10 +19,7 @@ GENERIC = "generic"
 @lru_cache(maxsize=1)
 def load_data() -> dict:
     """The shipped remedies.json, parsed and checked once."""
-    ref = resources.files("tb_metal_plugin").joinpath("data", "remedies.json")
-    data = json.loads(ref.read_text(encoding="utf-8"))
-    if data.get("format") != "tb-metal-remedies" or data.get("version") != 1:
-        raise ValueError("remedies.json: unsupported format or version")
+    data = data_files.load("remedies.json", "tb-metal-remedies")
     for r in data["remedies"]:
         if not r.get("sources") or not r.get("advice") or not r.get("on_metal"):
             raise ValueError(f"remedies.json: remedy {r.get('id')!r} lacks advice or sources")

@@ -8,11 +8,11 @@ of each rewrite, is data: `data/linux_rewrites.json`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+
+from . import data_files
 
 _UNARY_SUFFIX = "/unary_ops_composition"
 _UNARY_OLD_PREFIX = "UnaryOpsComposition_"
@@ -33,11 +33,7 @@ class MacosOps:
 @lru_cache(maxsize=1)
 def load_data() -> dict:
     """The shipped linux_rewrites.json, parsed once."""
-    ref = resources.files("tb_metal_plugin").joinpath("data", "linux_rewrites.json")
-    data = json.loads(ref.read_text(encoding="utf-8"))
-    if data.get("format") != "tb-metal-linux-rewrites" or data.get("version") != 1:
-        raise ValueError("linux_rewrites.json: unsupported format or version")
-    return data
+    return data_files.load("linux_rewrites.json", "tb-metal-linux-rewrites")
 
 
 def _source_urls(keys) -> tuple[str, ...]:

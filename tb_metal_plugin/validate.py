@@ -166,7 +166,7 @@ def as_step_number(value: object) -> int | None:
         num = int(value)
     elif isinstance(value, str | bytes):
         text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-        if not _DIGITS.fullmatch(text):
+        if not DIGITS.fullmatch(text):
             return None
         num = int(text)
     else:
@@ -177,25 +177,10 @@ def as_step_number(value: object) -> int | None:
 # ---------------------------------------------------------------------------
 # Request parameters: strict, bounded, and typed errors for anything else
 
-_DIGITS = re.compile(r"[0-9]{1,16}", re.ASCII)
+DIGITS = re.compile(r"[0-9]{1,16}", re.ASCII)
 _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?", re.ASCII)
 MAX_JSON_PARAM = 4096
 MAX_JSON_DEPTH = 8
-
-
-def parse_step(raw: str | None) -> int | str | None:
-    """A step selection: None (all), 'avg', or a step number written in ASCII digits."""
-    if raw is None or raw in ("", "all", "total"):
-        return None
-    if raw == "avg":
-        return "avg"
-    if _DIGITS.fullmatch(raw):
-        num = int(raw)
-        if num <= MAX_STEP:
-            return num
-    raise InvalidArgumentError(
-        f"step must be a step number (ASCII digits), 'avg' or 'all', not {raw[:40]!r}"
-    )
 
 
 def parse_seconds(raw: str | None, name: str, maximum: float) -> float:
@@ -244,15 +229,3 @@ def parse_json_param(raw: str, name: str) -> object:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidArgumentError(f"{name} is not valid JSON") from None
-
-
-def parse_layer(raw: str | None) -> list[str] | None:
-    """A layer path: a JSON array of strings, e.g. ["model","dense"]."""
-    if raw is None or raw == "":
-        return None
-    layer = parse_json_param(raw, "layer")
-    if not isinstance(layer, list) or not all(isinstance(p, str) for p in layer):
-        raise InvalidArgumentError(
-            'layer must be a JSON array of path components, e.g. ["model","dense"]'
-        )
-    return layer

@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from tb_metal_plugin import api
 from tb_metal_plugin.cli import main
-from tb_metal_plugin.compare import compare, compare_csv, compare_table
+from tb_metal_plugin.compare import compare
+from tb_metal_plugin.formatting_compare import compare_csv, compare_table
 from tb_metal_plugin.xplane import XSpace
 from tests.metal_like import make_metal_like
 

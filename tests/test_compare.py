@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from tb_metal_plugin import api
 from tb_metal_plugin.cli import main
-from tb_metal_plugin.compare import compare, compare_csv, compare_table
+from tb_metal_plugin.compare import compare
+from tb_metal_plugin.formatting_compare import compare_csv, compare_table
 from tests.test_plugin_support import shared_logdir
 
 

@@ -38,7 +38,7 @@ export class TopChart {
     const labels = nodes.map((n) => (n.path.length > 2 ? "… / " : "") + n.path.slice(-2).join(" / "));
     const datasets = [...keys].map((k, i) => ({
       label: k,
-      data: nodes.map((n) => ((stackBy === "device" ? n.devices : n.phases)?.[k] ?? 0) / 1e9),
+      data: nodes.map((n) => ((stackBy === "device" ? n.devices : (n.phases as Record<string, number>))?.[k] ?? 0) / 1e9),
       backgroundColor: stackBy === "device" ? DEVICE_COLORS[k] ?? "#9e9e9e" : PHASE_COLORS[i % PHASE_COLORS.length],
       stack: "t",
     }));

@@ -33,11 +33,8 @@ function describeAttribution(src: string): string {
 }
 
 function describeTimeline(p: LayersPayload): string {
-  // The core's note is the authority; these are only for payloads without one.
-  if (p.time_note) return "Time source: " + p.time_note;
-  return p.timeline === "device"
-    ? "Time source: the device timeline (kernel execution on the device)."
-    : "Time source: host-side op durations (encoding and dispatch for GPU ops): this trace has no device timeline.";
+  // The core's note is the authority (every payload carries one: schema.py).
+  return "Time source: " + p.time_note;
 }
 
 const SOURCE_NAMES: Record<string, string> = {

@@ -3,7 +3,7 @@
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathKey, pathLabel } from "./format";
 import { DataTable } from "./table";
-import type { Disagreement, DoctorVerdict, GroupVerdict, LayerNode, ReadinessGroup, ReadinessPayload, Remedy, Verdict } from "./types";
+import type { Disagreement, DoctorVerdict, GroupVerdict, LayerNode, ReadinessGroup, ReadinessPayload, Remedy, RemedyUse, Verdict } from "./types";
 
 export const VERDICT_LABELS: Record<GroupVerdict, string> = {
   metal_gpu: "Metal GPU",
@@ -126,7 +126,7 @@ export class ReadinessPanel {
     clear(this.el);
     const total = p.total_ps;
     const remedies = new Map((p.remedies ?? []).map((r) => [r.id, r]));
-    this.remedyOf = (g) => (g.remedy_ids ?? []).map((id) => remedies.get(id)).filter((r): r is Remedy => !!r);
+    this.remedyOf = (g) => (g.remedy_ids ?? []).map((id) => remedies.get(id)).filter((r): r is RemedyUse => !!r);
     const doctor = doctorBox(p.environment_doctor);
     this.el.append(this.head(p, p.metal_version));
     if (doctor) this.el.append(doctor);

@@ -42,12 +42,6 @@ export class DataTable<T> {
     this.render();
   }
 
-  setSort(key: string, desc: boolean): void {
-    this.sortKey = key;
-    this.sortDesc = desc;
-    this.render();
-  }
-
   private sorted(): T[] {
     const col = this.columns.find((c) => c.key === this.sortKey);
     if (!col) return this.rows;

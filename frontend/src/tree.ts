@@ -3,7 +3,7 @@
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathKey } from "./format";
 import { verdictBadge, type VerdictCell } from "./readiness";
-import type { LayerNode } from "./types";
+import type { LayerNode, Phase } from "./types";
 
 const ROW_H = 28;
 const OVERSCAN = 20;
@@ -127,7 +127,7 @@ export class LayerTree {
       case "fallbacks": return n.fallback_count ?? 0;
       case "metal": return this.verdictOf?.(n, this.bucketNodes.has(n))?.rank ?? 0;
       default:
-        if (key.startsWith("phase:")) return n.phases?.[key.slice(6)] ?? 0;
+        if (key.startsWith("phase:")) return n.phases?.[key.slice(6) as Phase] ?? 0;
         if (key.startsWith("dev:")) return n.devices?.[key.slice(4)] ?? 0;
         return 0;
     }
@@ -275,7 +275,7 @@ export class LayerTree {
       nameCell,
       h("div", { class: "cell num", "data-col": "self" }, fmtTime(n.self_ps)),
       h("div", { class: "cell num", "data-col": "total" }, fmtTime(n.total_ps)),
-      ...this.opts.phases.map((p) => h("div", { class: "cell num", "data-col": "phase-" + p }, fmtTime(n.phases?.[p] ?? 0))),
+      ...this.opts.phases.map((p) => h("div", { class: "cell num", "data-col": "phase-" + p }, fmtTime(n.phases?.[p as Phase] ?? 0))),
       h("div", { class: "cell" }, splitBar(n.devices ?? {}, this.opts.devices, 0)),
       h("div", { class: "cell num", "data-col": "share", title: `${fmtPct(n.step_share ?? n.share)} of step time, ${fmtPct(n.share)} of op time` }, fmtPct(n.step_share ?? n.share)),
       h("div", { class: "cell num" }, String(n.op_count ?? 0)),
