@@ -283,26 +283,19 @@ class MetalPlugin(base_plugin.TBPlugin):
 
     @_route
     def _serve_ops(self, request):
+        # Parsed here only to key the payload cache; the API parses them again, one way.
         step = selectors.parse_step(request.args.get("step"))
-        layer = selectors.parse_layer(request.args.get("layer"))
-        bucket = _check_name(request.args.get("bucket", ""), "bucket") or None
-        if layer is not None and bucket is not None:
-            raise errors.InvalidArgumentError("give 'layer' or 'bucket', not both")
+        layer, bucket = selectors.parse_ops_filter(
+            request.args.get("layer"), request.args.get("bucket")
+        )
         job, early, path = self._loaded_job(request)
         if early is not None:
             return early
-        key = ("ops", step, tuple(layer) if layer is not None else None, bucket)
+        key = ("ops", step, layer, bucket)
         with job.payload_lock:
             payload = job.payloads.get(key)
             if payload is None:
-                payload = dict(job.profile.ops(step=step, layer=layer))
-                if bucket is not None:
-                    # Buckets hold the ops outside any layer: rows with no layer path.
-                    payload["ops"] = [
-                        r
-                        for r in payload["ops"]
-                        if not r.get("layer") and r.get("bucket") == bucket
-                    ]
+                payload = dict(job.profile.ops(step, layer, bucket))
                 payload["file"] = self._rel(path)
                 job.payloads[key] = payload
         return http_util.Respond(request, payload, _JSON)
