@@ -205,7 +205,9 @@ def _find_steps(host: PlaneData) -> list[Step]:
                 continue
             for st in ev.stats:
                 if stat_names.get(st.metadata_id) == "step_num":
-                    num = int(_stat_value(st, stat_names) or 0)
+                    num = host.checks.step_num(_stat_value(st, stat_names))
+                    if num is None or not host.checks.step_span(base, ev.offset_ps, ev.duration_ps):
+                        continue
                     start = base + ev.offset_ps
                     steps[num] = Step(num, start, start + ev.duration_ps)
     return sorted(steps.values(), key=lambda s: s.start_ps)
@@ -262,6 +264,9 @@ class _Collector:
         line = plane.line_lite(index)
         kind = line_kind(line.name)
         base = line.timestamp_ns * 1000
+        check = plane.checks
+        if not check.line_timestamp(line.timestamp_ns):
+            return
         events = line.events
         self.event_count += len(events)
         # Pass 1 touches every event once and keeps only op events (most events on a host
@@ -275,7 +280,7 @@ class _Collector:
         ordered = True
         for ev in events:
             rec = get(ev.metadata_id)
-            if rec is not None:
+            if rec is not None and check.event(ev.offset_ps, ev.duration_ps):
                 off = ev.offset_ps
                 if off < last_off:
                     ordered = False
@@ -309,7 +314,7 @@ class _Collector:
                 stack.pop()
             if stack:
                 parent = stack[-1]
-                parent[1].self_ps[parent[2]] -= dur
+                parent[1].self_ps[parent[2]] -= check.nested(off, dur, parent[0])
             rec.count[slot] += 1
             rec.total_ps[slot] += dur
             rec.self_ps[slot] += dur
@@ -379,7 +384,8 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
                     progress(done / total_bytes, f"reading {plane.name}")
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
-        window = (col.t_max - col.t_min) if col.t_min is not None else 0
+        window = trace.checks.window(col.t_min, col.t_max)
+        warnings.extend(trace.checks.warnings())
         return TraceEvents(
             path=str(path),
             planes=[p.name for p in planes],

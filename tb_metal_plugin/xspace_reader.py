@@ -3,67 +3,150 @@
 Parsing a whole XSpace at once costs several times the file in Python objects. Instead we
 walk the protobuf wire format of the two outer messages ourselves (only their field
 headers), parse each plane's metadata in one go, and hand out its lines one parsed
-`XLine` at a time.
+`XLine` at a time. The file is read with bounded `pread`s, never memory-mapped: a file
+truncated under a map faults the whole process (SIGBUS), a short read is only a TraceError.
 """
 
 from __future__ import annotations
 
 import functools
-import mmap
 import os
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
 from .errors import TraceError
+from .validate import Checks
 from .xplane import XLine, XLineLite, XPlane
 
 _SPACE_PLANES = 1
 _PLANE_LINES = 3
 _LINE_NAME = 2
+# Field headers are read through a window of this size; one read is at most _MAX_READ.
+_WINDOW = 1 << 16
+_MAX_READ = 1 << 24
 
 
-def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
+class _File:
+    """A trace file read with bounded `pread`s: a file that shrinks or is rewritten under us
+    gives a short read (a TraceError naming the file), never a fault as a memory map would."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise TraceError(path, f"cannot read trace file ({e.strerror or e})") from e
+        try:
+            st = os.fstat(self.fd)
+        except OSError as e:
+            os.close(self.fd)
+            raise TraceError(path, f"cannot read trace file ({e.strerror or e})") from e
+        if not stat.S_ISREG(st.st_mode):
+            os.close(self.fd)
+            raise TraceError(path, "not a regular file")
+        self.size = st.st_size
+        self.identity = _identity(st)
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes start..end of the file; a TraceError when the file no longer holds them."""
+        parts = []
+        pos = start
+        while pos < end:
+            try:
+                chunk = os.pread(self.fd, min(end - pos, _MAX_READ), pos)
+            except OSError as e:
+                raise TraceError(self.path, f"read failed at byte {pos} ({e.strerror or e})") from e
+            if not chunk:
+                raise TraceError(
+                    self.path,
+                    f"file shrank while being read (wanted bytes {start}..{end} of the "
+                    f"{self.size} it had): it is being rewritten, load it again when done",
+                )
+            parts.append(chunk)
+            pos += len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def changed(self) -> str | None:
+        """How the file changed since it was opened (size, time, inode), or None."""
+        try:
+            st = os.fstat(self.fd)
+        except OSError as e:
+            return f"cannot stat it any more ({e.strerror or e})"
+        if _identity(st) != self.identity:
+            return f"it changed while being read ({self.size} -> {st.st_size} bytes)"
+        return None
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
-def _fields(buf: memoryview, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (field number, wire type, value start, value end) for each field in buf[pos:end]."""
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wtype = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("field number 0")
-        if wtype == 0:
-            start = pos
-            _, pos = _varint(buf, pos, end)
-        elif wtype == 2:
-            length, start = _varint(buf, pos, end)
-            pos = start + length
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class _Walker:
+    """Walks the field headers of a message stored in the file, reading a window at a time."""
+
+    def __init__(self, f: _File, start: int, end: int):
+        self.f = f
+        self.end = end
+        self.base = start
+        self.data = b""
+
+    def _fill(self, pos: int) -> None:
+        self.base = pos
+        self.data = self.f.read(pos, min(self.end, pos + _WINDOW))
+
+    def varint(self, pos: int) -> tuple[int, int]:
+        """Decode the varint at file offset pos: (value, offset after it)."""
+        i = pos - self.base
+        if i < 0 or i + 10 > len(self.data) and self.base + len(self.data) < self.end:
+            self._fill(pos)
+            i = 0
+        data = self.data
+        result = shift = 0
+        while True:
+            if i >= len(data):
+                raise ValueError("truncated varint")
+            b = data[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result, self.base + i
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def fields(self) -> Iterator[tuple[int, int, int, int]]:
+        """Yield (field number, wire type, value start, value end) of each field."""
+        pos, end = self.base, self.end
+        while pos < end:
+            key, pos = self.varint(pos)
+            number, wtype = key >> 3, key & 7
+            if number == 0:
+                raise ValueError("field number 0")
+            if wtype == 0:
+                start = pos
+                _, pos = self.varint(pos)
+            elif wtype == 2:
+                length, start = self.varint(pos)
+                pos = start + length
+            elif wtype == 1:
+                start, pos = pos, pos + 8
+            elif wtype == 5:
+                start, pos = pos, pos + 4
+            else:
+                raise ValueError(f"unsupported wire type {wtype}")
             if pos > end:
-                raise ValueError("length-delimited field runs past the end (truncated file?)")
-        elif wtype == 1:
-            start, pos = pos, pos + 8
-        elif wtype == 5:
-            start, pos = pos, pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wtype}")
-        if pos > end:
-            raise ValueError("field runs past the end (truncated file?)")
-        yield number, wtype, start, pos
+                raise ValueError("field runs past the end (truncated file?)")
+            yield number, wtype, start, pos
 
 
 @dataclass
@@ -71,10 +154,10 @@ class PlaneData:
     """One plane: its name, metadata and stats parsed; its lines parsed on demand."""
 
     path: str
-    buf: memoryview = field(repr=False)
+    file: _File = field(repr=False)
     header: object = field(repr=False)  # an XPlane holding everything but the lines
     line_spans: list[tuple[int, int]] = field(repr=False)
-    release_pages: Callable[[int, int], None] | None = field(default=None, repr=False)
+    checks: Checks = field(default_factory=Checks, repr=False)
 
     @property
     def name(self) -> str:
@@ -94,9 +177,12 @@ class PlaneData:
     def line_name(self, index: int) -> str:
         """The name of line `index` without parsing its events."""
         start, end = self.line_spans[index]
-        for number, wtype, s, e in _fields(self.buf, start, end):
-            if number == _LINE_NAME and wtype == 2:
-                return bytes(self.buf[s:e]).decode("utf-8", "replace")
+        try:
+            for number, wtype, s, e in _Walker(self.file, start, end).fields():
+                if number == _LINE_NAME and wtype == 2:
+                    return self.file.read(s, e).decode("utf-8", "replace")
+        except ValueError as e:
+            raise TraceError(self.path, f"corrupt line in plane {self.name!r}: {e}") from e
         return ""
 
     def line(self, index: int):
@@ -109,48 +195,40 @@ class PlaneData:
 
     def _parse(self, cls, index: int):
         start, end = self.line_spans[index]
+        data = self.file.read(start, end)
         try:
-            return cls.FromString(self.buf[start:end])
+            return cls.FromString(data)
         except DecodeError as e:
             raise TraceError(self.path, f"corrupt line in plane {self.name!r}: {e}") from e
-        finally:
-            self.release(start, end)
-
-    def release(self, start: int, end: int) -> None:
-        """Drop the file pages of a parsed range from memory (they are re-read if needed)."""
-        if self.release_pages is not None:
-            self.release_pages(start, end)
 
 
 class TraceFile:
-    """An open trace file; use as a context manager so the mapping is released."""
+    """An open trace file; use as a context manager so the file is closed (and a file that
+    changed while it was read is reported rather than half-read figures returned)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
-        try:
-            size = os.path.getsize(self.path)
-            with open(self.path, "rb") as f:
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        except OSError as e:
-            raise TraceError(self.path, f"cannot read trace file ({e.strerror or e})") from e
-        self.size = size
-        self.buf = memoryview(self._map) if self._map is not None else memoryview(b"")
+        self._file = _File(self.path)
+        self.size = self._file.size
+        self.checks = Checks(self.path)
 
     def close(self) -> None:
-        """Release the memory mapping."""
-        try:
-            self.buf.release()
-            if self._map is not None:
-                self._map.close()
-        except BufferError:
-            # A caller still holds a parsed slice; the mapping goes when it is collected.
-            pass
+        """Close the file."""
+        self._file.close()
 
     def __enter__(self) -> TraceFile:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                why = self._file.changed()
+                if why is not None:
+                    raise TraceError(
+                        self.path, f"{why}; it is being written: load it again when done"
+                    )
+        finally:
+            self.close()
 
     def planes(self) -> list[PlaneData]:
         """Split the file into planes and parse each plane's metadata (not its lines)."""
@@ -158,7 +236,7 @@ class TraceFile:
             raise TraceError(self.path, "empty file (0 bytes): the profiler wrote nothing")
         out = []
         try:
-            for number, wtype, start, end in _fields(self.buf, 0, len(self.buf)):
+            for number, wtype, start, end in _Walker(self._file, 0, self.size).fields():
                 if number == _SPACE_PLANES and wtype == 2:
                     out.append(self._plane(start, end))
                 elif number > 4:
@@ -176,29 +254,17 @@ class TraceFile:
     def _plane(self, start: int, end: int) -> PlaneData:
         spans = []
         rest = bytearray()
-        for number, wtype, s, e in _fields(self.buf, start, end):
+        for number, wtype, s, e in _Walker(self._file, start, end).fields():
             if number == _PLANE_LINES and wtype == 2:
                 spans.append((s, e))
             else:
-                # Keep the field (key + value) bytes: re-find the key bytes before `s`.
+                # Keep the field (key + value) bytes: re-encode the key before the value.
                 rest += _encode_key(number, wtype)
                 if wtype == 2:
                     rest += _encode_varint(e - s)
-                rest += self.buf[s:e]
+                rest += self._file.read(s, e)
         header = XPlane.FromString(bytes(rest))
-        return PlaneData(self.path, self.buf, header, spans, self._release)
-
-    def _release(self, start: int, end: int) -> None:
-        # A read-only file mapping's pages count towards our resident memory once read;
-        # dropping them after each line keeps the peak near one line, not the whole file.
-        if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        page = mmap.PAGESIZE
-        lo = (start // page) * page
-        try:
-            self._map.madvise(mmap.MADV_DONTNEED, lo, end - lo)
-        except (OSError, ValueError):
-            pass
+        return PlaneData(self.path, self._file, header, spans, self.checks)
 
 
 def _encode_varint(value: int) -> bytes:
