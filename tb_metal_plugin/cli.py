@@ -6,12 +6,17 @@ import functools
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__, api, formatting, readiness
+from . import __version__, formatting, readiness
 from . import cli_checks as checking
 from .errors import TbMetalError
+from .hostline import READER
+
+if TYPE_CHECKING:
+    from .api import Profile
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -40,8 +45,30 @@ class _StderrProgress:
             click.echo(" " * 60 + "\r", err=True, nl=False)
 
 
+def _remember_pretty(ctx: click.Context, _param, value: bool) -> bool:
+    ctx.meta["tb_metal_pretty"] = value
+    return value
+
+
+pretty_option = click.option(
+    "--pretty",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_pretty,
+    help="Indented JSON (default: compact, or indented when printing to a terminal).",
+)
+
+
+def json_text(data: dict) -> str:
+    """The payload as JSON: indented for --pretty or a terminal, compact otherwise."""
+    ctx = click.get_current_context(silent=True)
+    pretty = bool(ctx and ctx.meta.get("tb_metal_pretty")) or sys.stdout.isatty()
+    return formatting.to_json(data, pretty)
+
+
 def selectors(f):
-    """The options that pick one profile: --run, --session, --host, --step."""
+    """The options that pick one profile: --run, --session, --host, --step, --pretty."""
+    f = pretty_option(f)
     for opt in reversed(
         [
             click.option("--run", help="Run (folder above plugins/profile), relative to PATH."),
@@ -66,8 +93,10 @@ def selectors(f):
     return f
 
 
-def load(path: str, run: str | None, session: str | None, host: str | None) -> api.Profile:
+def load(path: str, run: str | None, session: str | None, host: str | None) -> Profile:
     """Load the selected profile with a progress line for big files; notes go to stderr."""
+    from . import api  # here, not at the top: `tb-metal --version` and --help start fast
+
     chosen, host, notes = api.choose(path, run, session, host)
     trace = chosen.hosts[host]
     progress = _StderrProgress(os.path.getsize(trace) >= PROGRESS_MIN_BYTES)
@@ -81,7 +110,7 @@ def load(path: str, run: str | None, session: str | None, host: str | None) -> a
 def emit(fmt: str, data: dict, table, to_csv) -> None:
     """Print a payload as JSON, CSV or a terminal table (the same data in each)."""
     if fmt == "json":
-        click.echo(formatting.to_json(data))
+        click.echo(json_text(data))
     elif fmt == "csv":
         click.echo(to_csv(data), nl=False)
     else:
@@ -103,7 +132,11 @@ def errors_to_exit(f):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tb-metal")
+@click.version_option(
+    __version__,
+    prog_name="tb-metal",
+    message=f"%(prog)s, version %(version)s (reader: {READER})",
+)
 def main() -> None:
     """Per-Keras-layer time, GPU/CPU split and CPU fallbacks from TensorFlow profiles.
 
@@ -178,7 +211,7 @@ def metal_check(path, run, session, host, step, fmt, metal_version, minor_us, mi
     limits = readiness.Thresholds(min_ps=int(minor_us * 1e6), min_share=minor_share / 100)
     data = readiness.check(prof.ops(step), prof.manifest, metal_version, limits)
     if fmt == "json":
-        click.echo(formatting.to_json(data))
+        click.echo(json_text(data))
         return
     headers, rows, raw = checking.readiness_rows(data)
     if fmt == "csv":
@@ -202,6 +235,7 @@ def metal_check(path, run, session, host, step, fmt, metal_version, minor_us, mi
     is_flag=True,
     help="Do not import TensorFlow (faster; skips the 'does TensorFlow see a GPU' check).",
 )
+@pretty_option
 @errors_to_exit
 def doctor_cmd(logdir, fmt, no_import):
     """Check Python, OS, TensorFlow, Keras and tensorflow-metal against the known-good pairs.
@@ -215,14 +249,14 @@ def doctor_cmd(logdir, fmt, no_import):
         rows = doctor.check_logdir(logdir)
         worst = max((r["verdict"]["exit_code"] for r in rows if r["verdict"]), default=0)
         if fmt == "json":
-            click.echo(formatting.to_json({"logdir": logdir, "runs": rows}))
+            click.echo(json_text({"logdir": logdir, "runs": rows}))
         else:
             click.echo(checking.doctor_logdir_text(rows))
         sys.exit(worst)
     env = doctor.installed_environment(import_tensorflow=not no_import)
     verdict = doctor.check_environment(env, startup_checks=True)
     if fmt == "json":
-        click.echo(formatting.to_json(verdict))
+        click.echo(json_text(verdict))
     else:
         click.echo(checking.doctor_text(verdict))
     sys.exit(verdict["exit_code"])
@@ -241,6 +275,7 @@ def doctor_cmd(logdir, fmt, no_import):
 @click.option(
     "--format", "fmt", type=click.Choice(formatting.FORMATS), default="table", show_default=True
 )
+@pretty_option
 @errors_to_exit
 def compare_cmd(paths, step, host, labels, fmt):
     """Compare per-layer time of two or more profiles (first = baseline), matched by layer path.

@@ -28,7 +28,8 @@ from .device_planes import (
     memcpy_bytes,
     plane_kind,
 )
-from .xspace_reader import PlaneData, _fields, _varint
+from .errors import TraceError
+from .xspace_reader import PlaneData, _Walker
 
 XLA_CLUSTER_TYPE = "XlaModule"
 XLA_OP_TYPE = "XlaOp"
@@ -54,12 +55,16 @@ def line_roles(plane: PlaneData, kind: str) -> list[str]:
 def _line_id(plane: PlaneData, index: int) -> int:
     """A line's id (XLine field 1, an int64) without parsing its events."""
     start, end = plane.line_spans[index]
-    for number, wtype, s, _e in _fields(plane.buf, start, end):
-        if number == 1 and wtype == 0:
-            value, _ = _varint(plane.buf, s, end)
-            return value - (1 << 64) if value >= 1 << 63 else value
-        if number > 1:
-            break  # fields are written in number order: no id field means id 0
+    walker = _Walker(plane.file, start, end)
+    try:
+        for number, wtype, s, _e in walker.fields():
+            if number == 1 and wtype == 0:
+                value, _ = walker.varint(s)
+                return value - (1 << 64) if value >= 1 << 63 else value
+            if number > 1:
+                break  # fields are written in number order: no id field means id 0
+    except ValueError as e:
+        raise TraceError(plane.path, f"corrupt line in plane {plane.name!r}: {e}") from e
     return 0
 
 

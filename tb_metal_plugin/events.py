@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
+from .hostline import read_host_plane
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
     STEP_MARKERS,
     Step,
@@ -364,11 +365,14 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
                     parts = split_op_name(md.name, md.display_name)
                     if parts is not None:
                         op_ids[mid] = col.op(*parts)
-                for i in range(len(plane.line_spans)):
-                    col.host_line(plane, i, op_ids)
+
+                def on_line(i: int, plane=plane) -> None:
+                    nonlocal done
                     done += plane.line_spans[i][1] - plane.line_spans[i][0]
                     if progress:
                         progress(done / total_bytes, f"reading {plane.name}")
+
+                read_host_plane(col, plane, op_ids, on_line)
             elif dev is not None:
                 if plane.line_spans:
                     device_planes.append(plane.name)
