@@ -218,3 +218,30 @@ def test_bounds_match_validate():
     assert 1 << NATIVE.MAX_SPAN_LOG2 == validate.MAX_SPAN_PS
     assert 1 << NATIVE.MAX_TOTAL_LOG2 == validate.MAX_TOTAL_PS
     assert NATIVE.MAX_EVENTS == validate.MAX_EVENTS
+
+
+@pytest.mark.parametrize("nsteps", [0, 3, 400])
+def test_selection_sums_equal_a_loop_over_slots(nsteps):
+    """Selection's slice and numpy sums equal the plain sum over the selected slots."""
+    from array import array
+
+    from tb_metal_plugin.breakdown import Selection
+    from tb_metal_plugin.events import Step
+
+    class Events:
+        steps = [Step(k, 10 * k, 10 * k + 5) for k in range(nsteps)]
+        window_ps = 123
+
+    rng = random.Random(nsteps)
+    counts = array("i", (rng.randrange(1000) for _ in range(nsteps + 1)))
+    times = array("q", (rng.randrange(2**40) for _ in range(nsteps + 1)))
+    steps = [None, "avg"] + ([nsteps // 2] if nsteps else [])
+    for step in steps:
+        sel = Selection(Events(), step)
+        div = sel.divisor
+        want = sum(times[i] for i in sel.slots)
+        assert sel.sum(times) == (want // div if div > 1 else want)
+        want = sum(counts[i] for i in sel.slots)
+        assert sel.count(counts) == (round(want / div, 2) if div > 1 else want)
+        assert sel.count(list(counts)) == sel.count(counts)
+        assert sel.sum((0,) * (nsteps + 1)) == 0
