@@ -74,10 +74,11 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
         col.slots,
     )
     check = plane.checks
+    buf = bytearray(max((e - s for s, e in plane.line_spans), default=0))
     try:
         for i, (start, end) in enumerate(plane.line_spans):
             agg.budget = (check.total_ps, getattr(check, _EVENTS))
-            got = agg.line(plane.file.read(start, end))
+            got = agg.line(_read(plane.file, start, end, buf))
             if got is None:
                 # Bytes the scanner does not take as protobuf would: the twin reads them
                 # (and raises the same TraceError when protobuf refuses them).
@@ -91,6 +92,25 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
             on_line(i)
     finally:
         agg.close()
+
+
+def _read(file, start: int, end: int, buf: bytearray) -> memoryview | bytes:
+    """Bytes start..end of the file into one reused buffer (no fresh pages per line).
+
+    A short read goes to the reader's own `read`, which raises its TraceError naming the
+    file."""
+    view = memoryview(buf)[: end - start]
+    got = 0
+    if hasattr(os, "preadv"):
+        while got < len(view):
+            try:
+                n = os.preadv(file.fd, [view[got:]], start + got)
+            except OSError:
+                n = 0
+            if n <= 0:
+                break
+            got += n
+    return view if got == len(view) else file.read(start, end)
 
 
 def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None:
