@@ -12,7 +12,8 @@ order, so machine load hits them alike):
 - `xprof`             `xspace_to_tool_data([FILE], "framework_op_stats", {})`
 - `read+parse`        reading the bytes and `XSpace.FromString` of the whole file
 
-Printed per contender: median and range (min..max) of the work time (after imports), of
+Printed per contender: median and range (min..max) of the work time (after imports: each
+contender's modules, tb-metal's api and xprof's converter alike, are imported first), of
 the whole process (interpreter start to exit, imports included), peak RSS (max RSS of the
 process) and the peak added by the work (max RSS minus RSS before the work), then the
 ratios the targets are stated in, and the per-op self-time agreement with xprof.
@@ -49,6 +50,7 @@ CHILD = textwrap.dedent(
         import contextlib, io
         from tb_metal_plugin.cli import main
         from tb_metal_plugin.hostline import READER
+        import tb_metal_plugin.api  # the CLI imports it on first use: an import, not work
         extra["reader"] = READER
         base = rss()
         t0 = time.perf_counter()
@@ -199,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-xprof", action="store_true", help="skip xprof (huge traces)")
     ap.add_argument("--no-python", action="store_true", help="skip the pure-Python twin")
+    ap.add_argument(
+        "--xprof-max-mb",
+        type=float,
+        default=150,
+        help="skip xprof (and the python twin) on bigger traces: xprof needs ~20x the file",
+    )
     args = ap.parse_args(argv)
     paths = args.traces or sorted(glob.glob(".bench/big/**/*.xplane.pb", recursive=True))[-1:]
     if not paths:
@@ -207,10 +215,40 @@ def main(argv: list[str] | None = None) -> int:
     which = ["tb_metal", "xprof", "parse", "tb_metal_python"]
     which = [w for w in which if not (args.no_xprof and w == "xprof")]
     which = [w for w in which if not (args.no_python and w == "tb_metal_python")]
-    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(f"uptime: {_uptime()}")
+    rows = []
     for path in paths:
-        report(path, bench(path, args.reps, which))
+        big = os.path.getsize(path) > args.xprof_max_mb * 2**20
+        these = [w for w in which if not (big and w in ("xprof", "tb_metal_python"))]
+        rows.append((path, report(path, bench(path, args.reps, these))))
+    if len(rows) > 1:
+        scaling(rows)
+    print(f"uptime at the end: {_uptime()}")
     return 0
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def scaling(rows: list[tuple[str, dict]]) -> None:
+    """One line per trace: medians, ratios, and seconds per 100 MiB (flat when linear)."""
+    print("\nscaling (work medians; s/100MiB flat = linear time)")
+    print(
+        f"{'MiB':>7s} {'tb-metal s':>10s} {'s/100MiB':>8s} {'read+parse s':>12s} {'ratio':>6s}"
+        f" {'xprof s':>8s} {'speed-up':>8s} {'peak/file':>9s} {'added/file':>10s}"
+    )
+    for path, med in rows:
+        mib = os.path.getsize(path) / 2**20
+        ours, parse, xprof = med.get("tb_metal"), med.get("parse"), med.get("xprof")
+        print(
+            f"{mib:7.1f} {ours[0]:10.2f} {100 * ours[0] / mib:8.2f}"
+            f" {parse[0] if parse else float('nan'):12.2f}"
+            f" {ours[0] / parse[0] if parse else float('nan'):6.2f}"
+            f" {xprof[0] if xprof else float('nan'):8.2f}"
+            f" {xprof[0] / ours[0] if xprof else float('nan'):8.1f}"
+            f" {ours[2] / (mib * 2**20):9.2f} {ours[3] / (mib * 2**20):10.2f}"
+        )
 
 
 if __name__ == "__main__":

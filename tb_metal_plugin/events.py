@@ -34,6 +34,17 @@ SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 Progress = Callable[[float, str], None]
 
 
+_ZEROS: dict[tuple[str, int], array] = {}
+
+
+def _zeros(typecode: str, slots: int) -> array:
+    """A fresh array of `slots` zeros: a copy of a cached one (thousands of ops need them)."""
+    zero = _ZEROS.get((typecode, slots))
+    if zero is None:
+        zero = _ZEROS[(typecode, slots)] = array(typecode, bytes(8 * slots))[:slots]
+    return zero[:]
+
+
 class OpRecord:
     """Everything measured for one TF op (name and type), per step slot.
 
@@ -61,9 +72,9 @@ class OpRecord:
         self.name = name
         self.type = type_
         self.slots = slots
-        self.count = array("i", bytes(4 * slots))
-        self.self_ps = array("q", bytes(8 * slots))
-        self.total_ps = array("q", bytes(8 * slots))
+        self.count = _zeros("i", slots)
+        self.self_ps = _zeros("q", slots)
+        self.total_ps = _zeros("q", slots)
         zeros = zeros if zeros is not None else (0,) * slots
         self.device_count: Sequence[int] = zeros
         self.device_ps: Sequence[int] = zeros

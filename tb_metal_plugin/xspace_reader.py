@@ -257,16 +257,37 @@ class TraceFile:
         # the metadata maps are thousands of small fields in a row, read in one go.
         runs: list[tuple[int, int]] = []
         key_start = start
+        tried = False
         for number, wtype, s, e in _Walker(self._file, start, end).fields():
             if number == _PLANE_LINES and wtype == 2:
                 spans.append((s, e))
-            elif runs and runs[-1][1] == key_start:
+                key_start = e
+                continue
+            if spans and not tried:
+                # The profiler writes the lines, then the metadata maps (thousands of small
+                # fields): when the rest holds no more lines, parse it whole, unwalked.
+                tried = True
+                header = self._header_with_rest(runs, key_start, end)
+                if header is not None:
+                    return PlaneData(self.path, self._file, header, spans, self.checks)
+            if runs and runs[-1][1] == key_start:
                 runs[-1] = (runs[-1][0], e)
             else:
                 runs.append((key_start, e))
             key_start = e
         header = XPlane.FromString(b"".join(self._file.read(s, e) for s, e in runs))
         return PlaneData(self.path, self._file, header, spans, self.checks)
+
+    def _header_with_rest(self, runs: list[tuple[int, int]], start: int, end: int):
+        """The plane's fields so far plus all of start..end, as one parse of their bytes would
+        give; None when the rest holds a line or does not parse (the field walk then reads
+        it, and words any error)."""
+        try:
+            header = XPlane.FromString(b"".join(self._file.read(s, e) for s, e in runs))
+            header.MergeFromString(self._file.read(start, end))
+        except DecodeError:
+            return None
+        return None if len(header.lines) else header
 
 
 def open_trace(path: str | os.PathLike | Path) -> TraceFile:
