@@ -106,10 +106,14 @@ def build(src: str, out: str, copies: int) -> int:
                         nums += [st.int64_value for st in ev.stats if st.metadata_id == step_stat]
         shift_ns = (last_ps // 1000 - (first_ns or 0)) + 1_000_000
         stride = (max(nums) - min(nums) + 1) if nums else 0
-        body: list = [data[vs:ve]]
+        # As the profiler writes a plane: its lines (the copies right after the recorded
+        # ones), then the metadata maps.
+        last_line_end = lines[-1][2]
+        body: list = [data[vs:last_line_end]]
         for k in range(1, copies):
             for _f, s, e in lines:
                 body.append(_shifted(data, s, e, k, shift_ns, markers, step_stat, stride))
+        body.append(data[last_line_end:ve])
         size = sum(len(b) for b in body)
         pieces += [enc((1 << 3) | 2) + enc(size)] + body
     with open(out, "wb") as f:

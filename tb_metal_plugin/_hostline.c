@@ -61,7 +61,7 @@ typedef struct {
     /* the Checks budget, carried across lines */
     long long total_acc, events_acc;
     /* scratch, reused across lines */
-    OpEvent *evs, *tmp;
+    OpEvent *evs;
     Py_ssize_t ev_cap;
     Open *stack;
     Py_ssize_t stack_cap;
@@ -147,13 +147,17 @@ static int grow_events(Agg *a) {
     OpEvent *e = realloc(a->evs, cap * sizeof(OpEvent));
     if (!e) return 0;
     a->evs = e;
-    OpEvent *t = realloc(a->tmp, cap * sizeof(OpEvent));
-    if (!t) return 0;
-    a->tmp = t;
+    a->ev_cap = cap;
+    return 1;
+}
+
+/* The nesting stack grows with the nesting depth (a few levels), not with the line. */
+static int grow_stack(Agg *a) {
+    Py_ssize_t cap = a->stack_cap ? 2 * a->stack_cap : 64;
     Open *s = realloc(a->stack, cap * sizeof(Open));
     if (!s) return 0;
     a->stack = s;
-    a->ev_cap = a->stack_cap = cap;
+    a->stack_cap = cap;
     return 1;
 }
 
@@ -286,7 +290,17 @@ static PyObject *Agg_line(Agg *a, PyObject *arg) {
     if (m == 0)
         return Py_BuildValue("(NLnNLLnnn)", name_str, (long long)ts_ns, nevents, seen, 0LL, 0LL,
                              bad_span, bad_budget, overlap);
-    if (!ordered) sort_events(a->evs, a->tmp, m);
+    if (!ordered) {
+        /* Scratch for the merge sort only when a line is out of order (rare). */
+        OpEvent *tmp = malloc(m * sizeof(OpEvent));
+        if (!tmp) {
+            Py_DECREF(seen);
+            Py_DECREF(name_str);
+            return PyErr_NoMemory();
+        }
+        sort_events(a->evs, tmp, m);
+        free(tmp);
+    }
 
     /* The nesting stack, step slots and sums: as in host_line. */
     i128 base = (i128)ts_ns * 1000;
@@ -308,6 +322,11 @@ static PyObject *Agg_line(Agg *a, PyObject *arg) {
                 lost = inside > 0 ? inside : 0;
             }
             a->self_ps[par->op][par->slot] -= lost;
+        }
+        if (depth == a->stack_cap && !grow_stack(a)) {
+            Py_DECREF(seen);
+            Py_DECREF(name_str);
+            return PyErr_NoMemory();
         }
         a->count[op][slot] += 1;
         a->total_ps[op][slot] += dur;
@@ -351,7 +370,6 @@ static void Agg_release(Agg *a) {
     free(a->starts);
     free(a->ends);
     free(a->evs);
-    free(a->tmp);
     free(a->stack);
     a->bufs = NULL;
     a->count = NULL;
@@ -361,7 +379,7 @@ static void Agg_release(Agg *a) {
     a->ids = NULL;
     a->ids_op = NULL;
     a->starts = a->ends = NULL;
-    a->evs = a->tmp = NULL;
+    a->evs = NULL;
     a->stack = NULL;
     a->ev_cap = a->stack_cap = 0;
     a->nops = a->nids = a->nsteps = 0;
@@ -497,7 +515,7 @@ static int Agg_init(Agg *a, PyObject *args, PyObject *kw) {
         }
     }
     free(pairs);
-    return grow_events(a) ? 0 : (PyErr_NoMemory(), -1);
+    return grow_events(a) && grow_stack(a) ? 0 : (PyErr_NoMemory(), -1);
 }
 
 static PyObject *Agg_close(Agg *a, PyObject *unused) {

@@ -263,9 +263,11 @@ class TraceFile:
                 spans.append((s, e))
                 key_start = e
                 continue
-            if spans and not tried:
+            if spans and not tried and (end - key_start) * 4 <= key_start - start:
                 # The profiler writes the lines, then the metadata maps (thousands of small
-                # fields): when the rest holds no more lines, parse it whole, unwalked.
+                # fields, small next to the lines): when the rest holds no more lines, parse
+                # it whole, unwalked. (A rest as big as a quarter of the lines is walked: a
+                # parse that finds lines there after all would cost their size in objects.)
                 tried = True
                 header = self._header_with_rest(runs, key_start, end)
                 if header is not None:
