@@ -22,6 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tb_metal_plugin import events, hostline  # noqa: E402
 from tb_metal_plugin.xspace_reader import open_trace  # noqa: E402
 
+LAST: dict[bool, tuple] = {}  # each path's last figures, compared at the end
+
 
 def _setup(trace):
     planes = trace.planes()
@@ -54,6 +56,11 @@ def one(path: str, native: bool, per_line: dict | None = None) -> float:
                     name = host.line_name(i)
                     held = col_ops_on_line(col, host, i, op_ids)
                     per_line[i] = (name, marks[i + 1] - marks[i], held)
+            figures = {
+                k: (list(r.count), list(r.self_ps), list(r.total_ps), sorted(r.line_kinds))
+                for k, r in col.ops.items()
+            }
+            LAST[native] = (figures, col.event_count, trace.checks.warnings())
             return marks[-1] - marks[0]
     finally:
         hostline._native = saved
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         t = times[native]
         print(f"{label:22s} {statistics.median(t):6.3f} s ({min(t):.3f}..{max(t):.3f})")
     print(f"speed-up: {statistics.median(times[False]) / statistics.median(times[True]):.1f}x")
+    same = LAST[True] == LAST[False]
+    print(f"identical figures (per op, per step: count, self, total; events; warnings): {same}")
     per_line: dict = {}
     one(path, False, per_line)
     empty = [t for _, t, held in per_line.values() if not held]
