@@ -249,6 +249,20 @@ def scaling(rows: list[tuple[str, dict]]) -> None:
             f" {xprof[0] / ours[0] if xprof else float('nan'):8.1f}"
             f" {ours[2] / (mib * 2**20):9.2f} {ours[3] / (mib * 2**20):10.2f}"
         )
+    # Least-squares line through (MiB, tb-metal seconds): fixed cost + cost per 100 MiB,
+    # and how far the worst point is off it (linear time: small residuals at every size).
+    xs = [os.path.getsize(p) / 2**20 for p, _ in rows]
+    ys = [m["tb_metal"][0] for _, m in rows]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / (
+        sum((x - mx) ** 2 for x in xs) or 1
+    )
+    fixed = my - slope * mx
+    worst = max(abs(y - (fixed + slope * x)) for x, y in zip(xs, ys, strict=True))
+    print(
+        f"tb-metal time ~ {fixed:.2f} s + {100 * slope:.2f} s per 100 MiB "
+        f"(worst point {worst:.2f} s off the line)"
+    )
 
 
 if __name__ == "__main__":
