@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -89,5 +89,14 @@ setup(
             "jsonschema>=4.18",
         ],
     },
+    # The host-line hot loop in C (tb_metal_plugin/hostline.py): optional, so an install
+    # without a compiler still works and reads traces with the pure-Python twin.
+    ext_modules=[
+        Extension(
+            "tb_metal_plugin._hostline",
+            ["tb_metal_plugin/_hostline.c"],
+            optional=True,
+        )
+    ],
     cmdclass={"build_py": BuildPyWithFrontend},
 )

@@ -7,6 +7,8 @@ callback print as they are.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .attribution import BUCKETS, PHASES, Attribution
@@ -123,17 +125,29 @@ class Selection:
             self.step_time_ps = events.steps[self.slots[0]].duration_ps
             self.label = int(step)
 
-    def sum(self, values: list[int]) -> int:
+    def _total(self, values) -> int:
+        # The selected slots are always one contiguous run: a slice summed in C, no Python
+        # loop over slots. Past a few hundred slots numpy's sum wins over its call overhead.
+        lo, hi = self.slots[0], self.slots[-1] + 1
+        if hi - lo < _NUMPY_FROM or not isinstance(values, array):
+            return sum(values[lo:hi])
+        import numpy as np
+
+        return int(np.frombuffer(values, dtype=values.typecode)[lo:hi].sum(dtype=np.int64))
+
+    def sum(self, values: Sequence[int]) -> int:
         """Sum of the selected slots, divided for the per-step mean."""
-        total = 0
-        for i in self.slots:
-            total += values[i]
+        total = self._total(values)
         return total // self.divisor if self.divisor > 1 else total
 
-    def count(self, values: list[int]) -> float | int:
+    def count(self, values: Sequence[int]) -> float | int:
         """Like sum, but keeps a fractional mean count."""
-        total = sum(values[i] for i in self.slots)
+        total = self._total(values)
         return round(total / self.divisor, 2) if self.divisor > 1 else total
+
+
+# Measured here: slice + builtin sum beats a per-op numpy call up to about 300 slots.
+_NUMPY_FROM = 256
 
 
 def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:

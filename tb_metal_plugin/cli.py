@@ -6,14 +6,19 @@ import functools
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__, api, formatting, readiness
+from . import __version__, formatting, readiness
 from . import cli_checks as checking
 from .errors import TbMetalError, TraceError
+from .hostline import READER
 from .selectors import parse_step
 from .table_fit import terminal_width, wrap
+
+if TYPE_CHECKING:
+    from .api import Profile
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
@@ -42,9 +47,32 @@ class _StderrProgress:
             click.echo(" " * 60 + "\r", err=True, nl=False)
 
 
+def _remember_pretty(ctx: click.Context, _param, value: bool) -> bool:
+    ctx.meta["tb_metal_pretty"] = value
+    return value
+
+
+pretty_option = click.option(
+    "--pretty",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_pretty,
+    help="Indented JSON (default: compact, or indented when printing to a terminal).",
+)
+
+
+def json_text(data: dict) -> str:
+    """The payload as JSON: indented for --pretty or a terminal, compact otherwise."""
+    ctx = click.get_current_context(silent=True)
+    pretty = bool(ctx and ctx.meta.get("tb_metal_pretty")) or sys.stdout.isatty()
+    return formatting.to_json(data, pretty)
+
+
 def selectors(f):
-    """The options that pick one profile (--run, --session, --host, --step), --format, --wide."""
+    """The options that pick one profile (--run, --session, --host, --step), --format, --wide,
+    --pretty."""
     f = wide_option(f)
+    f = pretty_option(f)
     for opt in reversed(
         [
             click.option("--run", help="Run (folder above plugins/profile), relative to PATH."),
@@ -90,9 +118,11 @@ def wide_option(f):
 
 def load(
     path: str, run: str | None, session: str | None, host: str | None, warn: bool = True
-) -> api.Profile:
+) -> Profile:
     """Load the selected profile with a progress line for big files; notes go to stderr,
     and so do the trace's warnings (values skipped) when ``warn``."""
+    from . import api  # here, not at the top: `tb-metal --version` and --help start fast
+
     chosen, host, notes = api.choose(path, run, session, host)
     trace = chosen.hosts[host]
     try:
@@ -122,7 +152,7 @@ def load(
 def emit(fmt: str, data: dict, table, to_csv) -> None:
     """Print a payload as JSON, CSV or a terminal table (the same data in each)."""
     if fmt == "json":
-        click.echo(formatting.to_json(data))
+        click.echo(json_text(data))
     elif fmt == "csv":
         click.echo(to_csv(data), nl=False)
     else:
@@ -156,7 +186,11 @@ def errors_to_exit(f):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tb-metal")
+@click.version_option(
+    __version__,
+    prog_name="tb-metal",
+    message=f"%(prog)s, version %(version)s (reader: {READER})",
+)
 def main() -> None:
     """Per-Keras-layer time, GPU/CPU split and CPU fallbacks from TensorFlow profiles.
 
@@ -238,7 +272,7 @@ def metal_check(path, run, session, host, step, fmt, wide, metal_version, minor_
     limits = readiness.Thresholds(min_ps=int(minor_us * 1e6), min_share=minor_share / 100)
     data = readiness.check(prof.ops(step), prof.manifest, metal_version, limits)
     if fmt == "json":
-        click.echo(formatting.to_json(data))
+        click.echo(json_text(data))
         return
     headers, rows, raw = checking.readiness_rows(data)
     if fmt == "csv":
@@ -263,6 +297,7 @@ def metal_check(path, run, session, host, step, fmt, wide, metal_version, minor_
     help="Do not import TensorFlow (faster; skips the 'does TensorFlow see a GPU' check).",
 )
 @wide_option
+@pretty_option
 @errors_to_exit
 def doctor_cmd(logdir, fmt, no_import, wide):
     """Check Python, OS, TensorFlow, Keras and tensorflow-metal against the known-good pairs.
@@ -276,14 +311,14 @@ def doctor_cmd(logdir, fmt, no_import, wide):
         rows = doctor.check_logdir(logdir)
         worst = max((r["verdict"]["exit_code"] for r in rows if r["verdict"]), default=0)
         if fmt == "json":
-            click.echo(formatting.to_json({"logdir": logdir, "runs": rows}))
+            click.echo(json_text({"logdir": logdir, "runs": rows}))
         else:
             click.echo(checking.doctor_logdir_text(rows, terminal_width(wide)))
         sys.exit(worst)
     env = doctor.installed_environment(import_tensorflow=not no_import)
     verdict = doctor.check_environment(env, startup_checks=True)
     if fmt == "json":
-        click.echo(formatting.to_json(verdict))
+        click.echo(json_text(verdict))
     else:
         click.echo(checking.doctor_text(verdict, terminal_width(wide)))
     sys.exit(verdict["exit_code"])
@@ -304,6 +339,7 @@ def doctor_cmd(logdir, fmt, no_import, wide):
     "--format", "fmt", type=click.Choice(formatting.FORMATS), default="table", show_default=True
 )
 @wide_option
+@pretty_option
 @errors_to_exit
 def compare_cmd(paths, step, host, labels, fmt, wide):
     """Compare per-layer time of two or more profiles (first = baseline), matched by layer path.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
+from .hostline import read_host_plane
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
     STEP_MARKERS,
     Step,
@@ -31,6 +32,17 @@ _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEVICE_PLANE = re.compile(r"^/device:(GPU|TPU|XPU|DML|APU)[:_](\d+)(.*)$")
 SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 Progress = Callable[[float, str], None]
+
+
+_ZEROS: dict[tuple[str, int], array] = {}
+
+
+def _zeros(typecode: str, slots: int) -> array:
+    """A fresh array of `slots` zeros: a copy of a cached one (thousands of ops need them)."""
+    zero = _ZEROS.get((typecode, slots))
+    if zero is None:
+        zero = _ZEROS[(typecode, slots)] = array(typecode, bytes(8 * slots))[:slots]
+    return zero[:]
 
 
 class OpRecord:
@@ -60,9 +72,9 @@ class OpRecord:
         self.name = name
         self.type = type_
         self.slots = slots
-        self.count = array("i", bytes(4 * slots))
-        self.self_ps = array("q", bytes(8 * slots))
-        self.total_ps = array("q", bytes(8 * slots))
+        self.count = _zeros("i", slots)
+        self.self_ps = _zeros("q", slots)
+        self.total_ps = _zeros("q", slots)
         zeros = zeros if zeros is not None else (0,) * slots
         self.device_count: Sequence[int] = zeros
         self.device_ps: Sequence[int] = zeros
@@ -402,11 +414,14 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
                         "no TensorFlow runtime events on the host (a JAX/XLA trace): host "
                         "events are not TF ops; device time is read from the device planes"
                     )
-                for i in range(len(plane.line_spans)):
-                    col.host_line(plane, i, op_ids)
+
+                def on_line(i: int, plane=plane) -> None:
+                    nonlocal done
                     done += plane.line_spans[i][1] - plane.line_spans[i][0]
                     if progress:
                         progress(done / total_bytes, f"reading {plane.name}")
+
+                read_host_plane(col, plane, op_ids, on_line)
             elif dev is not None:
                 if plane.line_spans:
                     device_planes.append(plane.name)

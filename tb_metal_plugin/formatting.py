@@ -29,9 +29,11 @@ def fmt_share(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def to_json(data: dict) -> str:
-    """Pretty JSON, stable key order as built."""
-    return json.dumps(data, indent=2)
+def to_json(data: dict, pretty: bool = False) -> str:
+    """JSON in the key order as built: compact (the C encoder), or indented for people."""
+    if pretty:
+        return json.dumps(data, indent=2)  # indent forces the pure-Python encoder: slower
+    return json.dumps(data, separators=(",", ":"))
 
 
 def text_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:

@@ -1,0 +1,581 @@
+/* The host-line hot loop of tb-metal in C: the twin of events._Collector.host_line.
+ *
+ * One call takes the raw bytes of one XLine (an XLineLite as far as protobuf goes) and
+ * adds its op events to the per-op, per-step-slot arrays of the OpRecords (count, self
+ * and total time, with the nesting stack), applying the same value checks as
+ * validate.Checks. Event stats are skipped without being parsed; events whose metadata
+ * id is not an op cost one varint decode each, so lines without op events (Eigen
+ * thread pools) pass quickly.
+ *
+ * Anything this scanner does not accept exactly as protobuf would (a wire type it does
+ * not expect, a group, a varint or length out of bounds, a name that is not UTF-8)
+ * returns None before any figure is touched, and the caller runs the Python twin on
+ * that line: so both paths always agree, and the twin decides every odd case.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef __SIZEOF_INT128__
+#error "needs a compiler with 128-bit integers (absolute times exceed 64 bits)"
+#endif
+
+typedef __int128 i128;
+
+/* The bounds of validate.py (kept equal by tests/test_native.py). */
+#define MAX_SPAN_PS ((int64_t)1 << 55)
+#define MAX_TOTAL_PS ((int64_t)1 << 62)
+#define MAX_EVENTS ((int64_t)2147483647)
+
+typedef struct {
+    int64_t off, dur;
+    int32_t op;
+} OpEvent;
+
+typedef struct {
+    int64_t end;
+    int32_t op, slot;
+} Open;
+
+typedef struct {
+    PyObject_HEAD
+    /* metadata id -> op index: a direct table when ids are dense, else sorted + bsearch */
+    int32_t *table;
+    int64_t table_len;
+    int64_t *ids;
+    int32_t *ids_op;
+    Py_ssize_t nids;
+    /* per op: the OpRecord's arrays, written in place */
+    Py_ssize_t nops;
+    Py_buffer *bufs; /* 3 * nops: count, self, total */
+    int nbufs;
+    int32_t **count;
+    int64_t **self_ps, **total_ps;
+    uint32_t *stamp;
+    uint32_t line_no;
+    /* steps: absolute picoseconds */
+    Py_ssize_t nsteps;
+    i128 *starts, *ends;
+    /* the Checks budget, carried across lines */
+    long long total_acc, events_acc;
+    /* scratch, reused across lines */
+    OpEvent *evs;
+    Py_ssize_t ev_cap;
+    Open *stack;
+    Py_ssize_t stack_cap;
+} Agg;
+
+/* ---- wire format ---------------------------------------------------------------- */
+
+/* Decode a varint of at most 10 bytes (bits past 64 dropped, as upb does); 0 on failure. */
+static inline int rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    const uint8_t *q = *p;
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        if (q >= end) return 0;
+        uint8_t b = *q++;
+        v |= (uint64_t)(b & 0x7F) << (7 * i);
+        if (!(b & 0x80)) {
+            *p = q;
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A field key: at most 5 bytes, fits 32 bits, field number >= 1. */
+static inline int rd_key(const uint8_t **p, const uint8_t *end, uint32_t *num, int *wt) {
+    const uint8_t *start = *p;
+    uint64_t k;
+    if (!rd_varint(p, end, &k) || *p - start > 5 || k > 0xFFFFFFFFu) return 0;
+    *num = (uint32_t)(k >> 3);
+    *wt = (int)(k & 7);
+    return *num != 0;
+}
+
+/* Skip an unknown field's value; groups and reserved wire types are not accepted. */
+static inline int skip_value(const uint8_t **p, const uint8_t *end, int wt) {
+    uint64_t v;
+    switch (wt) {
+    case 0:
+        return rd_varint(p, end, &v);
+    case 1:
+        if (end - *p < 8) return 0;
+        *p += 8;
+        return 1;
+    case 5:
+        if (end - *p < 4) return 0;
+        *p += 4;
+        return 1;
+    case 2:
+        if (!rd_varint(p, end, &v) || v > (uint64_t)(end - *p) || v > 0x7FFFFFFF) return 0;
+        *p += v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static inline int rd_len(const uint8_t **p, const uint8_t *end, const uint8_t **s,
+                         const uint8_t **e) {
+    uint64_t n;
+    if (!rd_varint(p, end, &n) || n > (uint64_t)(end - *p) || n > 0x7FFFFFFF) return 0;
+    *s = *p;
+    *e = *p + n;
+    *p = *e;
+    return 1;
+}
+
+static inline int32_t op_of(const Agg *a, int64_t mid) {
+    if (a->table) return (mid >= 0 && mid < a->table_len) ? a->table[mid] : -1;
+    Py_ssize_t lo = 0, hi = a->nids;
+    while (lo < hi) {
+        Py_ssize_t m = (lo + hi) / 2;
+        if (a->ids[m] < mid)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    return (lo < a->nids && a->ids[lo] == mid) ? a->ids_op[lo] : -1;
+}
+
+static int grow_events(Agg *a) {
+    Py_ssize_t cap = a->ev_cap ? 2 * a->ev_cap : 1024;
+    OpEvent *e = realloc(a->evs, cap * sizeof(OpEvent));
+    if (!e) return 0;
+    a->evs = e;
+    a->ev_cap = cap;
+    return 1;
+}
+
+/* The nesting stack grows with the nesting depth (a few levels), not with the line. */
+static int grow_stack(Agg *a) {
+    Py_ssize_t cap = a->stack_cap ? 2 * a->stack_cap : 64;
+    Open *s = realloc(a->stack, cap * sizeof(Open));
+    if (!s) return 0;
+    a->stack = s;
+    a->stack_cap = cap;
+    return 1;
+}
+
+/* Parse one event; keep it when its metadata id is an op. 1 ok, 0 not accepted, -1 memory */
+static int parse_event(Agg *a, const uint8_t *p, const uint8_t *end, Py_ssize_t *n) {
+    uint64_t mid = 0, off = 0, dur = 0, v;
+    while (p < end) {
+        uint32_t num;
+        int wt;
+        if (!rd_key(&p, end, &num, &wt)) return 0;
+        if (num <= 3) {
+            if (wt != 0 || !rd_varint(&p, end, &v)) return 0;
+            if (num == 1)
+                mid = v;
+            else if (num == 2)
+                off = v;
+            else
+                dur = v;
+        } else if (!skip_value(&p, end, wt)) {
+            return 0; /* stats (4) and the rest: skipped unparsed */
+        }
+    }
+    int32_t op = op_of(a, (int64_t)mid);
+    if (op < 0) return 1;
+    if (*n >= a->ev_cap && !grow_events(a)) return -1;
+    a->evs[*n].off = (int64_t)off;
+    a->evs[*n].dur = (int64_t)dur;
+    a->evs[*n].op = op;
+    (*n)++;
+    return 1;
+}
+
+/* Stable merge sort by offset: equal starts keep file order, parents first. */
+static void sort_events(OpEvent *v, OpEvent *tmp, Py_ssize_t n) {
+    for (Py_ssize_t w = 1; w < n; w *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * w) {
+            Py_ssize_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            Py_ssize_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) tmp[k++] = (v[j].off < v[i].off) ? v[j++] : v[i++];
+            while (i < mid) tmp[k++] = v[i++];
+            while (j < hi) tmp[k++] = v[j++];
+        }
+        memcpy(v, tmp, n * sizeof(OpEvent));
+    }
+}
+
+/* ---- Agg.line ------------------------------------------------------------------- */
+
+static PyObject *Agg_line(Agg *a, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *p = view.buf, *end = p + view.len;
+    const uint8_t *name = NULL, *name_end = NULL;
+    uint64_t ts = 0, v;
+    Py_ssize_t nevents = 0, n = 0;
+    int ok = 1;
+    /* Parse the whole line first: nothing is touched unless all of it is accepted. */
+    while (p < end && ok) {
+        uint32_t num;
+        int wt;
+        if (!rd_key(&p, end, &num, &wt)) {
+            ok = 0;
+            break;
+        }
+        if (num == 4) { /* events */
+            const uint8_t *s, *e;
+            if (wt != 2 || !rd_len(&p, end, &s, &e)) {
+                ok = 0;
+                break;
+            }
+            nevents++;
+            int r = parse_event(a, s, e, &n);
+            if (r < 0) {
+                PyBuffer_Release(&view);
+                return PyErr_NoMemory();
+            }
+            ok = r;
+        } else if (num == 2) { /* name */
+            if (wt != 2 || !rd_len(&p, end, &name, &name_end)) ok = 0;
+        } else if (num == 1 || num == 3) { /* id, timestamp_ns */
+            if (wt != 0 || !rd_varint(&p, end, &v))
+                ok = 0;
+            else if (num == 3)
+                ts = v;
+        } else if (!skip_value(&p, end, wt)) {
+            ok = 0;
+        }
+    }
+    PyObject *name_str = NULL;
+    if (ok) {
+        name_str = PyUnicode_DecodeUTF8((const char *)name, name ? name_end - name : 0, "strict");
+        if (!name_str) {
+            PyErr_Clear();
+            ok = 0;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (!ok) Py_RETURN_NONE; /* the Python twin reads this line */
+
+    int64_t ts_ns = (int64_t)ts;
+    if (ts_ns < 0) /* Checks.line_timestamp: the line is skipped, nothing counted */
+        return Py_BuildValue("(NLnOLLnnn)", name_str, (long long)ts_ns, nevents, Py_None, 0LL,
+                             0LL, (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)0);
+
+    /* Checks.event on each op event, in file order. */
+    Py_ssize_t bad_span = 0, bad_budget = 0, overlap = 0, m = 0;
+    int ordered = 1;
+    int64_t last_off = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t off = a->evs[i].off, dur = a->evs[i].dur;
+        if (off < 0 || dur < 0 || off > MAX_SPAN_PS || dur > MAX_SPAN_PS - off) {
+            bad_span++;
+            continue;
+        }
+        if (a->total_acc + dur > MAX_TOTAL_PS || a->events_acc >= MAX_EVENTS) {
+            bad_budget++;
+            continue;
+        }
+        a->total_acc += dur;
+        a->events_acc += 1;
+        if (off < last_off) ordered = 0;
+        last_off = off;
+        a->evs[m++] = a->evs[i];
+    }
+    PyObject *seen = PyList_New(0);
+    if (!seen) {
+        Py_DECREF(name_str);
+        return NULL;
+    }
+    if (m == 0)
+        return Py_BuildValue("(NLnNLLnnn)", name_str, (long long)ts_ns, nevents, seen, 0LL, 0LL,
+                             bad_span, bad_budget, overlap);
+    if (!ordered) {
+        /* Scratch for the merge sort only when a line is out of order (rare). */
+        OpEvent *tmp = malloc(m * sizeof(OpEvent));
+        if (!tmp) {
+            Py_DECREF(seen);
+            Py_DECREF(name_str);
+            return PyErr_NoMemory();
+        }
+        sort_events(a->evs, tmp, m);
+        free(tmp);
+    }
+
+    /* The nesting stack, step slots and sums: as in host_line. */
+    i128 base = (i128)ts_ns * 1000;
+    Py_ssize_t nsteps = a->nsteps, si = 0, depth = 0;
+    int64_t last = 0;
+    a->line_no++;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        int64_t off = a->evs[i].off, dur = a->evs[i].dur;
+        int32_t op = a->evs[i].op;
+        i128 t = base + off;
+        while (si < nsteps && t >= a->ends[si]) si++;
+        int32_t slot = (int32_t)((si < nsteps && t >= a->starts[si]) ? si : nsteps);
+        while (depth && a->stack[depth - 1].end <= off) depth--;
+        if (depth) {
+            Open *par = &a->stack[depth - 1];
+            int64_t inside = par->end - off, lost = dur;
+            if (dur > inside) {
+                overlap++;
+                lost = inside > 0 ? inside : 0;
+            }
+            a->self_ps[par->op][par->slot] -= lost;
+        }
+        if (depth == a->stack_cap && !grow_stack(a)) {
+            Py_DECREF(seen);
+            Py_DECREF(name_str);
+            return PyErr_NoMemory();
+        }
+        a->count[op][slot] += 1;
+        a->total_ps[op][slot] += dur;
+        a->self_ps[op][slot] += dur;
+        int64_t e = off + dur;
+        a->stack[depth].end = e;
+        a->stack[depth].op = op;
+        a->stack[depth].slot = slot;
+        depth++;
+        if (e > last) last = e;
+        if (a->stamp[op] != a->line_no) {
+            a->stamp[op] = a->line_no;
+            PyObject *k = PyLong_FromLong(op);
+            if (!k || PyList_Append(seen, k) < 0) {
+                Py_XDECREF(k);
+                Py_DECREF(seen);
+                Py_DECREF(name_str);
+                return NULL;
+            }
+            Py_DECREF(k);
+        }
+    }
+    return Py_BuildValue("(NLnNLLnnn)", name_str, (long long)ts_ns, nevents, seen,
+                         (long long)a->evs[0].off, (long long)last, bad_span, bad_budget,
+                         overlap);
+}
+
+/* ---- construction --------------------------------------------------------------- */
+
+static void Agg_release(Agg *a) {
+    for (int i = 0; i < a->nbufs; i++) PyBuffer_Release(&a->bufs[i]);
+    a->nbufs = 0;
+    free(a->bufs);
+    free(a->count);
+    free(a->self_ps);
+    free(a->total_ps);
+    free(a->stamp);
+    free(a->table);
+    free(a->ids);
+    free(a->ids_op);
+    free(a->starts);
+    free(a->ends);
+    free(a->evs);
+    free(a->stack);
+    a->bufs = NULL;
+    a->count = NULL;
+    a->self_ps = a->total_ps = NULL;
+    a->stamp = NULL;
+    a->table = NULL;
+    a->ids = NULL;
+    a->ids_op = NULL;
+    a->starts = a->ends = NULL;
+    a->evs = NULL;
+    a->stack = NULL;
+    a->ev_cap = a->stack_cap = 0;
+    a->nops = a->nids = a->nsteps = 0;
+}
+
+static void Agg_dealloc(Agg *a) {
+    Agg_release(a);
+    Py_TYPE(a)->tp_free((PyObject *)a);
+}
+
+static int cmp_pair(const void *x, const void *y) {
+    int64_t a = ((const int64_t *)x)[0], b = ((const int64_t *)y)[0];
+    return (a > b) - (a < b);
+}
+
+/* An int that may exceed 64 bits, from (high, low 62 bits). */
+static int to_i128(PyObject *pair, i128 *out) {
+    long long hi, lo;
+    if (!PyArg_ParseTuple(pair, "LL", &hi, &lo)) return 0;
+    *out = (i128)hi * ((i128)1 << 62) + lo;
+    return 1;
+}
+
+static int take_array(Agg *a, PyObject *arr, Py_ssize_t itemsize, Py_ssize_t slots, void **out) {
+    Py_buffer *b = &a->bufs[a->nbufs];
+    if (PyObject_GetBuffer(arr, b, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) return 0;
+    a->nbufs++;
+    if (b->itemsize != itemsize || b->len < slots * itemsize) {
+        PyErr_SetString(PyExc_ValueError, "per-slot array of the wrong type or length");
+        return 0;
+    }
+    *out = b->buf;
+    return 1;
+}
+
+/* Agg(ids, ops_of_ids, counts, selfs, totals, steps, slots) */
+static int Agg_init(Agg *a, PyObject *args, PyObject *kw) {
+    PyObject *ids, *ops_of, *counts, *selfs, *totals, *steps;
+    Py_ssize_t slots;
+    if (!PyArg_ParseTuple(args, "OOOOOOn", &ids, &ops_of, &counts, &selfs, &totals, &steps,
+                          &slots))
+        return -1;
+    Agg_release(a);
+    PyObject *seqs[6] = {ids, ops_of, counts, selfs, totals, steps};
+    for (int i = 0; i < 6; i++)
+        if (!PyList_Check(seqs[i])) {
+            PyErr_SetString(PyExc_TypeError, "Agg takes lists");
+            return -1;
+        }
+    Py_ssize_t nids = PyList_GET_SIZE(ids), nops = PyList_GET_SIZE(counts);
+    Py_ssize_t nsteps = PyList_GET_SIZE(steps);
+    if (PyList_GET_SIZE(ops_of) != nids || PyList_GET_SIZE(selfs) != nops ||
+        PyList_GET_SIZE(totals) != nops || nsteps + 1 != slots || nops > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "Agg: inconsistent lengths");
+        return -1;
+    }
+    a->nops = nops;
+    a->bufs = calloc(3 * nops + 1, sizeof(Py_buffer));
+    a->count = calloc(nops + 1, sizeof(int32_t *));
+    a->self_ps = calloc(nops + 1, sizeof(int64_t *));
+    a->total_ps = calloc(nops + 1, sizeof(int64_t *));
+    a->stamp = calloc(nops + 1, sizeof(uint32_t));
+    a->starts = calloc(nsteps + 1, sizeof(i128));
+    a->ends = calloc(nsteps + 1, sizeof(i128));
+    int64_t *pairs = malloc((nids + 1) * 2 * sizeof(int64_t));
+    if (!a->bufs || !a->count || !a->self_ps || !a->total_ps || !a->stamp || !a->starts ||
+        !a->ends || !pairs) {
+        free(pairs);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nops; i++) {
+        if (!take_array(a, PyList_GET_ITEM(counts, i), 4, slots, (void **)&a->count[i]) ||
+            !take_array(a, PyList_GET_ITEM(selfs, i), 8, slots, (void **)&a->self_ps[i]) ||
+            !take_array(a, PyList_GET_ITEM(totals, i), 8, slots, (void **)&a->total_ps[i])) {
+            free(pairs);
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < nsteps; i++) {
+        PyObject *st = PyList_GET_ITEM(steps, i);
+        if (!PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 2 ||
+            !to_i128(PyTuple_GET_ITEM(st, 0), &a->starts[i]) ||
+            !to_i128(PyTuple_GET_ITEM(st, 1), &a->ends[i])) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "steps: ((hi, lo), (hi, lo))");
+            free(pairs);
+            return -1;
+        }
+    }
+    a->nsteps = nsteps;
+    int64_t lo_id = 0, hi_id = -1;
+    for (Py_ssize_t i = 0; i < nids; i++) {
+        long long id = PyLong_AsLongLong(PyList_GET_ITEM(ids, i));
+        long op = PyLong_AsLong(PyList_GET_ITEM(ops_of, i));
+        if (PyErr_Occurred()) {
+            free(pairs);
+            return -1;
+        }
+        if (op < 0 || op >= nops) {
+            PyErr_SetString(PyExc_ValueError, "op index out of range");
+            free(pairs);
+            return -1;
+        }
+        pairs[2 * i] = id;
+        pairs[2 * i + 1] = op;
+        if (i == 0 || id < lo_id) lo_id = id;
+        if (i == 0 || id > hi_id) hi_id = id;
+    }
+    a->nids = nids;
+    if (nids && lo_id >= 0 && hi_id <= 8 * (int64_t)nids + 65536) {
+        a->table_len = hi_id + 1;
+        a->table = malloc(a->table_len * sizeof(int32_t));
+        if (!a->table) {
+            free(pairs);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int64_t i = 0; i < a->table_len; i++) a->table[i] = -1;
+        for (Py_ssize_t i = 0; i < nids; i++) a->table[pairs[2 * i]] = (int32_t)pairs[2 * i + 1];
+    } else {
+        /* Duplicate ids cannot occur (they come from a dict); sort for bsearch. */
+        qsort(pairs, nids, 2 * sizeof(int64_t), cmp_pair);
+        a->ids = malloc((nids + 1) * sizeof(int64_t));
+        a->ids_op = malloc((nids + 1) * sizeof(int32_t));
+        if (!a->ids || !a->ids_op) {
+            free(pairs);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < nids; i++) {
+            a->ids[i] = pairs[2 * i];
+            a->ids_op[i] = (int32_t)pairs[2 * i + 1];
+        }
+    }
+    free(pairs);
+    return grow_events(a) && grow_stack(a) ? 0 : (PyErr_NoMemory(), -1);
+}
+
+static PyObject *Agg_close(Agg *a, PyObject *unused) {
+    Agg_release(a);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Agg_get_budget(Agg *a, void *unused) {
+    return Py_BuildValue("(LL)", a->total_acc, a->events_acc);
+}
+
+static int Agg_set_budget(Agg *a, PyObject *value, void *unused) {
+    if (!value) {
+        PyErr_SetString(PyExc_TypeError, "cannot delete budget");
+        return -1;
+    }
+    return PyArg_ParseTuple(value, "LL", &a->total_acc, &a->events_acc) ? 0 : -1;
+}
+
+static PyMethodDef Agg_methods[] = {
+    {"line", (PyCFunction)Agg_line, METH_O,
+     "Add one line's op events (raw XLine bytes); None when the Python twin must read it."},
+    {"close", (PyCFunction)Agg_close, METH_NOARGS, "Release the OpRecords' arrays."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Agg_getset[] = {
+    {"budget", (getter)Agg_get_budget, (setter)Agg_set_budget,
+     "(total ps, events) accepted so far: Checks.total_ps and Checks.events", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject AggType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tb_metal_plugin._hostline.Agg",
+    .tp_basicsize = sizeof(Agg),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Per-plane host-line aggregation into OpRecord arrays.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Agg_init,
+    .tp_dealloc = (destructor)Agg_dealloc,
+    .tp_methods = Agg_methods,
+    .tp_getset = Agg_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_hostline", "tb-metal's native host-line aggregation.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__hostline(void) {
+    if (PyType_Ready(&AggType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&AggType);
+    if (PyModule_AddObject(m, "Agg", (PyObject *)&AggType) < 0) {
+        Py_DECREF(&AggType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "MAX_SPAN_LOG2", 55);
+    PyModule_AddIntConstant(m, "MAX_TOTAL_LOG2", 62);
+    PyModule_AddIntConstant(m, "MAX_EVENTS", (long)MAX_EVENTS);
+    return m;
+}

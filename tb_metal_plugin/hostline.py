@@ -1,0 +1,137 @@
+"""The host plane's per-line aggregation: the C scanner when it is built, else the Python twin.
+
+`_hostline` (tb_metal_plugin/_hostline.c, an optional extension built on install where a
+compiler exists) does what `events._Collector.host_line` does, over the raw line bytes,
+writing into the same OpRecord arrays and applying the same value checks. A line the
+scanner does not accept exactly as protobuf would is handed to the Python twin, so both
+paths give identical figures (tests/test_native.py holds them to it).
+`TB_METAL_PURE_PYTHON=1` forces the twin. `READER` says which path this process uses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .validate import Checks
+
+_native: Any = None
+if os.environ.get("TB_METAL_PURE_PYTHON", "") in ("", "0"):
+    try:
+        from . import _hostline as _native
+    except ImportError:  # no compiler at install time: the twin does the work
+        _native = None
+
+READER = "native" if _native is not None else "python"
+# Lines read by each path in this process (the tests check the scanner really ran).
+LINES = {"native": 0, "twin": 0}
+
+# Step bounds are absolute picoseconds (about 2^71 today): handed to C as (high, low 62 bits).
+# Clamping to +-2^100 keeps every comparison with a line time (< 2^74) as it was.
+_LIMIT = 1 << 100
+_LOW = (1 << 62) - 1
+
+
+# The Checks attribute counting accepted events (`events` here; the robustness branch renames
+# it `event_count`): looked up once, so the budget carried through C is the same counter.
+_EVENTS = "event_count" if hasattr(Checks(), "event_count") else "events"
+
+
+def _wide(value: int) -> tuple[int, int]:
+    value = max(-_LIMIT, min(_LIMIT, value))
+    return value >> 62, value & _LOW
+
+
+def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) -> None:
+    """Aggregate every line of the host plane into col, natively where possible.
+
+    on_line(i) runs after line i, as the Python path's progress does.
+    """
+    if _native is None:
+        for i in range(len(plane.line_spans)):
+            col.host_line(plane, i, op_ids)
+            on_line(i)
+        return
+    recs: list = []
+    index: dict[int, int] = {}
+    ids, ops_of = [], []
+    for mid, rec in op_ids.items():
+        k = index.get(id(rec))
+        if k is None:
+            k = index[id(rec)] = len(recs)
+            recs.append(rec)
+        ids.append(mid)
+        ops_of.append(k)
+    steps = [(_wide(s), _wide(e)) for s, e in zip(col.starts, col.ends, strict=True)]
+    agg = _native.Agg(
+        ids,
+        ops_of,
+        [r.count for r in recs],
+        [r.self_ps for r in recs],
+        [r.total_ps for r in recs],
+        steps,
+        col.slots,
+    )
+    check = plane.checks
+    buf = bytearray(max((e - s for s, e in plane.line_spans), default=0))
+    try:
+        for i, (start, end) in enumerate(plane.line_spans):
+            agg.budget = (check.total_ps, getattr(check, _EVENTS))
+            got = agg.line(_read(plane.file, start, end, buf))
+            if got is None:
+                # Bytes the scanner does not take as protobuf would: the twin reads them
+                # (and raises the same TraceError when protobuf refuses them).
+                LINES["twin"] += 1
+                col.host_line(plane, i, op_ids)
+            else:
+                LINES["native"] += 1
+                check.total_ps, accepted = agg.budget
+                setattr(check, _EVENTS, accepted)
+                _apply(col, plane, i, op_ids, recs, got)
+            on_line(i)
+    finally:
+        agg.close()
+
+
+def _read(file, start: int, end: int, buf: bytearray) -> memoryview | bytes:
+    """Bytes start..end of the file into one reused buffer (no fresh pages per line).
+
+    A short read goes to the reader's own `read`, which raises its TraceError naming the
+    file."""
+    view = memoryview(buf)[: end - start]
+    got = 0
+    if hasattr(os, "preadv"):
+        while got < len(view):
+            try:
+                n = os.preadv(file.fd, [view[got:]], start + got)
+            except OSError:
+                n = 0
+            if n <= 0:
+                break
+            got += n
+    return view if got == len(view) else file.read(start, end)
+
+
+def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None:
+    """What host_line does around its loop: counts, warnings, line kinds, stats, span."""
+    from .events import line_kind
+
+    name, ts_ns, nevents, seen, first, last, bad_span, bad_budget, overlap = got
+    check = plane.checks
+    if seen is None:
+        check.line_timestamp(ts_ns)  # out of range: counted, line skipped
+        return
+    col.event_count += nevents
+    for reason, n in (("event_span", bad_span), ("budget", bad_budget), ("overlap", overlap)):
+        if n:
+            check._drop(reason, n)
+    if not seen:
+        return
+    kind = line_kind(name)
+    if any(recs[k].wants_stats for k in seen):
+        col._read_stats(plane, index, op_ids)
+    for k in seen:
+        recs[k].line_kinds.add(kind)
+    base = ts_ns * 1000
+    col._span(base + first, base + last)

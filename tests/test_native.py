@@ -1,0 +1,248 @@
+"""The native host-line scanner (C) and its pure-Python twin give identical results.
+
+Identical means every per-op, per-step figure (count, self and total time), the line
+kinds and copy stats, the event count, the window and the warnings (so the same events
+were dropped for the same reasons), or the same error, on every committed trace and on
+mutated ones: the reader fuzzer's cases plus mutations aimed at the hot loop (events out of
+order, overlapping, out of range, a budget-busting file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tb_metal_plugin import hostline, validate
+from tb_metal_plugin.errors import TbMetalError
+from tb_metal_plugin.events import read_events
+from tb_metal_plugin.xplane import XSpace
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = sorted((ROOT / "demo" / "logs").rglob("*.xplane.pb")) + sorted(
+    (ROOT / "tests" / "fixtures").rglob("*.xplane.pb")
+)
+NATIVE = hostline._native
+
+needs_native = pytest.mark.skipif(
+    NATIVE is None,
+    reason="C extension not built (python setup.py build_ext --inplace) or forced off",
+)
+
+
+@contextlib.contextmanager
+def _path(native: bool):
+    saved = hostline._native
+    hostline._native = NATIVE if native else None
+    try:
+        yield
+    finally:
+        hostline._native = saved
+
+
+def snapshot(path, native: bool) -> object:
+    """Everything the reader measured in a file, or the error it gave, as plain data."""
+    with _path(native):
+        try:
+            ev = read_events(str(path))
+        except TbMetalError as e:
+            return ("error", type(e).__name__, str(e))
+    ops = {
+        key: (
+            list(r.count),
+            list(r.self_ps),
+            list(r.total_ps),
+            sorted(r.line_kinds),
+            r.stats,
+            list(r.device_ps),
+        )
+        for key, r in ev.ops.items()
+    }
+    steps = [(s.num, s.start_ps, s.end_ps) for s in ev.steps]
+    return (ops, steps, ev.event_count, ev.window_ps, ev.warnings)
+
+
+def assert_same(path) -> object:
+    """Both paths agree on path; returns the native snapshot."""
+    native, twin = snapshot(path, True), snapshot(path, False)
+    assert native == twin
+    return native
+
+
+@needs_native
+@pytest.mark.parametrize("trace", TRACES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_traces_identical(trace):
+    got = assert_same(trace)
+    if "structural" not in str(trace) and "jax_" not in str(trace):
+        ops = got[0]
+        # A real TF trace (JAX hosts hold no TF ops): the comparison covered real op
+        # figures, not two empty results.
+        assert sum(sum(v[0]) for v in ops.values()) > 0
+
+
+def _fuzz():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import fuzz
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return fuzz
+
+
+@needs_native
+@pytest.mark.parametrize("chunk", range(4))
+def test_fuzz_cases_identical(chunk, tmp_path):
+    """The reader fuzzer's mutations (bit flips, truncations, splices, odd values...)."""
+    fuzz = _fuzz()
+    seeds = [p.read_bytes() for p in fuzz.seed_paths()]
+    outcomes = set()
+    before = dict(hostline.LINES)
+    for index in range(chunk * 60, (chunk + 1) * 60):
+        name, data = fuzz.make_case(index, 15, seeds)
+        path = tmp_path / f"case{index}.xplane.pb"
+        path.write_bytes(data)
+        got = assert_same(path)
+        outcomes.add(got[0] if isinstance(got, tuple) and got[0] == "error" else "loaded")
+    assert outcomes == {"error", "loaded"}  # the cases exercise both outcomes
+    assert hostline.LINES["native"] > before["native"]  # the scanner read lines itself
+
+
+@needs_native
+def test_lines_the_scanner_refuses_go_to_the_twin(tmp_path):
+    """An unknown group field (protobuf accepts it, the scanner does not): the twin reads
+    that line, and the figures are still identical."""
+    trace = TRACES[0]
+    space = XSpace.FromString(trace.read_bytes())
+    lines = _host_lines(space)
+    for ln in lines[: len(lines) // 2]:
+        ln.ParseFromString(ln.SerializeToString() + b"\x63\x64")  # field 12: group start, end
+    path = tmp_path / trace.name
+    path.write_bytes(space.SerializeToString())
+    before = dict(hostline.LINES)
+    got = assert_same(path)
+    assert hostline.LINES["twin"] - before["twin"] == len(lines) // 2 > 0
+    assert hostline.LINES["native"] > before["native"]
+    assert got[0] == snapshot(trace, False)[0]  # the extra field changed no figure
+
+
+def _host_lines(space):
+    host = next(p for p in space.planes if p.name == "/host:CPU")
+    return [ln for ln in host.lines if len(ln.events) > 1]
+
+
+def _shuffle(rng, space):
+    for ln in _host_lines(space):
+        evs = list(ln.events)
+        rng.shuffle(evs)
+        del ln.events[:]
+        ln.events.extend(evs)
+
+
+def _overlap(rng, space):
+    for ln in _host_lines(space):
+        for ev in ln.events:
+            if rng.random() < 0.2:
+                ev.duration_ps = ev.duration_ps * 3 + rng.randrange(1000)
+
+
+def _out_of_range(rng, space):
+    for ln in _host_lines(space):
+        for ev in ln.events:
+            r = rng.random()
+            if r < 0.05:
+                ev.offset_ps = -rng.randrange(1, 10**6)
+            elif r < 0.1:
+                ev.duration_ps = validate.MAX_SPAN_PS - rng.randrange(10**6)
+            elif r < 0.12:
+                ev.offset_ps = 2**63 - 1
+        if rng.random() < 0.1:
+            ln.timestamp_ns = -1
+
+
+def _budget(rng, space):
+    # Durations near the per-event bound: 2^62 ps are used up after ~128 of them.
+    for ln in _host_lines(space):
+        for ev in ln.events:
+            ev.offset_ps = 0
+            ev.duration_ps = validate.MAX_SPAN_PS
+
+
+def _equal_starts(rng, space):
+    for ln in _host_lines(space):
+        for ev in ln.events:
+            ev.offset_ps = (ev.offset_ps // 10**9) * 10**9
+
+
+AIMED = [_shuffle, _overlap, _out_of_range, _budget, _equal_starts]
+
+
+@needs_native
+@pytest.mark.parametrize("mutate", AIMED, ids=lambda f: f.__name__.strip("_"))
+def test_aimed_mutations_identical(mutate, tmp_path):
+    rng = random.Random(mutate.__name__)
+    for trace in TRACES[:3] + TRACES[-1:]:
+        space = XSpace.FromString(trace.read_bytes())
+        mutate(rng, space)
+        path = tmp_path / trace.name
+        path.write_bytes(space.SerializeToString())
+        got = assert_same(path)
+        if mutate in (_out_of_range, _budget) and "structural" not in str(trace):
+            assert got[-1], "the checks dropped something and said so"
+
+
+def test_env_forces_the_twin():
+    code = "from tb_metal_plugin import hostline; print(hostline.READER)"
+    env = dict(os.environ, TB_METAL_PURE_PYTHON="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "python"
+
+
+def test_version_names_the_reader():
+    out = subprocess.run(
+        [sys.executable, "-m", "tb_metal_plugin.cli", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert f"reader: {hostline.READER}" in out.stdout
+
+
+@needs_native
+def test_bounds_match_validate():
+    assert 1 << NATIVE.MAX_SPAN_LOG2 == validate.MAX_SPAN_PS
+    assert 1 << NATIVE.MAX_TOTAL_LOG2 == validate.MAX_TOTAL_PS
+    assert NATIVE.MAX_EVENTS == validate.MAX_EVENTS
+
+
+@pytest.mark.parametrize("nsteps", [0, 3, 400])
+def test_selection_sums_equal_a_loop_over_slots(nsteps):
+    """Selection's slice and numpy sums equal the plain sum over the selected slots."""
+    from array import array
+
+    from tb_metal_plugin.breakdown import Selection
+    from tb_metal_plugin.events import Step
+
+    class Events:
+        steps = [Step(k, 10 * k, 10 * k + 5) for k in range(nsteps)]
+        window_ps = 123
+
+    rng = random.Random(nsteps)
+    counts = array("i", (rng.randrange(1000) for _ in range(nsteps + 1)))
+    times = array("q", (rng.randrange(2**40) for _ in range(nsteps + 1)))
+    steps = [None, "avg"] + ([nsteps // 2] if nsteps else [])
+    for step in steps:
+        sel = Selection(Events(), step)
+        div = sel.divisor
+        want = sum(times[i] for i in sel.slots)
+        assert sel.sum(times) == (want // div if div > 1 else want)
+        want = sum(counts[i] for i in sel.slots)
+        assert sel.count(counts) == (round(want / div, 2) if div > 1 else want)
+        assert sel.count(list(counts)) == sel.count(counts)
+        assert sel.sum((0,) * (nsteps + 1)) == 0
