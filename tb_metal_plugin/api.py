@@ -55,7 +55,7 @@ class Profile:
             attributor = ManifestAttributor(manifest)
             self.manifest_layers = attributor.layers
         else:
-            attributor = TraceAttributor(events.ops.keys())
+            attributor = TraceAttributor(events.ops.keys(), events.sequences)
             self.manifest_layers = {}
         self.attribution_source = attributor.source
         self._attributor = attributor

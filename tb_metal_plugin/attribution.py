@@ -12,9 +12,26 @@ Two sources, same output:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from .opnames import (
+    INLINE_MARK,
+    NON_COMPUTE,
+    PASS_THROUGH,
+    could_be_layer,
+    in_train_function,
+    is_backward,
+    layer_key,
+    restart,
+    strip_suffix,
+    tail,
+)
+from .phases import RootPhases
+
+# Kept importable under their old names (ManifestAttributor and other modules use them).
+_layer_key = layer_key
+_strip_suffix = strip_suffix
 
 PHASES = ("forward", "backward", "optimizer", "loss", "metrics", "input", "other")
 
@@ -28,63 +45,6 @@ BUCKETS = {
     "outside": "outside the train step",
 }
 
-_SUFFIX = re.compile(r"^(.+)_(\d+)$")
-_INLINE_MARK = re.compile(r"^_\d+$")
-_WRAPPER = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|TPUPartitionedCall)(_\d+)?$")
-# Scopes that TF or Keras open inside a layer's call: never layers themselves. Walking a
-# name, we step over these and keep looking for deeper layers (RNN cells sit under
-# `while`, gradient loops under `gradients`).
-_PASS_THROUGH = frozenset(
-    {
-        "while",
-        "cond",
-        "body",
-        "then",
-        "else",
-        "gradients",
-        "gradient_tape",
-        "while_grad",
-        "cond_grad",
-        "ArithmeticOptimizer",
-    }
-)
-# Op-internal scopes that look like `<name>_<k>` but are not layers.
-_INTERNAL = frozenset(
-    {
-        "convolution",
-        "moments",
-        "batchnorm",
-        "Tensordot",
-        "einsum",
-        "strided_slice",
-        "transpose",
-        "split",
-        "stack",
-        "concat",
-        "range",
-        "clip_by_value",
-        "random_uniform",
-        "random_normal",
-        "truncated_normal",
-        "map",
-        "TensorArrayV2Read",
-        "TensorArrayV2Write",
-        "zeros_like",
-        "ones_like",
-        "dropout_mask",
-        "stateless_random_uniform",
-        "Reshape",
-        "MatMul",
-        "BiasAdd",
-        "Cast",
-        "mul",
-        "sub",
-        "truediv",
-        "Sum",
-        "Mean",
-    }
-)
-_NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
 OPTIMIZER_SCOPES = frozenset(
     {
         "adam",
@@ -132,47 +92,13 @@ class Attribution:
     source: str  # "manifest" or "trace_names"
 
 
-def _strip_suffix(component: str) -> str:
-    m = _SUFFIX.match(component)
-    return m.group(1) if m else component
-
-
-def _tail(components: list[str]) -> list[str]:
-    """The components after the last function-inlining marker and call wrappers.
-
-    Loop bodies and branches restart the scope path from the root after `body/_N`,
-    `then/_N` (RNN loops, steps_per_execution), so the innermost copy is the one to read.
-    """
-    start = 0
-    for i, c in enumerate(components[:-1]):
-        if _INLINE_MARK.match(c):
-            start = i + 1
-    tail = components[start:]
-    while len(tail) > 1 and (_WRAPPER.match(tail[0]) or tail[0] in ("while", "cond")):
-        tail = tail[1:]
-    return tail
-
-
-def _restart(tail: list[str]) -> list[str]:
-    """Inside a gradient loop the scope path starts again after `gradients/`; keep the last."""
-    first = next((c for c in tail if c not in _PASS_THROUGH), None)
-    for i in range(len(tail) - 2, -1, -1):
-        if tail[i] == "gradients" and tail[i + 1] == first:
-            return tail[i + 1 :]
-    return tail
-
-
-def _is_backward(components: list[str]) -> bool:
-    return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
-
-
 def _scope_phase(tail: list[str]) -> str | None:
     """Phase bucket from the first real scope of the tail: optimizer, loss or metrics."""
     scopes = [c for c in tail[:-1] if c not in ("gradient_tape", "gradients")]
     if not scopes:
         return None
     head = scopes[0]
-    base = _strip_suffix(head)
+    base = strip_suffix(head)
     if head in OPTIMIZER_SCOPES or base in OPTIMIZER_SCOPES:
         return "optimizer"
     if head in LOSS_SCOPES or base in LOSS_SCOPES:
@@ -182,8 +108,12 @@ def _scope_phase(tail: list[str]) -> str | None:
     return None
 
 
-def _in_train_function(components: list[str]) -> bool:
-    return any(_WRAPPER.match(c) for c in components[:-1]) or len(components) > 1
+def _is_accumulator(components: list[str], op_type: str) -> bool:
+    """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
+    return op_type == "TensorListPushBack" and any(
+        INLINE_MARK.match(c) and i > 0 and components[i - 1] == "body"
+        for i, c in enumerate(components)
+    )
 
 
 def classify(
@@ -198,74 +128,127 @@ def classify(
     kinds = set(line_kinds)
     if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
-    tail = _tail(components)
-    backward = _is_backward(components)
-    scoped = _scope_phase(tail)
+    tail_ = tail(components)
+    backward = is_backward(components) or _is_accumulator(components, op_type)
+    scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)
     if scoped in ("loss", "metrics"):
         return Attribution(None, "backward" if backward else scoped, scoped, source)
     if layer is not None:
         return Attribution(layer, "backward" if backward else "forward", None, source)
-    if not _in_train_function(components):
+    if not in_train_function(components):
         return Attribution(None, "other", "outside", source)
     return Attribution(None, "backward" if backward else "other", "root", source)
 
 
-def _layer_key(components: list[str]) -> tuple[str, ...]:
-    """Scope components that can be layers, in order: pass-through scopes removed."""
-    return tuple(c for c in components if c not in _PASS_THROUGH and not _INLINE_MARK.match(c))
+# Where a root op's time goes when it has no layer, by the phase Keras created it in.
+_ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 
 
-def _could_be_layer(component: str) -> bool:
-    m = _SUFFIX.match(component)
-    if not m:
-        return False
-    base = m.group(1)
-    return base not in _INTERNAL and not base[:1].isupper() and base not in _PASS_THROUGH
+def _op_keys(seq) -> list[tuple[str, str]]:
+    return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
 
 class TraceAttributor:
-    """Attribute ops from their names alone, using every op name of the trace as context."""
+    """Attribute ops from their names, using every op name of the trace as context.
+
+    `sequences` (optional): op events in start order per host thread for one step
+    (`TraceEvents.sequences`); neighbours there decide what names cannot (root ops'
+    phases, the layer of the tape's gradient sums).
+    """
 
     source = "trace_names"
 
-    def __init__(self, ops: Iterable[tuple[str, str]]):
+    def __init__(self, ops: Iterable[tuple[str, str]], sequences=None):
         ops = list(ops)
+        seqs = [
+            _op_keys(s)
+            for s in (sequences.values() if isinstance(sequences, dict) else sequences or [])
+        ]
         # Every scope prefix that has forward ops below it (keys without pass-through
         # scopes, so a gradient loop's `gradients/` insert still lines up).
         self._forward_scopes: set[tuple[str, ...]] = set()
         for name, op_type in ops:
             comps = name.split("/")
-            if _is_backward(comps):
+            if is_backward(comps):
                 continue
             # A variable read sits under the op that reads it (`conv_1/convolution/
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
             # Counting reads keeps a layer whose compute op was fused into a neighbour's
             # (Conv2D into the next ReLU) recognisable as a scope.
-            drop = 2 if op_type in _NON_COMPUTE else 1
-            key = _layer_key(_restart(_tail(comps))[:-drop])
+            drop = 2 if op_type in NON_COMPUTE else 1
+            key = layer_key(restart(tail(comps))[:-drop])
             for i in range(1, len(key) + 1):
                 self._forward_scopes.add(key[:i])
+        self._layers: dict[str, tuple[str, ...] | None] = {}
+        self._roots = RootPhases(ops, self._scoped_phase, seqs)
+        self._tape_layers(ops, seqs)
 
-    def layer_of(self, name: str) -> tuple[str, ...] | None:
-        """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
-        tail = _restart(_tail(name.split("/")))
+    def _scoped_phase(self, name: str, op_type: str) -> str | None:
+        """The phase an op's name decides (None for unscoped root ops)."""
+        att = classify(name, op_type, (), self.layer_of(name), self.source)
+        return None if att.bucket == "root" and att.phase == "other" else att.phase
+
+    def _tape_layers(self, ops, seqs) -> None:
+        """The tape's `AddN`/`zeros_like` at the root take the layer they feed or follow.
+
+        The executor runs an op right after the op that completes its inputs, on the same
+        thread, and the sum's consumer (the gradient of the tensor's producer) right after
+        it: the next backward op with a layer on the thread is that layer's, else the one
+        before.
+        """
+        tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
+        if not tape:
+            return
+        votes: dict[str, dict[tuple[str, ...], int]] = {}
+        for seq in seqs:
+            for i, (name, _) in enumerate(seq):
+                if name not in tape:
+                    continue
+                pick = self._backward_layer(seq[i + 1 : i + 3]) or self._backward_layer(
+                    reversed(seq[max(0, i - 2) : i])
+                )
+                if pick:
+                    v = votes.setdefault(name, {})
+                    v[pick] = v.get(pick, 0) + 1
+        for name, v in votes.items():
+            self._layers[name] = max(v, key=v.get)
+
+    def _backward_layer(self, neighbours) -> tuple[str, ...] | None:
+        for name, _ in neighbours:
+            if is_backward(name.split("/")):
+                return self._name_layer(name)
+        return None
+
+    def _name_layer(self, name: str) -> tuple[str, ...] | None:
+        tail_ = restart(tail(name.split("/")))
         key: list[str] = []
         path: list[str] = []
-        for comp in tail[:-1]:
-            if comp in _PASS_THROUGH or _INLINE_MARK.match(comp):
+        for comp in tail_[:-1]:
+            if comp in PASS_THROUGH or INLINE_MARK.match(comp):
                 continue
             key.append(comp)
-            if _could_be_layer(comp) and tuple(key) in self._forward_scopes:
-                path.append(_strip_suffix(comp))
+            if could_be_layer(comp) and tuple(key) in self._forward_scopes:
+                path.append(strip_suffix(comp))
                 continue
             break
         return tuple(path) or None
 
+    def layer_of(self, name: str) -> tuple[str, ...] | None:
+        """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
+        if name in self._layers:
+            return self._layers[name]
+        return self._name_layer(name)
+
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
-        return classify(name, op_type, line_kinds, self.layer_of(name), self.source)
+        att = classify(name, op_type, line_kinds, self.layer_of(name), self.source)
+        if att.bucket == "root":
+            phase = self._roots.of(name)
+            if phase is not None:
+                return Attribution(att.layer, phase, _ROOT_BUCKET.get(phase, "root"), att.source)
+        return att
 
 
 class ManifestAttributor:
@@ -283,7 +266,7 @@ class ManifestAttributor:
             self.layers[path] = layer
             for scope in layer.get("scopes", []):
                 node = self._trie
-                for comp in _layer_key(scope.split("/")):
+                for comp in layer_key(scope.split("/")):
                     node = node.setdefault(comp, {})
                 # The deeper layer wins when two layers share a scope string.
                 if "$" not in node or len(node["$"]) < len(path):
@@ -291,7 +274,7 @@ class ManifestAttributor:
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer whose recorded scope ends furthest right in the op's name."""
-        comps = list(_layer_key(name.split("/")[:-1]))
+        comps = list(layer_key(name.split("/")[:-1]))
         best: tuple[int, int, tuple[str, ...]] | None = None
         for start in range(len(comps)):
             node = self._trie

@@ -121,6 +121,9 @@ class TraceEvents:
     window_ps: int
     event_count: int
     warnings: list[str] = field(default_factory=list)
+    # Op events in start order per host line, for one step (the first profiled one, or the
+    # whole window without steps): attribution reads an op's neighbours on its thread here.
+    sequences: dict[str, list[OpRecord]] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
@@ -205,6 +208,7 @@ class _Collector:
         self.zeros = (0,) * self.slots
         self.copies: dict[tuple[str, str, str], CopyRecord] = {}
         self.event_count = 0
+        self.sequences: dict[str, list[OpRecord]] = {}
         self.t_min: int | None = None
         self.t_max: int | None = None
 
@@ -221,7 +225,8 @@ class _Collector:
     def host_line(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
         """Add one host line's op events: count, total and self time per step slot."""
         line = plane.line_lite(index)
-        kind = line_kind(line.name)
+        line_name = line.name
+        kind = line_kind(line_name)
         base = line.timestamp_ns * 1000
         events = line.events
         self.event_count += len(events)
@@ -261,6 +266,7 @@ class _Collector:
         stack: list[tuple[int, OpRecord, int]] = []  # (end, record, slot) of open op events
         si = 0
         last = 0
+        seq: list[OpRecord] = []
         for off, dur, rec in zip(offs, durs, recs, strict=True):
             t = base + off
             while si < nsteps and t >= ends[si]:
@@ -271,6 +277,8 @@ class _Collector:
             if stack:
                 parent = stack[-1]
                 parent[1].self_ps[parent[2]] -= dur
+            if slot == 0:  # the first step, or the whole window when there are no steps
+                seq.append(rec)
             rec.count[slot] += 1
             rec.total_ps[slot] += dur
             rec.self_ps[slot] += dur
@@ -278,6 +286,8 @@ class _Collector:
             stack.append((end, rec, slot))
             if end > last:
                 last = end
+        if seq:
+            self.sequences.setdefault(line_name, []).extend(seq)
         for rec in set(recs):
             rec.line_kinds.add(kind)
         self._span(base + offs[0], base + last)
@@ -407,4 +417,5 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             window_ps=window,
             event_count=col.event_count,
             warnings=warnings,
+            sequences=col.sequences,
         )

@@ -1,0 +1,229 @@
+"""Phases of the ops a Keras train step creates outside every scope, read from the trace.
+
+Keras's `Trainer.train_step` creates some ops at the root of the step function, with no
+name scope: regularization and `add_loss` sums (`_compute_loss`), the loss tracker's update,
+the tape's gradient aggregation (`AddN`, `zeros_like`), the optimizer's `iterations += 1`
+(`apply_gradients`) and the metric updates (`compute_metrics`). Their names alone do not say
+which; three things in the trace do, all generic Keras/TF behaviour rather than per model:
+
+- the op type: only the metrics create `ArgMax`/`Equal`/`Bitcast`/`DivNoNan`... at the root,
+  only regularizers read a variable into `Square`/`Abs`, only the tape makes `AddN`;
+- the creation counter in the name: TF numbers ops of one base name in creation order
+  (`Add`, `Add_1`, ...), and Keras creates them in a fixed order: loss, loss tracker
+  (two `Add`/`AssignVariableOp`), tape, optimizer (`iterations += 1`: the next one), metrics;
+- the op's neighbour on its thread: the executor runs a small op right after its producer,
+  so a `Sum` that follows a metric op sums a metric, one that follows a loss op sums a loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .opnames import INLINE_MARK, NON_COMPUTE, PASS_THROUGH, REPLICA, SUFFIX, WRAPPER, strip_suffix
+
+# Op types that only the metric updates create at the step's root (accuracy-style compare,
+# top-k, safe division of totals by counts).
+METRIC_TYPES = frozenset(
+    {
+        "ArgMax",
+        "ArgMin",
+        "Equal",
+        "NotEqual",
+        "Bitcast",
+        "BitwiseAnd",
+        "Less",
+        "LessEqual",
+        "Greater",
+        "GreaterEqual",
+        "LogicalAnd",
+        "LogicalOr",
+        "LogicalNot",
+        "SelectV2",
+        "Select",
+        "DivNoNan",
+        "BroadcastTo",
+        "TopKV2",
+        "InTopKV2",
+    }
+)
+# Regularizers read the weight and square it (L2) or take its absolute value (L1).
+LOSS_TYPES = frozenset({"Square", "Abs", "L2Loss"})
+TAPE_TYPES = frozenset({"AddN", "ZerosLike", "OnesLike"})
+TAPE_BASES = frozenset({"AddN", "zeros_like", "ones_like"})
+# Variable updates at the root: the loss tracker's and metrics' `assign_add`, and the
+# optimizer's `iterations += 1`, all as `Add_k` + `AssignVariableOp_k`.
+UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
+# The loss tracker (a Mean) updates total and count: the first two updates of the step.
+TRACKER_UPDATES = 2
+# Loss scaling (mixed precision) checks gradients with IsFinite/All before applying them.
+LOSS_SCALE_TYPES = frozenset({"IsFinite"})
+
+
+def step_path(name: str) -> list[str] | None:
+    """The op's components inside the train-step function (after the last call wrapper)."""
+    comps = name.split("/")
+    start = None
+    for i, c in enumerate(comps[:-1]):
+        if WRAPPER.match(c):
+            start = i + 1
+    return comps[start:] if start is not None else None
+
+
+def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
+    """(namespace, owner) for an op created at the step's root, else None.
+
+    The owner is the root-level op name (`Add_2` for `Add_2/ReadVariableOp` too: a variable
+    read sits under its reader); the namespace is a replica prefix when a distribution
+    strategy runs several copies of the step.
+    """
+    path = step_path(name)
+    if path is None:
+        return None
+    ns: tuple[str, ...] = ()
+    if len(path) > 1 and REPLICA.match(path[0]):
+        ns, path = (path[0],), path[1:]
+    if not path or path[0] in PASS_THROUGH:
+        return None
+    if len(path) == 1 or (len(path) == 2 and op_type in NON_COMPUTE):
+        return ns, path[0]
+    return None
+
+
+def root_branch(name: str) -> str | None:
+    """The branch prefix when the op runs in a `cond` created at the step's root."""
+    path = step_path(name) or []
+    if len(path) > 3 and path[0].startswith("cond") and path[1] in ("then", "else"):
+        if INLINE_MARK.match(path[2]):
+            return "/".join(path[:3])
+    return None
+
+
+def _index(owner: str) -> int:
+    m = SUFFIX.match(owner)
+    return int(m.group(2)) if m else 0
+
+
+class RootPhases:
+    """Phase of every root op of a trace, decided once from all op names and neighbours."""
+
+    def __init__(
+        self,
+        ops: Iterable[tuple[str, str]],
+        scoped_phase,
+        sequences: Iterable[Sequence[tuple[str, str]]] = (),
+    ):
+        """`scoped_phase(name, type)` gives the phase of an op the names decide, or None."""
+        ops = list(ops)
+        self.phase: dict[str, str] = {}
+        owners: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
+        optimizer_branches: set[str] = set()
+        branch_ops: list[tuple[str, str]] = []
+        for name, op_type in ops:
+            br = root_branch(name)
+            if br is not None:
+                branch_ops.append((br, name))
+                if scoped_phase(name, op_type) == "optimizer":
+                    optimizer_branches.add(br)
+                continue
+            ro = root_owner(name, op_type)
+            if ro is not None:
+                owners.setdefault(ro, {})[name] = op_type
+        # A root `cond` that holds optimizer ops is the loss-scale optimizer's apply step.
+        for br, name in branch_ops:
+            if br in optimizer_branches:
+                self.phase[name] = "optimizer"
+        # The owner's own type; for a read whose reader did not run, the read's.
+        types = {
+            key: next((t for t in members.values() if t not in NON_COMPUTE), "ReadVariableOp")
+            for key, members in owners.items()
+        }
+        all_types = set(types.values())
+        loss_scaled = bool(all_types & LOSS_SCALE_TYPES) or bool(optimizer_branches)
+        n_reg = {ns: 0 for ns, _ in owners}
+        last_pack: dict[tuple[str, ...], int] = {}
+        for (ns, owner), t in types.items():
+            if t in LOSS_TYPES and "ReadVariableOp" in owners[(ns, owner)].values():
+                n_reg[ns] += 1
+            if t == "Pack":
+                last_pack[ns] = max(last_pack.get(ns, -1), _index(owner))
+        decided: dict[tuple[tuple[str, ...], str], str] = {}
+        pending: list[tuple[tuple[str, ...], str]] = []
+        for key, t in types.items():
+            ns, owner = key
+            base, k = strip_suffix(owner), _index(owner)
+            p = None
+            if t in TAPE_TYPES or base in TAPE_BASES:
+                p = "backward"
+            elif t in LOSS_SCALE_TYPES or (loss_scaled and t == "All"):
+                p = "optimizer"
+            elif t in METRIC_TYPES or base == "div_no_nan":
+                p = "metrics"
+            elif t in LOSS_TYPES:
+                p = "loss"
+            elif t == "Pack":
+                p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
+            elif base in UPDATE_BASES:
+                if k < TRACKER_UPDATES:
+                    p = "metrics"
+                elif k == TRACKER_UPDATES and not loss_scaled and not ns:
+                    p = "optimizer"
+                else:
+                    p = "metrics"
+            elif base in ("mul", "Sum") and k < n_reg[ns]:
+                p = "loss"  # each regularizer term: Square/Abs -> Sum -> mul, first of all
+            elif base == "mul":
+                p = "metrics"  # the loss tracker weighs the loss; metrics weigh values
+            elif base == "Cast":
+                p = "metrics"
+            if p is None:
+                pending.append(key)
+            else:
+                decided[key] = p
+        self._resolve_by_neighbours(pending, decided, scoped_phase, list(sequences))
+        for key, members in owners.items():
+            for name in members:
+                self.phase[name] = decided.get(key, "other")
+
+    @staticmethod
+    def _resolve_by_neighbours(pending, decided, scoped_phase, sequences):
+        """An undecided root op takes the phase of the op run just before it on its thread.
+
+        Chains (`Equal` -> `Cast` -> `Sum`) resolve over a few rounds.
+        """
+        for _ in range(4):
+            want = {key for key in pending if key not in decided}
+            if not want:
+                return
+            votes: dict[tuple[tuple[str, ...], str], dict[str, int]] = {}
+            for seq in sequences:
+                prev = None
+                for name, op_type in seq:
+                    key = root_owner(name, op_type)
+                    if key in want and prev is not None:
+                        p = _phase_of(prev, decided, scoped_phase)
+                        if p is not None:
+                            v = votes.setdefault(key, {})
+                            v[p] = v.get(p, 0) + 1
+                    if op_type != "ReadVariableOp":  # reads run whenever; they say nothing
+                        prev = (name, op_type)
+            if not votes:
+                break
+            for key, v in votes.items():
+                decided[key] = max(v, key=v.get)
+        for key in pending:
+            decided.setdefault(key, "other")
+
+    def of(self, name: str) -> str | None:
+        """The phase of a root op, or None when the op is not one."""
+        return self.phase.get(name)
+
+
+def _phase_of(op: tuple[str, str], decided, scoped_phase) -> str | None:
+    """Phase of a neighbour: decided root op, or what its scoped name says."""
+    ro = root_owner(*op)
+    if ro is not None:
+        return decided.get(ro)
+    p = scoped_phase(*op)
+    # A forward layer op just before a root op: the root op consumes the model's output or
+    # an `add_loss` tensor, which only the loss does before the tape runs.
+    return "loss" if p == "forward" else p
