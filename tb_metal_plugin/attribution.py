@@ -146,6 +146,15 @@ def classify(
 _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 
 
+def _common(a, b):
+    if not a or not b:
+        return a or b
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n] or None
+
+
 def _op_keys(seq) -> list[tuple[str, str]]:
     return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
@@ -184,6 +193,7 @@ class TraceAttributor:
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         self._tape_layers(ops, seqs)
+        self._input_casts(ops, seqs)
 
     def _scoped_phase(self, name: str, op_type: str) -> str | None:
         """The phase an op's name decides (None for unscoped root ops)."""
@@ -191,12 +201,14 @@ class TraceAttributor:
         return None if att.bucket == "root" and att.phase == "other" else att.phase
 
     def _tape_layers(self, ops, seqs) -> None:
-        """The tape's `AddN`/`zeros_like` at the root take the layer they feed or follow.
+        """The tape's `AddN`/`zeros_like` at the root: the layer their inputs share.
 
         The executor runs an op right after the op that completes its inputs, on the same
         thread, and the sum's consumer (the gradient of the tensor's producer) right after
-        it: the next backward op with a layer on the thread is that layer's, else the one
-        before.
+        it. The sum belongs to the layers of its inputs (the tensor's consumers), which we
+        see only in part: the one before it, and the producer after it. We take the
+        deepest layer both share; a sum followed by the optimizer is a weight's gradient
+        (its layer's and a regularizer's): no layer.
         """
         tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
         if not tape:
@@ -206,14 +218,69 @@ class TraceAttributor:
             for i, (name, _) in enumerate(seq):
                 if name not in tape:
                     continue
-                pick = self._backward_layer(seq[i + 1 : i + 3]) or self._backward_layer(
-                    reversed(seq[max(0, i - 2) : i])
-                )
+                nxt = seq[i + 1] if i + 1 < len(seq) else None
+                if nxt is not None and self._scoped_phase(*nxt) == "optimizer":
+                    # A weight's gradient (its layer's plus a regularizer's): no one layer.
+                    self._layers[name] = None
+                    continue
+                succ = self._backward_layer(seq[i + 1 : i + 3])
+                pred = self._backward_layer(reversed(seq[max(0, i - 2) : i]))
+                pick = _common(pred, succ)
                 if pick:
                     v = votes.setdefault(name, {})
                     v[pick] = v.get(pick, 0) + 1
         for name, v in votes.items():
-            self._layers[name] = max(v, key=v.get)
+            if name not in self._layers:
+                self._layers[name] = max(v, key=v.get)
+
+    def _input_casts(self, ops, seqs) -> None:
+        """A Cast directly in a model's scope, run just before one of its layers: that layer's.
+
+        `Layer.__call__` casts its inputs to the layer's compute dtype (mixed precision, a
+        float32 head) before it opens the layer's scope, so the cast lands in the caller's
+        scope; the layer it feeds runs next on the same thread. Its gradient (under
+        `gradient_tape/<same path>/`) follows it.
+        """
+        casts: dict[str, tuple[str, ...]] = {}
+        for name, op_type in ops:
+            comps = name.split("/")
+            if op_type != "Cast" or is_backward(comps):
+                continue
+            model = self._name_layer(name)
+            t = restart(tail(comps))
+            if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
+                casts[name] = model
+        if not casts:
+            return
+        votes: dict[str, dict[tuple[str, ...], int]] = {}
+        for seq in seqs:
+            for i, (name, _) in enumerate(seq):
+                model = casts.get(name)
+                if model is None:
+                    continue
+                for nxt, nxt_type in seq[i + 1 : i + 4]:
+                    if is_backward(nxt.split("/")) or nxt_type in NON_COMPUTE:
+                        continue
+                    q = self._name_layer(nxt)
+                    if q and len(q) > len(model) and q[: len(model)] == model:
+                        v = votes.setdefault(name, {})
+                        v[q[: len(model) + 1]] = v.get(q[: len(model) + 1], 0) + 1
+                    break
+        moved = {}
+        for name, v in votes.items():
+            layer = max(v, key=v.get)
+            self._layers[name] = layer
+            moved["/".join(restart(tail(name.split("/"))))] = layer
+        if not moved:
+            return
+        for name, _ in ops:
+            comps = name.split("/")
+            if "gradient_tape" not in comps:
+                continue
+            rest = "/".join(restart(tail(comps[comps.index("gradient_tape") + 1 :])))
+            for fwd, layer in moved.items():
+                if rest.startswith(fwd + "/"):
+                    self._layers[name] = layer
 
     def _backward_layer(self, neighbours) -> tuple[str, ...] | None:
         for name, _ in neighbours:
@@ -243,11 +310,13 @@ class TraceAttributor:
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
-        att = classify(name, op_type, line_kinds, self.layer_of(name), self.source)
-        if att.bucket == "root":
-            phase = self._roots.of(name)
-            if phase is not None:
-                return Attribution(att.layer, phase, _ROOT_BUCKET.get(phase, "root"), att.source)
+        layer = self.layer_of(name)
+        att = classify(name, op_type, line_kinds, layer, self.source)
+        phase = self._roots.of(name)
+        if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):
+            # A root op (a tape sum may have a layer): the phase Keras created it in.
+            bucket = None if layer else _ROOT_BUCKET.get(phase, "root")
+            return Attribution(layer, phase, bucket, att.source)
         return att
 
 

@@ -154,12 +154,14 @@ class RootPhases:
             p = None
             if t in TAPE_TYPES or base in TAPE_BASES:
                 p = "backward"
-            elif t in LOSS_SCALE_TYPES or (loss_scaled and t == "All"):
+            elif t in LOSS_SCALE_TYPES or (loss_scaled and base in ("All", "Mul")):
+                # Loss scaling: `scale_loss` multiplies by the scale (`Mul_k`), the apply
+                # step checks the gradients (`IsFinite`, `All`).
                 p = "optimizer"
             elif t in METRIC_TYPES or base == "div_no_nan":
                 p = "metrics"
-            elif t in LOSS_TYPES:
-                p = "loss"
+            elif t in LOSS_TYPES and "ReadVariableOp" in owners[key].values():
+                p = "loss"  # a regularizer term reads its weight; a metric's `Abs` does not
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
             elif base in UPDATE_BASES:
@@ -186,30 +188,37 @@ class RootPhases:
 
     @staticmethod
     def _resolve_by_neighbours(pending, decided, scoped_phase, sequences):
-        """An undecided root op takes the phase of the op run just before it on its thread.
+        """An undecided root op takes the phase of its neighbours on its thread.
 
-        Chains (`Equal` -> `Cast` -> `Sum`) resolve over a few rounds.
+        The executor runs a small op right after its producer and hands its output to the
+        consumer next, so the decided root ops just before and after it (one vote each)
+        are usually of its own chain. Chains (`Abs` -> `Mean` -> `Sum` -> `Add`) resolve
+        over a few rounds.
         """
         for _ in range(4):
             want = {key for key in pending if key not in decided}
             if not want:
                 return
-            votes: dict[tuple[tuple[str, ...], str], dict[str, int]] = {}
+            votes: dict[tuple[tuple[str, ...], str], dict[str, float]] = {}
             for seq in sequences:
-                prev = None
-                for name, op_type in seq:
-                    key = root_owner(name, op_type)
-                    if key in want and prev is not None:
-                        p = _phase_of(prev, decided, scoped_phase)
-                        if p is not None:
-                            v = votes.setdefault(key, {})
-                            v[p] = v.get(p, 0) + 1
-                    if op_type != "ReadVariableOp":  # reads run whenever; they say nothing
-                        prev = (name, op_type)
-            if not votes:
-                break
+                ops = [op for op in seq if op[1] != "ReadVariableOp"]  # reads run anytime
+                keys = [root_owner(*op) for op in ops]
+                for i, key in enumerate(keys):
+                    if key not in want:
+                        continue
+                    v = votes.setdefault(key, {})
+                    for j in (i - 1, i + 1):
+                        if 0 <= j < len(ops) and keys[j] != key:
+                            p = _phase_of(ops[j], keys[j], decided, scoped_phase, key[1])
+                            if p is not None:
+                                v[p] = v.get(p, 0) + 1
+            progress = False
             for key, v in votes.items():
-                decided[key] = max(v, key=v.get)
+                if v:
+                    decided[key] = max(v, key=v.get)
+                    progress = True
+            if not progress:
+                break
         for key in pending:
             decided.setdefault(key, "other")
 
@@ -218,12 +227,15 @@ class RootPhases:
         return self.phase.get(name)
 
 
-def _phase_of(op: tuple[str, str], decided, scoped_phase) -> str | None:
-    """Phase of a neighbour: decided root op, or what its scoped name says."""
-    ro = root_owner(*op)
-    if ro is not None:
-        return decided.get(ro)
+def _phase_of(op, key, decided, scoped_phase, owner: str) -> str | None:
+    """Phase of a neighbour: a decided root op, or what a scoped name says."""
+    if key is not None:
+        return decided.get(key)
     p = scoped_phase(*op)
-    # A forward layer op just before a root op: the root op consumes the model's output or
-    # an `add_loss` tensor, which only the loss does before the tape runs.
-    return "loss" if p == "forward" else p
+    if p == "forward":
+        # A `Sum` right after a layer's op sums an `add_loss` tensor (the loss aggregates
+        # it); other root ops after a forward op say nothing about their phase.
+        return "loss" if strip_suffix(owner) == "Sum" else None
+    # Optimizer ops run beside whatever has no dependency left; only the root ops decided
+    # above (`iterations += 1`) speak for the optimizer.
+    return p if p in ("loss", "metrics") else None
