@@ -61,6 +61,8 @@ OPTIMIZER_SCOPES = frozenset(
         "adafactor",
         "loss_scale_optimizer",
         "optimizer",
+        # A distribution strategy's variable updates (`extended.update`) at the step's root.
+        "update",
         "muon",
     }
 )
@@ -75,6 +77,8 @@ INPUT_TYPES = frozenset(
         "OptionalGetValue",
         "OptionalHasValue",
         "MultiDeviceIteratorGetNextFromShard",
+        "MultiDeviceIteratorFromStringHandle",
+        "MultiDeviceIteratorInit",
         "AnonymousIteratorV3",
         "MakeIterator",
         "IteratorV2",
@@ -108,6 +112,34 @@ def _scope_phase(tail: list[str]) -> str | None:
     return None
 
 
+# Variable updates: a metric's `assign_add` is `Add_k` (+ its read) and `AssignVariableOp_k`.
+_UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
+
+
+def _loss_tracker_op(tail_: list[str], op_type: str) -> bool:
+    """An op of the per-output loss trackers that `compile_loss` updates in its own scope.
+
+    With several outputs, Keras's CompileLoss keeps a Mean per output and updates it right
+    under `compile_loss/` (the losses themselves sit one scope deeper, `compile_loss/mse/`):
+    variable updates there, and the weighting `mul` of the tracked values, are metrics.
+    """
+    scopes = [c for c in tail_ if c not in ("gradient_tape", "gradients")]
+    if len(scopes) == 3 and op_type in NON_COMPUTE:
+        scopes = scopes[:-1]  # `compile_loss/Add_1/ReadVariableOp`: the read of an update
+    if len(scopes) != 2:
+        return False
+    base = strip_suffix(scopes[1])
+    return base in _UPDATE_BASES or base == "mul"
+
+
+def _body_prefix(components: list[str]) -> str | None:
+    """The name prefix up to a loop body's inlining mark (`.../while/body/_27`), if any."""
+    for i in range(len(components) - 2, 0, -1):
+        if INLINE_MARK.match(components[i]) and components[i - 1] == "body":
+            return "/".join(components[: i + 1])
+    return None
+
+
 def _is_accumulator(components: list[str], op_type: str) -> bool:
     """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
     return op_type == "TensorListPushBack" and any(
@@ -133,6 +165,8 @@ def classify(
     scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)
+    if scoped == "loss" and not backward and _loss_tracker_op(tail_, op_type):
+        return Attribution(None, "metrics", "metrics", source)
     if scoped in ("loss", "metrics"):
         return Attribution(None, "backward" if backward else scoped, scoped, source)
     if layer is not None:
@@ -141,6 +175,8 @@ def classify(
         return Attribution(None, "other", "outside", source)
     return Attribution(None, "backward" if backward else "other", "root", source)
 
+
+COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 
 # Where a root op's time goes when it has no layer, by the phase Keras created it in.
 _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
@@ -186,14 +222,28 @@ class TraceAttributor:
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
             # Counting reads keeps a layer whose compute op was fused into a neighbour's
             # (Conv2D into the next ReLU) recognisable as a scope.
+            if len(comps) > 1 and INLINE_MARK.match(comps[-1]):
+                comps = comps[:-1]  # `<op>/_<k>`: a partitioner's copy of <op>'s output
             drop = 2 if op_type in NON_COMPUTE else 1
             key = layer_key(restart(tail(comps))[:-drop])
             for i in range(1, len(key) + 1):
                 self._forward_scopes.add(key[:i])
+        # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/<grad
+        # op>`), so what is above those two is a scope even when no forward op of it ran
+        # (TimeDistributed(Flatten): its slices fold away, their gradients do not).
+        for name, _ in ops:
+            comps = name.split("/")
+            if is_backward(comps) and "gradient_tape" in comps:
+                key = layer_key(restart(tail(comps))[:-2])
+                for i in range(1, len(key) + 1):
+                    if key[: i - 1] in self._forward_scopes or i == 1:
+                        self._forward_scopes.add(key[:i])
+        self._types = dict((n, t) for n, t in ops)
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         self._tape_layers(ops, seqs)
         self._input_casts(ops, seqs)
+        self._accumulators(ops, seqs)
 
     def _scoped_phase(self, name: str, op_type: str) -> str | None:
         """The phase an op's name decides (None for unscoped root ops)."""
@@ -213,25 +263,24 @@ class TraceAttributor:
         tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
         if not tape:
             return
-        votes: dict[str, dict[tuple[str, ...], int]] = {}
+        regularized = self._roots.regularized
+        votes: dict[str, dict[tuple[str, ...] | None, int]] = {}
         for seq in seqs:
             for i, (name, _) in enumerate(seq):
                 if name not in tape:
                     continue
+                pred = self._backward_layer(reversed(seq[max(0, i - 2) : i]))
                 nxt = seq[i + 1] if i + 1 < len(seq) else None
                 if nxt is not None and self._scoped_phase(*nxt) == "optimizer":
-                    # A weight's gradient (its layer's plus a regularizer's): no one layer.
-                    self._layers[name] = None
-                    continue
-                succ = self._backward_layer(seq[i + 1 : i + 3])
-                pred = self._backward_layer(reversed(seq[max(0, i - 2) : i]))
-                pick = _common(pred, succ)
-                if pick:
-                    v = votes.setdefault(name, {})
-                    v[pick] = v.get(pick, 0) + 1
+                    # A weight's gradient: its layer's parts, and a regularizer's if any.
+                    pick = None if regularized else pred
+                else:
+                    succ = self._backward_layer(seq[i + 1 : i + 3])
+                    pick = pred or succ
+                v = votes.setdefault(name, {})
+                v[pick] = v.get(pick, 0) + 1
         for name, v in votes.items():
-            if name not in self._layers:
-                self._layers[name] = max(v, key=v.get)
+            self._layers[name] = max(v, key=lambda k: v[k])
 
     def _input_casts(self, ops, seqs) -> None:
         """A Cast directly in a model's scope, run just before one of its layers: that layer's.
@@ -282,6 +331,35 @@ class TraceAttributor:
                 if rest.startswith(fwd + "/"):
                     self._layers[name] = layer
 
+    def _accumulators(self, ops, seqs) -> None:
+        """A while_v2 accumulator belongs to the layer whose gradient needs the value.
+
+        The gradient loop pops the values the gradients of the loop body's ops need; in an
+        RNN those are the cell's (its gates' activations), so when the loop body holds the
+        ops of exactly one deeper layer (the cell), the accumulators are that layer's.
+        """
+        acc = [n for n, t in ops if _is_accumulator(n.split("/"), t)]
+        if not acc:
+            return
+        inner: dict[str, set[tuple[str, ...]]] = {}
+        for name, op_type in ops:
+            comps = name.split("/")
+            body = _body_prefix(comps)
+            if body is None or is_backward(comps) or op_type in NON_COMPUTE:
+                continue
+            layer = self._name_layer(name)
+            if layer:
+                inner.setdefault(body, set()).add(layer)
+        for name in acc:
+            mine = self._name_layer(name)
+            deeper = {
+                q
+                for q in inner.get(_body_prefix(name.split("/")), ())
+                if mine and len(q) > len(mine) and q[: len(mine)] == mine
+            }
+            if len(deeper) == 1:
+                self._layers[name] = deeper.pop()
+
     def _backward_layer(self, neighbours) -> tuple[str, ...] | None:
         for name, _ in neighbours:
             if is_backward(name.split("/")):
@@ -289,7 +367,10 @@ class TraceAttributor:
         return None
 
     def _name_layer(self, name: str) -> tuple[str, ...] | None:
-        tail_ = restart(tail(name.split("/")))
+        comps = name.split("/")
+        if len(comps) > 1 and INLINE_MARK.match(comps[-1]):
+            comps = comps[:-1]  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
+        tail_ = restart(tail(comps))
         key: list[str] = []
         path: list[str] = []
         for comp in tail_[:-1]:
@@ -310,6 +391,11 @@ class TraceAttributor:
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
+        comps = name.split("/")
+        if op_type in COPY_TYPES and len(comps) > 1 and INLINE_MARK.match(comps[-1]):
+            # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
+            owner = "/".join(comps[:-1])
+            return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
         phase = self._roots.of(name)

@@ -84,7 +84,8 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
         ns, path = (path[0],), path[1:]
     if not path or path[0] in PASS_THROUGH:
         return None
-    if len(path) == 1 or (len(path) == 2 and op_type in NON_COMPUTE):
+    # `Mean_1/input` packs the values a reduction averages (its own helper op).
+    if len(path) == 1 or (len(path) == 2 and (op_type in NON_COMPUTE or path[1] == "input")):
         return ns, path[0]
     return None
 
@@ -134,9 +135,11 @@ class RootPhases:
                 self.phase[name] = "optimizer"
         # The owner's own type; for a read whose reader did not run, the read's.
         types = {
-            key: next((t for t in members.values() if t not in NON_COMPUTE), "ReadVariableOp")
+            key: next((t for n, t in members.items() if n.rsplit("/", 1)[-1] == key[1]), None)
+            or next((t for t in members.values() if t not in NON_COMPUTE), "ReadVariableOp")
             for key, members in owners.items()
         }
+        replicated = any(ns for ns, _ in owners)
         all_types = set(types.values())
         loss_scaled = bool(all_types & LOSS_SCALE_TYPES) or bool(optimizer_branches)
         n_reg = {ns: 0 for ns, _ in owners}
@@ -146,6 +149,9 @@ class RootPhases:
                 n_reg[ns] += 1
             if t == "Pack":
                 last_pack[ns] = max(last_pack.get(ns, -1), _index(owner))
+        # True when regularizer terms exist: the tape then sums their gradients into the
+        # gradients of the weights they read.
+        self.regularized = any(n_reg.values())
         decided: dict[tuple[tuple[str, ...], str], str] = {}
         pending: list[tuple[tuple[str, ...], str]] = []
         for key, t in types.items():
@@ -160,15 +166,20 @@ class RootPhases:
                 p = "optimizer"
             elif t in METRIC_TYPES or base == "div_no_nan":
                 p = "metrics"
-            elif t in LOSS_TYPES and "ReadVariableOp" in owners[key].values():
-                p = "loss"  # a regularizer term reads its weight; a metric's `Abs` does not
+            elif t in LOSS_TYPES:
+                # A regularizer term reads its weight; a metric's `Abs`/`Square` does not.
+                p = "loss" if "ReadVariableOp" in owners[key].values() else "metrics"
+            elif t == "Mean" and "Pack" in owners[key].values():
+                p = "other"  # a distribution strategy averaging the replicas' step outputs
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
             elif base in UPDATE_BASES:
                 if k < TRACKER_UPDATES:
                     p = "metrics"
                 elif k == TRACKER_UPDATES and not loss_scaled and not ns:
-                    p = "optimizer"
+                    # Under a distribution strategy the counter's assign runs in the
+                    # strategy's `update_<k>` scope; only its `Add` stays at the root.
+                    p = "metrics" if replicated and base != "Add" else "optimizer"
                 else:
                     p = "metrics"
             elif base in ("mul", "Sum") and k < n_reg[ns]:
