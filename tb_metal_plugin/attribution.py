@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import neighbours
 from .opnames import (
     INLINE_MARK,
     NON_COMPUTE,
     PASS_THROUGH,
     could_be_layer,
     in_train_function,
+    is_accumulator,
     is_backward,
     layer_key,
     restart,
@@ -132,22 +134,6 @@ def _loss_tracker_op(tail_: list[str], op_type: str) -> bool:
     return base in _UPDATE_BASES or base == "mul"
 
 
-def _body_prefix(components: list[str]) -> str | None:
-    """The name prefix up to a loop body's inlining mark (`.../while/body/_27`), if any."""
-    for i in range(len(components) - 2, 0, -1):
-        if INLINE_MARK.match(components[i]) and components[i - 1] == "body":
-            return "/".join(components[: i + 1])
-    return None
-
-
-def _is_accumulator(components: list[str], op_type: str) -> bool:
-    """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
-    return op_type == "TensorListPushBack" and any(
-        INLINE_MARK.match(c) and i > 0 and components[i - 1] == "body"
-        for i, c in enumerate(components)
-    )
-
-
 def classify(
     name: str,
     op_type: str,
@@ -161,7 +147,7 @@ def classify(
     if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
     tail_ = tail(components)
-    backward = is_backward(components) or _is_accumulator(components, op_type)
+    backward = is_backward(components) or is_accumulator(components, op_type)
     scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)
@@ -241,132 +227,29 @@ class TraceAttributor:
         self._types = dict((n, t) for n, t in ops)
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
-        self._tape_layers(ops, seqs)
-        self._input_casts(ops, seqs)
-        self._accumulators(ops, seqs)
+        tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
+        self._layers.update(
+            neighbours.tape_layers(
+                tape, seqs, self._backward_layer, self._scoped_phase, self._roots.regularized
+            )
+        )
+        self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer))
+        self._layers.update(neighbours.accumulator_layers(ops, self._name_layer))
 
     def _scoped_phase(self, name: str, op_type: str) -> str | None:
         """The phase an op's name decides (None for unscoped root ops)."""
         att = classify(name, op_type, (), self.layer_of(name), self.source)
         return None if att.bucket == "root" and att.phase == "other" else att.phase
 
-    def _tape_layers(self, ops, seqs) -> None:
-        """The tape's `AddN`/`zeros_like` at the root: the layer their inputs share.
-
-        The executor runs an op right after the op that completes its inputs, on the same
-        thread, and the sum's consumer (the gradient of the tensor's producer) right after
-        it. The sum belongs to the layers of its inputs (the tensor's consumers), which we
-        see only in part: the one before it, and the producer after it. We take the
-        deepest layer both share; a sum followed by the optimizer is a weight's gradient
-        (its layer's and a regularizer's): no layer.
-        """
-        tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
-        if not tape:
-            return
-        regularized = self._roots.regularized
-        votes: dict[str, dict[tuple[str, ...] | None, int]] = {}
-        for seq in seqs:
-            for i, (name, _) in enumerate(seq):
-                if name not in tape:
-                    continue
-                pred = self._backward_layer(reversed(seq[max(0, i - 2) : i]))
-                nxt = seq[i + 1] if i + 1 < len(seq) else None
-                if nxt is not None and self._scoped_phase(*nxt) == "optimizer":
-                    # A weight's gradient: its layer's parts, and a regularizer's if any.
-                    pick = None if regularized else pred
-                else:
-                    succ = self._backward_layer(seq[i + 1 : i + 3])
-                    pick = pred or succ
-                v = votes.setdefault(name, {})
-                v[pick] = v.get(pick, 0) + 1
-        for name, v in votes.items():
-            self._layers[name] = max(v, key=lambda k: v[k])
-
-    def _input_casts(self, ops, seqs) -> None:
-        """A Cast directly in a model's scope, run just before one of its layers: that layer's.
-
-        `Layer.__call__` casts its inputs to the layer's compute dtype (mixed precision, a
-        float32 head) before it opens the layer's scope, so the cast lands in the caller's
-        scope; the layer it feeds runs next on the same thread. Its gradient (under
-        `gradient_tape/<same path>/`) follows it.
-        """
-        casts: dict[str, tuple[str, ...]] = {}
-        for name, op_type in ops:
-            comps = name.split("/")
-            if op_type != "Cast" or is_backward(comps):
-                continue
-            model = self._name_layer(name)
-            t = restart(tail(comps))
-            if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
-                casts[name] = model
-        if not casts:
-            return
-        votes: dict[str, dict[tuple[str, ...], int]] = {}
-        for seq in seqs:
-            for i, (name, _) in enumerate(seq):
-                model = casts.get(name)
-                if model is None:
-                    continue
-                for nxt, nxt_type in seq[i + 1 : i + 4]:
-                    if is_backward(nxt.split("/")) or nxt_type in NON_COMPUTE:
-                        continue
-                    q = self._name_layer(nxt)
-                    if q and len(q) > len(model) and q[: len(model)] == model:
-                        v = votes.setdefault(name, {})
-                        v[q[: len(model) + 1]] = v.get(q[: len(model) + 1], 0) + 1
-                    break
-        moved = {}
-        for name, v in votes.items():
-            layer = max(v, key=v.get)
-            self._layers[name] = layer
-            moved["/".join(restart(tail(name.split("/"))))] = layer
-        if not moved:
-            return
+    def _backward_layer(self, ops) -> tuple[str, ...] | None:
+        """The layer of the first gradient op among `ops`, if any."""
         for name, _ in ops:
-            comps = name.split("/")
-            if "gradient_tape" not in comps:
-                continue
-            rest = "/".join(restart(tail(comps[comps.index("gradient_tape") + 1 :])))
-            for fwd, layer in moved.items():
-                if rest.startswith(fwd + "/"):
-                    self._layers[name] = layer
-
-    def _accumulators(self, ops, seqs) -> None:
-        """A while_v2 accumulator belongs to the layer whose gradient needs the value.
-
-        The gradient loop pops the values the gradients of the loop body's ops need; in an
-        RNN those are the cell's (its gates' activations), so when the loop body holds the
-        ops of exactly one deeper layer (the cell), the accumulators are that layer's.
-        """
-        acc = [n for n, t in ops if _is_accumulator(n.split("/"), t)]
-        if not acc:
-            return
-        inner: dict[str, set[tuple[str, ...]]] = {}
-        for name, op_type in ops:
-            comps = name.split("/")
-            body = _body_prefix(comps)
-            if body is None or is_backward(comps) or op_type in NON_COMPUTE:
-                continue
-            layer = self._name_layer(name)
-            if layer:
-                inner.setdefault(body, set()).add(layer)
-        for name in acc:
-            mine = self._name_layer(name)
-            deeper = {
-                q
-                for q in inner.get(_body_prefix(name.split("/")), ())
-                if mine and len(q) > len(mine) and q[: len(mine)] == mine
-            }
-            if len(deeper) == 1:
-                self._layers[name] = deeper.pop()
-
-    def _backward_layer(self, neighbours) -> tuple[str, ...] | None:
-        for name, _ in neighbours:
             if is_backward(name.split("/")):
                 return self._name_layer(name)
         return None
 
     def _name_layer(self, name: str) -> tuple[str, ...] | None:
+        """The layer path the name's scopes say (no neighbours consulted)."""
         comps = name.split("/")
         if len(comps) > 1 and INLINE_MARK.match(comps[-1]):
             comps = comps[:-1]  # `<op>/_<k>`: a copy the partitioner made of <op>'s output

@@ -173,3 +173,19 @@ def could_be_layer(component: str) -> bool:
 def in_train_function(components: list[str]) -> bool:
     """True for ops inside a traced function (wrapped or scoped), not bare eager ops."""
     return any(WRAPPER.match(c) for c in components[:-1]) or len(components) > 1
+
+
+def body_prefix(components: list[str]) -> str | None:
+    """The name prefix up to a loop body's inlining mark (`.../while/body/_27`), if any."""
+    for i in range(len(components) - 2, 0, -1):
+        if INLINE_MARK.match(components[i]) and components[i - 1] == "body":
+            return "/".join(components[: i + 1])
+    return None
+
+
+def is_accumulator(components: list[str], op_type: str) -> bool:
+    """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
+    return op_type == "TensorListPushBack" and any(
+        INLINE_MARK.match(c) and i > 0 and components[i - 1] == "body"
+        for i, c in enumerate(components)
+    )

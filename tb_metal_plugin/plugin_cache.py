@@ -23,7 +23,8 @@ FORMAT = 1
 MAX_ENTRIES = 256
 # The modules whose code decides the numbers in a layers payload.
 _CORE_MODULES = (
-    "api.py", "attribution.py", "opnames.py", "phases.py", "breakdown.py", "devices.py",
+    "api.py", "attribution.py", "opnames.py", "phases.py", "neighbours.py", "breakdown.py",
+    "devices.py",
     "events.py", "manifest.py",
     "xspace_reader.py", "discovery.py", "plugin.py",
 )  # fmt: skip

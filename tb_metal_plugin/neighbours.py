@@ -1,0 +1,127 @@
+"""Layers that op names cannot give, read off an op's neighbours on its thread.
+
+TF's executor runs a small op right after the op that completed its inputs, on the same
+thread, and hands its output to the consumer next; `TraceEvents.sequences` keeps each
+host thread's op events of one step in start order. Each function returns
+{op name: layer path or None} for the ops it decides; the rest keep their name's layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from .opnames import NON_COMPUTE, body_prefix, is_accumulator, is_backward, restart, strip_suffix
+from .opnames import tail as name_tail
+
+Layer = tuple[str, ...] | None
+Op = tuple[str, str]
+
+
+def _winner(votes: dict) -> dict:
+    return {name: max(v, key=lambda k: v[k]) for name, v in votes.items()}
+
+
+def tape_layers(
+    tape: set[str],
+    seqs: Iterable[Sequence[Op]],
+    backward_layer: Callable[[Iterable[Op]], Layer],
+    scoped_phase: Callable[[str, str], str | None],
+    regularized: bool,
+) -> dict[str, Layer]:
+    """The tape's root `AddN`/`zeros_like`: the layer of the gradients they sum.
+
+    A sum belongs to the layers of its inputs (the gradients from the tensor's consumers);
+    the one that completed it ran just before it. A sum followed by the optimizer is a
+    weight's gradient: its layer's, unless regularizers add theirs (then no one layer).
+    Otherwise, with no gradient just before it, the gradient it feeds (just after) says.
+    """
+    votes: dict[str, dict[Layer, int]] = {}
+    for seq in seqs:
+        for i, (name, _) in enumerate(seq):
+            if name not in tape:
+                continue
+            pred = backward_layer(reversed(seq[max(0, i - 2) : i]))
+            nxt = seq[i + 1] if i + 1 < len(seq) else None
+            if nxt is not None and scoped_phase(*nxt) == "optimizer":
+                pick = None if regularized else pred
+            else:
+                pick = pred or backward_layer(seq[i + 1 : i + 3])
+            v = votes.setdefault(name, {})
+            v[pick] = v.get(pick, 0) + 1
+    return _winner(votes)
+
+
+def input_casts(
+    ops: list[Op], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
+) -> dict[str, Layer]:
+    """A Cast directly in a model's scope, run just before one of its layers: that layer's.
+
+    `Layer.__call__` casts its inputs to the layer's compute dtype (mixed precision, a
+    float32 head) before it opens the layer's scope, so the cast lands in the caller's
+    scope; the layer it feeds runs next on the same thread. Its gradient (under
+    `gradient_tape/<same path>/`) follows it.
+    """
+    casts: dict[str, tuple[str, ...]] = {}
+    for name, op_type in ops:
+        comps = name.split("/")
+        if op_type != "Cast" or is_backward(comps):
+            continue
+        model = name_layer(name)
+        t = restart(name_tail(comps))
+        if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
+            casts[name] = model
+    votes: dict[str, dict[Layer, int]] = {}
+    for seq in seqs if casts else ():
+        for i, (name, _) in enumerate(seq):
+            model = casts.get(name)
+            if model is None:
+                continue
+            for nxt, nxt_type in seq[i + 1 : i + 4]:
+                if is_backward(nxt.split("/")) or nxt_type in NON_COMPUTE:
+                    continue
+                q = name_layer(nxt)
+                if q and len(q) > len(model) and q[: len(model)] == model:
+                    v = votes.setdefault(name, {})
+                    v[q[: len(model) + 1]] = v.get(q[: len(model) + 1], 0) + 1
+                break
+    out = _winner(votes)
+    moved = {"/".join(restart(name_tail(n.split("/")))): layer for n, layer in out.items()}
+    for name, _ in ops if moved else ():
+        comps = name.split("/")
+        if "gradient_tape" not in comps:
+            continue
+        rest = "/".join(restart(name_tail(comps[comps.index("gradient_tape") + 1 :])))
+        for fwd, layer in moved.items():
+            if rest.startswith(fwd + "/"):
+                out[name] = layer
+    return out
+
+
+def accumulator_layers(ops: list[Op], name_layer: Callable[[str], Layer]) -> dict[str, Layer]:
+    """A while_v2 accumulator belongs to the layer whose gradient needs the value.
+
+    The gradient loop pops the values the gradients of the loop body's ops need; in an
+    RNN those are the cell's (its gates' activations), so when the loop body holds the
+    ops of exactly one deeper layer (the cell), the accumulators are that layer's.
+    """
+    acc = [n for n, t in ops if is_accumulator(n.split("/"), t)]
+    inner: dict[str, set[tuple[str, ...]]] = {}
+    for name, op_type in ops if acc else ():
+        comps = name.split("/")
+        body = body_prefix(comps)
+        if body is None or is_backward(comps) or op_type in NON_COMPUTE:
+            continue
+        layer = name_layer(name)
+        if layer:
+            inner.setdefault(body, set()).add(layer)
+    out: dict[str, Layer] = {}
+    for name in acc:
+        mine = name_layer(name)
+        deeper = {
+            q
+            for q in inner.get(body_prefix(name.split("/")) or "", ())
+            if mine and len(q) > len(mine) and q[: len(mine)] == mine
+        }
+        if len(deeper) == 1:
+            out[name] = deeper.pop()
+    return out
