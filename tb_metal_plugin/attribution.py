@@ -20,6 +20,7 @@ from .opnames import (
     INLINE_MARK,
     NON_COMPUTE,
     PASS_THROUGH,
+    SUFFIX,
     could_be_layer,
     in_train_function,
     is_accumulator,
@@ -49,10 +50,14 @@ BUCKETS = {
 
 OPTIMIZER_SCOPES = frozenset(
     {
+        # Keras names an optimizer's scope after its class, snake-cased: AdamW -> adam_w,
+        # RMSprop -> rm_sprop; the plain spellings are kept for other versions.
         "adam",
         "adamw",
+        "adam_w",
         "sgd",
         "rmsprop",
+        "rm_sprop",
         "adagrad",
         "adadelta",
         "adamax",
@@ -225,6 +230,13 @@ class TraceAttributor:
                     if key[: i - 1] in self._forward_scopes or i == 1:
                         self._forward_scopes.add(key[:i])
         self._types = dict((n, t) for n, t in ops)
+        # Every scope or op path (keys as above), to tell `moments_1` (a second `moments`
+        # beside the first) from a layer someone named `moments`.
+        self._paths: set[tuple[str, ...]] = set()
+        for name, _ in ops:
+            key = layer_key(restart(tail(name.split("/"))))
+            for i in range(1, len(key) + 1):
+                self._paths.add(key[:i])
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
@@ -260,11 +272,26 @@ class TraceAttributor:
             if comp in PASS_THROUGH or INLINE_MARK.match(comp):
                 continue
             key.append(comp)
-            if could_be_layer(comp) and tuple(key) in self._forward_scopes:
+            if self._is_layer_scope(tuple(key)):
                 path.append(strip_suffix(comp))
                 continue
             break
         return tuple(path) or None
+
+    def _is_layer_scope(self, key: tuple[str, ...]) -> bool:
+        """A uniquified scope with forward ops below it, not a second op-function scope.
+
+        TF's op functions open scopes (`moments`, `batchnorm`, `convolution`) whose second
+        use in the same parent is `moments_1`; a layer's scope always has the suffix, so a
+        scope named like an op function is a layer when no unsuffixed sibling exists.
+        """
+        comp = key[-1]
+        if key not in self._forward_scopes or not SUFFIX.match(comp):
+            return False
+        if could_be_layer(comp):
+            return True
+        base = strip_suffix(comp)
+        return base not in PASS_THROUGH and key[:-1] + (base,) not in self._paths
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
@@ -282,6 +309,8 @@ class TraceAttributor:
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
         phase = self._roots.of(name)
+        if layer is not None and phase != "backward":
+            phase = None  # a model's own op-function scope (`model_1/strided_slice`)
         if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):
             # A root op (a tape sum may have a layer): the phase Keras created it in.
             bucket = None if layer else _ROOT_BUCKET.get(phase, "root")

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .opnames import INLINE_MARK, NON_COMPUTE, PASS_THROUGH, REPLICA, SUFFIX, WRAPPER, strip_suffix
+from .opnames import (
+    INLINE_MARK,
+    INTERNAL,
+    NON_COMPUTE,
+    PASS_THROUGH,
+    REPLICA,
+    SUFFIX,
+    WRAPPER,
+    strip_suffix,
+)
 
 # Op types that only the metric updates create at the step's root (accuracy-style compare,
 # top-k, safe division of totals by counts).
@@ -44,6 +53,7 @@ METRIC_TYPES = frozenset(
         "BroadcastTo",
         "TopKV2",
         "InTopKV2",
+        "UnsortedSegmentSum",  # AUC's confusion-matrix buckets
     }
 )
 # Regularizers read the weight and square it (L2) or take its absolute value (L1).
@@ -55,6 +65,9 @@ TAPE_BASES = frozenset({"AddN", "zeros_like", "ones_like"})
 UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
 # The loss tracker (a Mean) updates total and count: the first two updates of the step.
 TRACKER_UPDATES = 2
+# What `_compute_loss` creates at the root: regularizer terms, casts and sums of the
+# additional losses, the `packed` total.
+LOSS_BASES = frozenset({"Sum", "mul", "add", "Cast", "packed", "Square", "Abs"})
 # Loss scaling (mixed precision) checks gradients with IsFinite/All before applying them.
 LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
@@ -84,8 +97,12 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
         ns, path = (path[0],), path[1:]
     if not path or path[0] in PASS_THROUGH:
         return None
-    # `Mean_1/input` packs the values a reduction averages (its own helper op).
-    if len(path) == 1 or (len(path) == 2 and (op_type in NON_COMPUTE or path[1] == "input")):
+    # `Mean_1/input` packs the values a reduction averages (its own helper op); an op
+    # function's scope at the root (`clip_by_value/Minimum`) is one root op too.
+    if len(path) == 1 or (
+        len(path) == 2
+        and (op_type in NON_COMPUTE or path[1] == "input" or strip_suffix(path[0]) in INTERNAL)
+    ):
         return ns, path[0]
     return None
 
@@ -97,6 +114,23 @@ def root_branch(name: str) -> str | None:
         if INLINE_MARK.match(path[2]):
             return "/".join(path[:3])
     return None
+
+
+def _total_sum(decided, types, sequences) -> dict[tuple[str, ...], int]:
+    """Per namespace, the index of the loss total: the root Sum run next after `packed`."""
+    out: dict[tuple[str, ...], int] = {}
+    for seq in sequences:
+        packed = None
+        for name, op_type in seq:
+            key = root_owner(name, op_type)
+            if key is None:
+                continue
+            if types.get(key) == "Pack" and decided.get(key) == "loss":
+                packed = key[0]
+            elif packed == key[0] and strip_suffix(key[1]) == "Sum":
+                out[key[0]] = max(out.get(key[0], -1), _index(key[1]))
+                packed = None
+    return out
 
 
 def _index(owner: str) -> int:
@@ -152,6 +186,14 @@ class RootPhases:
         # True when regularizer terms exist: the tape then sums their gradients into the
         # gradients of the weights they read.
         self.regularized = any(n_reg.values())
+        # Keras's own train_step weighs the loss tracker's value by the batch size: a root
+        # `mul` beyond the regularizers' (or a `BroadcastTo`). Without it (a custom
+        # train_step) the optimizer's counter is the first variable update.
+        tracker = any(
+            strip_suffix(o) == "mul" and _index(o) >= n_reg[ns] or t == "BroadcastTo"
+            for (ns, o), t in types.items()
+        )
+        optimizer_update = TRACKER_UPDATES if tracker else 0
         decided: dict[tuple[tuple[str, ...], str], str] = {}
         pending: list[tuple[tuple[str, ...], str]] = []
         for key, t in types.items():
@@ -174,14 +216,12 @@ class RootPhases:
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
             elif base in UPDATE_BASES:
-                if k < TRACKER_UPDATES:
-                    p = "metrics"
-                elif k == TRACKER_UPDATES and not loss_scaled and not ns:
+                if k == optimizer_update and not loss_scaled and not ns:
                     # Under a distribution strategy the counter's assign runs in the
                     # strategy's `update_<k>` scope; only its `Add` stays at the root.
                     p = "metrics" if replicated and base != "Add" else "optimizer"
                 else:
-                    p = "metrics"
+                    p = "metrics"  # the loss tracker's and the metrics' updates
             elif base in ("mul", "Sum") and k < n_reg[ns]:
                 p = "loss"  # each regularizer term: Square/Abs -> Sum -> mul, first of all
             elif base == "mul":
@@ -192,7 +232,21 @@ class RootPhases:
                 pending.append(key)
             else:
                 decided[key] = p
-        self._resolve_by_neighbours(pending, decided, scoped_phase, list(sequences))
+        sequences = list(sequences)
+        total = _total_sum(decided, types, sequences)
+        for key in list(pending):
+            ns, owner = key
+            if strip_suffix(owner) == "Sum" and ns in total:
+                # `_compute_loss` makes every loss Sum before the total (the Sum of the
+                # `packed` losses); the trackers and metrics make theirs after it.
+                decided[key] = "loss" if _index(owner) <= total[ns] else "metrics"
+                pending.remove(key)
+            elif strip_suffix(owner) == "Sum" and "Pack" not in types.values():
+                # One loss and no total: the loss is the compiled one (its own scope);
+                # the root Sums beyond the regularizers' are the trackers' and metrics'.
+                decided[key] = "metrics"
+                pending.remove(key)
+        self._resolve_by_neighbours(pending, decided, scoped_phase, sequences)
         for key, members in owners.items():
             for name in members:
                 self.phase[name] = decided.get(key, "other")
@@ -232,6 +286,8 @@ class RootPhases:
                 break
         for key in pending:
             decided.setdefault(key, "other")
+            if decided[key] == "loss" and strip_suffix(key[1]) not in LOSS_BASES:
+                decided[key] = "metrics"  # `_compute_loss` makes only sums at the root
 
     def of(self, name: str) -> str | None:
         """The phase of a root op, or None when the op is not one."""
