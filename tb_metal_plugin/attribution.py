@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from . import neighbours
 from .opnames import (
-    INLINE_MARK,
     NON_COMPUTE,
     PASS_THROUGH,
     SUFFIX,
@@ -25,10 +24,11 @@ from .opnames import (
     in_train_function,
     is_accumulator,
     is_backward,
+    is_mark,
     layer_key,
+    name_tail,
     restart,
     strip_suffix,
-    tail,
 )
 from .phases import RootPhases
 
@@ -151,7 +151,7 @@ def classify(
     kinds = set(line_kinds)
     if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
-    tail_ = tail(components)
+    tail_ = list(name_tail(name))
     backward = is_backward(components) or is_accumulator(components, op_type)
     scoped = _scope_phase(tail_)
     if scoped == "optimizer":
@@ -213,10 +213,10 @@ class TraceAttributor:
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
             # Counting reads keeps a layer whose compute op was fused into a neighbour's
             # (Conv2D into the next ReLU) recognisable as a scope.
-            if len(comps) > 1 and INLINE_MARK.match(comps[-1]):
-                comps = comps[:-1]  # `<op>/_<k>`: a partitioner's copy of <op>'s output
+            if len(comps) > 1 and is_mark(comps[-1]):
+                name = name.rpartition("/")[0]  # `<op>/_<k>`: a partitioner's copy of <op>
             drop = 2 if op_type in NON_COMPUTE else 1
-            key = layer_key(restart(tail(comps))[:-drop])
+            key = layer_key(restart(list(name_tail(name)))[:-drop])
             for i in range(1, len(key) + 1):
                 self._forward_scopes.add(key[:i])
         # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/<grad
@@ -225,16 +225,17 @@ class TraceAttributor:
         for name, _ in ops:
             comps = name.split("/")
             if is_backward(comps) and "gradient_tape" in comps:
-                key = layer_key(restart(tail(comps))[:-2])
+                key = layer_key(restart(list(name_tail(name)))[:-2])
                 for i in range(1, len(key) + 1):
                     if key[: i - 1] in self._forward_scopes or i == 1:
                         self._forward_scopes.add(key[:i])
         self._types = dict((n, t) for n, t in ops)
+        self._name_layers: dict[str, tuple[str, ...] | None] = {}
         # Every scope or op path (keys as above), to tell `moments_1` (a second `moments`
         # beside the first) from a layer someone named `moments`.
         self._paths: set[tuple[str, ...]] = set()
         for name, _ in ops:
-            key = layer_key(restart(tail(name.split("/"))))
+            key = layer_key(restart(list(name_tail(name))))
             for i in range(1, len(key) + 1):
                 self._paths.add(key[:i])
         self._layers: dict[str, tuple[str, ...] | None] = {}
@@ -262,14 +263,20 @@ class TraceAttributor:
 
     def _name_layer(self, name: str) -> tuple[str, ...] | None:
         """The layer path the name's scopes say (no neighbours consulted)."""
-        comps = name.split("/")
-        if len(comps) > 1 and INLINE_MARK.match(comps[-1]):
-            comps = comps[:-1]  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
-        tail_ = restart(tail(comps))
+        if name in self._name_layers:
+            return self._name_layers[name]
+        layer = self._name_layers[name] = self._read_layer(name)
+        return layer
+
+    def _read_layer(self, name: str) -> tuple[str, ...] | None:
+        head, _, last = name.rpartition("/")
+        if head and is_mark(last):
+            name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
+        tail_ = restart(list(name_tail(name)))
         key: list[str] = []
         path: list[str] = []
         for comp in tail_[:-1]:
-            if comp in PASS_THROUGH or INLINE_MARK.match(comp):
+            if comp in PASS_THROUGH or is_mark(comp):
                 continue
             key.append(comp)
             if self._is_layer_scope(tuple(key)):
@@ -302,7 +309,7 @@ class TraceAttributor:
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
         comps = name.split("/")
-        if op_type in COPY_TYPES and len(comps) > 1 and INLINE_MARK.match(comps[-1]):
+        if op_type in COPY_TYPES and len(comps) > 1 and is_mark(comps[-1]):
             # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
             owner = "/".join(comps[:-1])
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from .opnames import NON_COMPUTE, body_prefix, is_accumulator, is_backward, restart, strip_suffix
-from .opnames import tail as name_tail
+from .opnames import (
+    NON_COMPUTE,
+    body_prefix,
+    is_accumulator,
+    is_backward,
+    restart,
+    strip_suffix,
+    tail,
+)
 
 Layer = tuple[str, ...] | None
 Op = tuple[str, str]
@@ -67,7 +74,7 @@ def input_casts(
         if op_type != "Cast" or is_backward(comps):
             continue
         model = name_layer(name)
-        t = restart(name_tail(comps))
+        t = restart(tail(comps))
         if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
             casts[name] = model
     votes: dict[str, dict[Layer, int]] = {}
@@ -85,12 +92,12 @@ def input_casts(
                     v[q[: len(model) + 1]] = v.get(q[: len(model) + 1], 0) + 1
                 break
     out = _winner(votes)
-    moved = {"/".join(restart(name_tail(n.split("/")))): layer for n, layer in out.items()}
+    moved = {"/".join(restart(tail(n.split("/")))): layer for n, layer in out.items()}
     for name, _ in ops if moved else ():
         comps = name.split("/")
         if "gradient_tape" not in comps:
             continue
-        rest = "/".join(restart(name_tail(comps[comps.index("gradient_tape") + 1 :])))
+        rest = "/".join(restart(tail(comps[comps.index("gradient_tape") + 1 :])))
         for fwd, layer in moved.items():
             if rest.startswith(fwd + "/"):
                 out[name] = layer

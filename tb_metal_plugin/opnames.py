@@ -8,6 +8,7 @@ under `gradient_tape/`; distribution strategies add a `replica_<k>/` component.
 
 from __future__ import annotations
 
+import functools
 import re
 
 SUFFIX = re.compile(r"^(.+)_(\d+)$")
@@ -107,6 +108,11 @@ INTERNAL = frozenset(
 NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
 
 
+def is_mark(component: str) -> bool:
+    """`_27`: the inlining mark a loop body or branch adds (faster than INLINE_MARK)."""
+    return len(component) > 1 and component[0] == "_" and component[1:].isdigit()
+
+
 def strip_suffix(component: str) -> str:
     """`dense_1` -> `dense`; a component without `_<k>` is returned as is."""
     m = SUFFIX.match(component)
@@ -120,13 +126,20 @@ def tail(components: list[str]) -> list[str]:
     `then/_N` (RNN loops, steps_per_execution), so the innermost copy is the one to read.
     """
     start = 0
-    for i, c in enumerate(components[:-1]):
-        if INLINE_MARK.match(c):
+    for i in range(len(components) - 2, -1, -1):
+        if is_mark(components[i]):
             start = i + 1
+            break
     out = components[start:]
     while len(out) > 1 and (WRAPPER.match(out[0]) or out[0] in ("while", "cond")):
         out = out[1:]
     return drop_replica(out)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def name_tail(name: str) -> tuple[str, ...]:
+    """`tail` of a whole op name, cached: attribution asks for the same names many times."""
+    return tuple(tail(name.split("/")))
 
 
 def drop_replica(components: list[str]) -> list[str]:
@@ -158,7 +171,7 @@ def is_backward(components: list[str]) -> bool:
 
 def layer_key(components) -> tuple[str, ...]:
     """Scope components that can be layers, in order: pass-through scopes removed."""
-    return tuple(c for c in components if c not in PASS_THROUGH and not INLINE_MARK.match(c))
+    return tuple(c for c in components if c not in PASS_THROUGH and not is_mark(c))
 
 
 def could_be_layer(component: str) -> bool:
@@ -178,7 +191,7 @@ def in_train_function(components: list[str]) -> bool:
 def body_prefix(components: list[str]) -> str | None:
     """The name prefix up to a loop body's inlining mark (`.../while/body/_27`), if any."""
     for i in range(len(components) - 2, 0, -1):
-        if INLINE_MARK.match(components[i]) and components[i - 1] == "body":
+        if is_mark(components[i]) and components[i - 1] == "body":
             return "/".join(components[: i + 1])
     return None
 
@@ -186,6 +199,5 @@ def body_prefix(components: list[str]) -> str | None:
 def is_accumulator(components: list[str], op_type: str) -> bool:
     """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
     return op_type == "TensorListPushBack" and any(
-        INLINE_MARK.match(c) and i > 0 and components[i - 1] == "body"
-        for i, c in enumerate(components)
+        is_mark(c) and i > 0 and components[i - 1] == "body" for i, c in enumerate(components)
     )

@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .opnames import (
-    INLINE_MARK,
     INTERNAL,
     NON_COMPUTE,
     PASS_THROUGH,
     REPLICA,
     SUFFIX,
     WRAPPER,
+    is_mark,
     strip_suffix,
 )
 
@@ -111,7 +111,7 @@ def root_branch(name: str) -> str | None:
     """The branch prefix when the op runs in a `cond` created at the step's root."""
     path = step_path(name) or []
     if len(path) > 3 and path[0].startswith("cond") and path[1] in ("then", "else"):
-        if INLINE_MARK.match(path[2]):
+        if is_mark(path[2]):
             return "/".join(path[:3])
     return None
 
