@@ -144,6 +144,36 @@ def test_bias_free_conv_and_op_function_names_are_layers():
     )
 
 
+def test_capitalised_bias_free_convs_of_keras_applications_are_layers():
+    # Names from a real MobileNetV2 (alpha 0.35, 32x32) trace: its first and last convs,
+    # `Conv1` and `Conv_1`, have no bias, so their only forward op sits under
+    # `convolution`; labels from the same run's creation-time labeller.
+    m = "StatefulPartitionedCall/mobilenetv2_0.35_32_1/"
+    ops = [
+        (m + "Conv1_1/convolution", "_MklNativeConv2D"),
+        (m + "Conv1_1/convolution/ReadVariableOp", "ReadVariableOp"),
+        (m + "bn_Conv1_1/batchnorm/mul_1", "Mul"),
+        (m + "Conv_1_1/convolution", "_MklNativeConv2D"),
+        (m + "Conv_1_1/convolution/ReadVariableOp", "ReadVariableOp"),
+        (SPC + "gradient_tape/mobilenetv2_0.35_32_1/Conv1_1/convolution/Conv2DBackpropFilter",
+         "_MklNativeConv2DBackpropFilter"),
+        (SPC + "gradient_tape/mobilenetv2_0.35_32_1/Conv_1_1/convolution/Conv2DBackpropInput",
+         "_MklNativeConv2DBackpropInput"),
+    ]  # fmt: skip
+    att = TraceAttributor(ops)
+    got = [att.attribute(n, t, ["compute"]) for n, t in ops]
+    model = "mobilenetv2_0.35_32"
+    assert [(a.layer, a.phase) for a in got] == [
+        ((model, "Conv1"), "forward"),
+        ((model, "Conv1"), "forward"),
+        ((model, "bn_Conv1"), "forward"),
+        ((model, "Conv_1"), "forward"),
+        ((model, "Conv_1"), "forward"),
+        ((model, "Conv1"), "backward"),
+        ((model, "Conv_1"), "backward"),
+    ]
+
+
 def test_wrapped_layer_seen_only_through_its_gradients():
     # TimeDistributed(Flatten): its forward slices fold away, their gradients remain.
     rows = _rows("time_distributed")
