@@ -196,7 +196,7 @@ class TraceAttributor:
 
     source = "trace_names"
 
-    def __init__(self, ops: Iterable[tuple[str, str]], sequences=None):
+    def __init__(self, ops: Iterable[tuple[str, str]], sequences=None, first_start=None):
         ops = list(ops)
         seqs = [
             _op_keys(s)
@@ -248,11 +248,40 @@ class TraceAttributor:
         )
         self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer))
         self._layers.update(neighbours.accumulator_layers(ops, self._name_layer))
+        self._phases: dict[str, str] = {}
+        if first_start:
+            grads = neighbours.gradient_runs(
+                seqs, self._roots.weak, self._gradient_layer, self._forward_start(first_start)
+            )
+            self._layers.update(grads)
+            self._phases.update(dict.fromkeys(grads, "backward"))
 
     def _scoped_phase(self, name: str, op_type: str) -> str | None:
         """The phase an op's name decides (None for unscoped root ops)."""
         att = classify(name, op_type, (), self.layer_of(name), self.source)
         return None if att.bucket == "root" and att.phase == "other" else att.phase
+
+    def _forward_start(self, first_start) -> dict[tuple[str, ...], int]:
+        """Where each layer's forward pass sits in the recorded step: its median op start.
+
+        Reads, and updates of statistics that need only variables (a BatchNorm's moving
+        means), run whenever a thread is free; the median of a layer's op starts stays
+        with its data-dependent work.
+        """
+        starts: dict[tuple[str, ...], list[int]] = {}
+        for (name, op_type), t in first_start.items():
+            if op_type in NON_COMPUTE or op_type.startswith("Assign"):
+                continue
+            if is_backward(name.split("/")):
+                continue
+            layer = self._name_layer(name)
+            if layer:
+                starts.setdefault(layer, []).append(t)
+        return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}
+
+    def _gradient_layer(self, name: str) -> tuple[str, ...] | None:
+        """The layer of a gradient op (None for any other op)."""
+        return self._name_layer(name) if is_backward(name.split("/")) else None
 
     def _backward_layer(self, ops) -> tuple[str, ...] | None:
         """The layer of the first gradient op among `ops`, if any."""
@@ -315,7 +344,7 @@ class TraceAttributor:
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
-        phase = self._roots.of(name)
+        phase = self._phases.get(name) or self._roots.of(name)
         if layer is not None and phase != "backward":
             phase = None  # a model's own op-function scope (`model_1/strided_slice`)
         if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):

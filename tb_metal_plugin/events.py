@@ -124,6 +124,8 @@ class TraceEvents:
     # Op events in start order per host line, for one step (the first profiled one, or the
     # whole window without steps): attribution reads an op's neighbours on its thread here.
     sequences: dict[str, list[OpRecord]] = field(default_factory=dict)
+    # When each op first started in that same step (host clock, ps): the order of layers.
+    first_start: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
@@ -209,6 +211,7 @@ class _Collector:
         self.copies: dict[tuple[str, str, str], CopyRecord] = {}
         self.event_count = 0
         self.sequences: dict[str, list[OpRecord]] = {}
+        self.first_start: dict[tuple[str, str], int] = {}
         self.t_min: int | None = None
         self.t_max: int | None = None
 
@@ -267,6 +270,7 @@ class _Collector:
         si = 0
         last = 0
         seq: list[OpRecord] = []
+        first = self.first_start
         for off, dur, rec in zip(offs, durs, recs, strict=True):
             t = base + off
             while si < nsteps and t >= ends[si]:
@@ -279,6 +283,9 @@ class _Collector:
                 parent[1].self_ps[parent[2]] -= dur
             if slot == 0:  # the first step, or the whole window when there are no steps
                 seq.append(rec)
+                key = (rec.name, rec.type)
+                if t < first.get(key, t + 1):
+                    first[key] = t
             rec.count[slot] += 1
             rec.total_ps[slot] += dur
             rec.self_ps[slot] += dur
@@ -418,4 +425,5 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             event_count=col.event_count,
             warnings=warnings,
             sequences=col.sequences,
+            first_start=col.first_start,
         )

@@ -132,3 +132,48 @@ def accumulator_layers(ops: list[Op], name_layer: Callable[[str], Layer]) -> dic
         if len(deeper) == 1:
             out[name] = deeper.pop()
     return out
+
+
+def gradient_runs(
+    seqs: Iterable[Sequence[Op]],
+    weak: set[str],
+    backward_layer: Callable[[str], Layer],
+    forward_start: dict[tuple[str, ...], int],
+) -> dict[str, Layer]:
+    """Root ops that a gradient function made without a scope: backward, of the layer between.
+
+    A custom gradient (Keras's swish/silu) builds its ops outside any scope, so they sit
+    at the root, but they run in the backward pass: on their thread, right after the
+    gradient of the layer after it and right before the gradient of the layer before it.
+    When exactly one layer ran its forward pass between those two, the run is its
+    gradient. Returns {op name: layer} (the layer may be None: backward, layer unknown).
+    """
+    out: dict[str, Layer] = {}
+    for seq in seqs:
+        i = 0
+        while i < len(seq):
+            if seq[i][0] not in weak:
+                i += 1
+                continue
+            j = i
+            while j < len(seq) and (seq[j][0] in weak or seq[j][1] in NON_COMPUTE):
+                j += 1
+            after = backward_layer(seq[i - 1][0]) if i > 0 else None
+            before = backward_layer(seq[j][0]) if j < len(seq) else None
+            if after and before:
+                layer = _between(after, before, forward_start)
+                for name, _ in seq[i:j]:
+                    if name in weak:
+                        out[name] = layer
+            i = j
+    return out
+
+
+def _between(a: tuple[str, ...], b: tuple[str, ...], start: dict[tuple[str, ...], int]) -> Layer:
+    """The one sibling layer whose forward pass started between those of a and b."""
+    if a not in start or b not in start:
+        return None
+    lo, hi = sorted((start[a], start[b]))
+    parents = {a[:-1], b[:-1]}
+    inside = [q for q, t in start.items() if lo < t < hi and q[:-1] in parents]
+    return inside[0] if len(inside) == 1 else None

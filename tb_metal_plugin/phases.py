@@ -195,6 +195,7 @@ class RootPhases:
         )
         optimizer_update = TRACKER_UPDATES if tracker else 0
         decided: dict[tuple[tuple[str, ...], str], str] = {}
+        strong: set[tuple[tuple[str, ...], str]] = set()  # decided by what only one phase makes
         pending: list[tuple[tuple[str, ...], str]] = []
         for key, t in types.items():
             ns, owner = key
@@ -224,6 +225,8 @@ class RootPhases:
                     p = "metrics"  # the loss tracker's and the metrics' updates
             elif base in ("mul", "Sum") and k < n_reg[ns]:
                 p = "loss"  # each regularizer term: Square/Abs -> Sum -> mul, first of all
+            if p is not None:
+                strong.add(key)
             elif base == "mul":
                 p = "metrics"  # the loss tracker weighs the loss; metrics weigh values
             elif base == "Cast":
@@ -250,6 +253,9 @@ class RootPhases:
         for key, members in owners.items():
             for name in members:
                 self.phase[name] = decided.get(key, "other")
+        # Root ops whose phase rests only on a guess (names like `mul`, `Sigmoid` that a
+        # custom gradient function may make too).
+        self.weak = {n for key, m in owners.items() if key not in strong for n in m}
 
     @staticmethod
     def _resolve_by_neighbours(pending, decided, scoped_phase, sequences):
