@@ -103,6 +103,7 @@ INTERNAL = frozenset(
         "Sqrt",
         "Rsqrt",
         "div_no_nan",
+        "AddN",  # the tape's sums; Grappler hangs `AddN_7/tmp_var_initializer` under one
     }
 )
 NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
