@@ -240,7 +240,8 @@ class TraceAttributor:
                 self._paths.add(key[:i])
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
-        tape = {n for n, _ in ops if self._roots.of(n) == "backward"}
+        tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
+        tape -= self._roots.weak  # only the tape's own sums; guesses are settled below
         self._layers.update(
             neighbours.tape_layers(
                 tape, seqs, self._backward_layer, self._scoped_phase, self._roots.regularized
@@ -280,8 +281,12 @@ class TraceAttributor:
         return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}
 
     def _gradient_layer(self, name: str) -> tuple[str, ...] | None:
-        """The layer of a gradient op (None for any other op)."""
-        return self._name_layer(name) if is_backward(name.split("/")) else None
+        """The layer of a gradient op or of a tape sum (None for any other op)."""
+        if is_backward(name.split("/")):
+            return self._name_layer(name)
+        if name in self._layers and self._roots.of(name) == "backward":
+            return self._layers[name]
+        return None
 
     def _backward_layer(self, ops) -> tuple[str, ...] | None:
         """The layer of the first gradient op among `ops`, if any."""

@@ -144,9 +144,9 @@ def gradient_runs(
 
     A custom gradient (Keras's swish/silu) builds its ops outside any scope, so they sit
     at the root, but they run in the backward pass: on their thread, right after the
-    gradient of the layer after it and right before the gradient of the layer before it.
-    When exactly one layer ran its forward pass between those two, the run is its
-    gradient. Returns {op name: layer} (the layer may be None: backward, layer unknown).
+    gradient of the layer after it and right before the gradient of the layer before it;
+    the run is the gradient of the layer whose forward pass came right after the latter.
+    Returns {op name: layer} (the layer may be None: backward, layer unknown).
     """
     out: dict[str, Layer] = {}
     for seq in seqs:
@@ -170,10 +170,17 @@ def gradient_runs(
 
 
 def _between(a: tuple[str, ...], b: tuple[str, ...], start: dict[tuple[str, ...], int]) -> Layer:
-    """The one sibling layer whose forward pass started between those of a and b."""
+    """The sibling layer that ran its forward pass first after b's, before a's.
+
+    The run computes the gradient of what b's output fed on its way to a: with the
+    layers in forward order, that is the one right after b (the only one, in a chain).
+    With none between, it is b's own (a layer's fused activation, `Conv2D(activation=
+    "swish")`, is the last of its forward pass and the first of its backward pass).
+    """
     if a not in start or b not in start:
         return None
-    lo, hi = sorted((start[a], start[b]))
+    if start[a] < start[b]:
+        a, b = b, a
     parents = {a[:-1], b[:-1]}
-    inside = [q for q, t in start.items() if lo < t < hi and q[:-1] in parents]
-    return inside[0] if len(inside) == 1 else None
+    inside = [(t, q) for q, t in start.items() if start[b] < t < start[a] and q[:-1] in parents]
+    return min(inside)[1] if inside else b
