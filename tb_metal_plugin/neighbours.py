@@ -21,6 +21,8 @@ from .opnames import (
 )
 
 Layer = tuple[str, ...] | None
+# Scopes of TF's normalization functions (`tf.nn.moments`, `batch_normalization`).
+STATS_SCOPES = frozenset({"moments", "batchnorm"})
 Op = tuple[str, str]
 
 
@@ -37,22 +39,32 @@ def tape_layers(
 ) -> dict[str, Layer]:
     """The tape's root `AddN`/`zeros_like`: the layer of the gradients they sum.
 
-    A sum belongs to the layers of its inputs (the gradients from the tensor's consumers);
-    the one that completed it ran just before it. A sum followed by the optimizer is a
-    weight's gradient: its layer's, unless regularizers add theirs (then no one layer).
-    Otherwise, with no gradient just before it, the gradient it feeds (just after) says.
+    A sum belongs to the deepest layer its inputs (the gradients from the tensor's
+    consumers) share. The trace shows one input, the gradient that ran just before it,
+    and the consumer, the gradient of the tensor's producer that runs just after it; the
+    deepest layer those two share stands in for the inputs'. Two cases say more: a sum
+    right after the gradient of a normalization's statistics (`moments`, `batchnorm`) is
+    that layer's own reuse of its input; a sum followed by the optimizer is a weight's
+    gradient, its layer's unless regularizers add theirs (then no one layer).
     """
     votes: dict[str, dict[Layer, int]] = {}
     for seq in seqs:
         for i, (name, _) in enumerate(seq):
             if name not in tape:
                 continue
-            pred = backward_layer(reversed(seq[max(0, i - 2) : i]))
+            before = [
+                op for op in reversed(seq[max(0, i - 2) : i]) if is_backward(op[0].split("/"))
+            ]
+            pred = backward_layer(before)
             nxt = seq[i + 1] if i + 1 < len(seq) else None
             if nxt is not None and scoped_phase(*nxt) == "optimizer":
                 pick = None if regularized else pred
             else:
-                pick = pred or backward_layer(seq[i + 1 : i + 3])
+                succ = backward_layer(seq[i + 1 : i + 3])
+                # A normalization reuses its input (statistics, then the normalized value):
+                # the sum right after the gradient of its statistics is that layer's own.
+                stats = before and STATS_SCOPES & set(before[0][0].split("/")[:-1])
+                pick = pred if stats else _shared(pred, succ)
             v = votes.setdefault(name, {})
             v[pick] = v.get(pick, 0) + 1
     return _winner(votes)
@@ -184,3 +196,13 @@ def _between(a: tuple[str, ...], b: tuple[str, ...], start: dict[tuple[str, ...]
     parents = {a[:-1], b[:-1]}
     inside = [(t, q) for q, t in start.items() if start[b] < t < start[a] and q[:-1] in parents]
     return min(inside)[1] if inside else b
+
+
+def _shared(a: Layer, b: Layer) -> Layer:
+    """The deepest layer both paths are in (either one when the other is unknown)."""
+    if not a or not b:
+        return a or b
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n] or None
