@@ -78,9 +78,11 @@ def input_casts(
     `Layer.__call__` casts its inputs to the layer's compute dtype (mixed precision, a
     float32 head) before it opens the layer's scope, so the cast lands in the caller's
     scope; the layer it feeds runs next on the same thread. Its gradient (under
-    `gradient_tape/<same path>/`) follows it.
+    `gradient_tape/<same path>/`) follows it. Only when some layer casts inside its own
+    scope too (its weights, under mixed precision): else the cast is the model's.
     """
     casts: dict[str, tuple[str, ...]] = {}
+    inside = False  # a layer below a model casting something of its own
     for name, op_type in ops:
         comps = name.split("/")
         if op_type != "Cast" or is_backward(comps):
@@ -89,6 +91,13 @@ def input_casts(
         t = restart(tail(comps))
         if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
             casts[name] = model
+        elif model and len(model) > 1:
+            inside = True
+    if not inside:
+        # Layers cast their inputs when they compute in another dtype (mixed precision),
+        # and then cast their weights too. Without that, a model-level Cast is the
+        # model's own (Functional converting an int64 input to its Input's int32).
+        return {}
     votes: dict[str, dict[Layer, int]] = {}
     for seq in seqs if casts else ():
         for i, (name, _) in enumerate(seq):
