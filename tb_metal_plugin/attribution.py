@@ -5,7 +5,10 @@ Two sources, same output:
   on layer components; we strip exactly one, but only on components that are layer
   scopes. What tells a layer scope from an op name is the trace itself: a layer scope
   has forward ops *below* it, an op name never does (`ln_1/add_1/Sum` is the gradient
-  of op `add_1`, not a layer named `add`).
+  of op `add_1`, not a layer named `add`). What names cannot say (the phase of the ops
+  Keras's Trainer makes at the step's root, the layer of the tape's sums, of custom
+  gradients and of input casts) is read off the op type, TF's creation counters and the
+  op's neighbours on its thread: phases.py and neighbours.py.
 - a manifest (`ManifestAttributor`): the exact scopes each layer call used, recorded by
   the training callback while the step was traced. Exact, no guessing.
 """
