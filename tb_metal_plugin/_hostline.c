@@ -259,8 +259,8 @@ static PyObject *Agg_line(Agg *a, PyObject *arg) {
 
     int64_t ts_ns = (int64_t)ts;
     if (ts_ns < 0) /* Checks.line_timestamp: the line is skipped, nothing counted */
-        return Py_BuildValue("(NLnOLLnnn)", name_str, (long long)ts_ns, nevents, Py_None, 0LL,
-                             0LL, (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)0);
+        return Py_BuildValue("(NLnOLLnnnO)", name_str, (long long)ts_ns, nevents, Py_None, 0LL,
+                             0LL, (Py_ssize_t)0, (Py_ssize_t)0, (Py_ssize_t)0, Py_None);
 
     /* Checks.event on each op event, in file order. */
     Py_ssize_t bad_span = 0, bad_budget = 0, overlap = 0, m = 0;
@@ -283,18 +283,24 @@ static PyObject *Agg_line(Agg *a, PyObject *arg) {
         a->evs[m++] = a->evs[i];
     }
     PyObject *seen = PyList_New(0);
-    if (!seen) {
+    /* The first step's op events in start order, (op, offset) each: attribution reads an
+       op's neighbours on its thread there (events.py's twin keeps the same list). */
+    PyObject *slot0 = PyList_New(0);
+    if (!seen || !slot0) {
+        Py_XDECREF(seen);
+        Py_XDECREF(slot0);
         Py_DECREF(name_str);
         return NULL;
     }
     if (m == 0)
-        return Py_BuildValue("(NLnNLLnnn)", name_str, (long long)ts_ns, nevents, seen, 0LL, 0LL,
-                             bad_span, bad_budget, overlap);
+        return Py_BuildValue("(NLnNLLnnnN)", name_str, (long long)ts_ns, nevents, seen, 0LL, 0LL,
+                             bad_span, bad_budget, overlap, slot0);
     if (!ordered) {
         /* Scratch for the merge sort only when a line is out of order (rare). */
         OpEvent *tmp = malloc(m * sizeof(OpEvent));
         if (!tmp) {
             Py_DECREF(seen);
+            Py_DECREF(slot0);
             Py_DECREF(name_str);
             return PyErr_NoMemory();
         }
@@ -325,8 +331,20 @@ static PyObject *Agg_line(Agg *a, PyObject *arg) {
         }
         if (depth == a->stack_cap && !grow_stack(a)) {
             Py_DECREF(seen);
+            Py_DECREF(slot0);
             Py_DECREF(name_str);
             return PyErr_NoMemory();
+        }
+        if (slot == 0) {
+            PyObject *ev = Py_BuildValue("(iL)", (int)op, (long long)off);
+            if (!ev || PyList_Append(slot0, ev) < 0) {
+                Py_XDECREF(ev);
+                Py_DECREF(seen);
+                Py_DECREF(slot0);
+                Py_DECREF(name_str);
+                return NULL;
+            }
+            Py_DECREF(ev);
         }
         a->count[op][slot] += 1;
         a->total_ps[op][slot] += dur;
@@ -343,15 +361,16 @@ static PyObject *Agg_line(Agg *a, PyObject *arg) {
             if (!k || PyList_Append(seen, k) < 0) {
                 Py_XDECREF(k);
                 Py_DECREF(seen);
+                Py_DECREF(slot0);
                 Py_DECREF(name_str);
                 return NULL;
             }
             Py_DECREF(k);
         }
     }
-    return Py_BuildValue("(NLnNLLnnn)", name_str, (long long)ts_ns, nevents, seen,
+    return Py_BuildValue("(NLnNLLnnnN)", name_str, (long long)ts_ns, nevents, seen,
                          (long long)a->evs[0].off, (long long)last, bad_span, bad_budget,
-                         overlap);
+                         overlap, slot0);
 }
 
 /* ---- construction --------------------------------------------------------------- */

@@ -99,7 +99,7 @@ class Profile:
             attributor = ManifestAttributor(manifest)
             self.manifest_layers = attributor.layers
         else:
-            attributor = TraceAttributor(events.ops.keys())
+            attributor = TraceAttributor(events.ops.keys(), events.sequences, events.first_start)
             self.manifest_layers = {}
         self.attribution_source = attributor.source
         self._attributor = attributor

@@ -5,16 +5,39 @@ Two sources, same output:
   on layer components; we strip exactly one, but only on components that are layer
   scopes. What tells a layer scope from an op name is the trace itself: a layer scope
   has forward ops *below* it, an op name never does (`ln_1/add_1/Sum` is the gradient
-  of op `add_1`, not a layer named `add`).
+  of op `add_1`, not a layer named `add`). What names cannot say (the phase of the ops
+  Keras's Trainer makes at the step's root, the layer of the tape's sums, of custom
+  gradients and of input casts) is read off the op type, TF's creation counters and the
+  op's neighbours on its thread: phases.py and neighbours.py.
 - a manifest (`ManifestAttributor`): the exact scopes each layer call used, recorded by
   the training callback while the step was traced. Exact, no guessing.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from . import neighbours
+from .opnames import (
+    NON_COMPUTE,
+    PASS_THROUGH,
+    SUFFIX,
+    could_be_layer,
+    in_train_function,
+    is_accumulator,
+    is_backward,
+    is_mark,
+    layer_key,
+    name_tail,
+    restart,
+    strip_suffix,
+)
+from .phases import RootPhases
+
+# Kept importable under their old names (ManifestAttributor and other modules use them).
+_layer_key = layer_key
+_strip_suffix = strip_suffix
 
 PHASES = ("forward", "backward", "optimizer", "loss", "metrics", "input", "other")
 
@@ -28,69 +51,16 @@ BUCKETS = {
     "outside": "outside the train step",
 }
 
-_SUFFIX = re.compile(r"^(.+)_(\d+)$")
-_INLINE_MARK = re.compile(r"^_\d+$")
-_WRAPPER = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|TPUPartitionedCall)(_\d+)?$")
-# Scopes that TF or Keras open inside a layer's call: never layers themselves. Walking a
-# name, we step over these and keep looking for deeper layers (RNN cells sit under
-# `while`, gradient loops under `gradients`).
-_PASS_THROUGH = frozenset(
-    {
-        "while",
-        "cond",
-        "body",
-        "then",
-        "else",
-        "gradients",
-        "gradient_tape",
-        "while_grad",
-        "cond_grad",
-        "ArithmeticOptimizer",
-    }
-)
-# Op-internal scopes that look like `<name>_<k>` but are not layers.
-_INTERNAL = frozenset(
-    {
-        "convolution",
-        "moments",
-        "batchnorm",
-        "Tensordot",
-        "einsum",
-        "strided_slice",
-        "transpose",
-        "split",
-        "stack",
-        "concat",
-        "range",
-        "clip_by_value",
-        "random_uniform",
-        "random_normal",
-        "truncated_normal",
-        "map",
-        "TensorArrayV2Read",
-        "TensorArrayV2Write",
-        "zeros_like",
-        "ones_like",
-        "dropout_mask",
-        "stateless_random_uniform",
-        "Reshape",
-        "MatMul",
-        "BiasAdd",
-        "Cast",
-        "mul",
-        "sub",
-        "truediv",
-        "Sum",
-        "Mean",
-    }
-)
-_NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
 OPTIMIZER_SCOPES = frozenset(
     {
+        # Keras names an optimizer's scope after its class, snake-cased: AdamW -> adam_w,
+        # RMSprop -> rm_sprop; the plain spellings are kept for other versions.
         "adam",
         "adamw",
+        "adam_w",
         "sgd",
         "rmsprop",
+        "rm_sprop",
         "adagrad",
         "adadelta",
         "adamax",
@@ -101,6 +71,8 @@ OPTIMIZER_SCOPES = frozenset(
         "adafactor",
         "loss_scale_optimizer",
         "optimizer",
+        # A distribution strategy's variable updates (`extended.update`) at the step's root.
+        "update",
         "muon",
     }
 )
@@ -115,6 +87,8 @@ INPUT_TYPES = frozenset(
         "OptionalGetValue",
         "OptionalHasValue",
         "MultiDeviceIteratorGetNextFromShard",
+        "MultiDeviceIteratorFromStringHandle",
+        "MultiDeviceIteratorInit",
         "AnonymousIteratorV3",
         "MakeIterator",
         "IteratorV2",
@@ -132,47 +106,13 @@ class Attribution:
     source: str  # "manifest" or "trace_names"
 
 
-def _strip_suffix(component: str) -> str:
-    m = _SUFFIX.match(component)
-    return m.group(1) if m else component
-
-
-def _tail(components: list[str]) -> list[str]:
-    """The components after the last function-inlining marker and call wrappers.
-
-    Loop bodies and branches restart the scope path from the root after `body/_N`,
-    `then/_N` (RNN loops, steps_per_execution), so the innermost copy is the one to read.
-    """
-    start = 0
-    for i, c in enumerate(components[:-1]):
-        if _INLINE_MARK.match(c):
-            start = i + 1
-    tail = components[start:]
-    while len(tail) > 1 and (_WRAPPER.match(tail[0]) or tail[0] in ("while", "cond")):
-        tail = tail[1:]
-    return tail
-
-
-def _restart(tail: list[str]) -> list[str]:
-    """Inside a gradient loop the scope path starts again after `gradients/`; keep the last."""
-    first = next((c for c in tail if c not in _PASS_THROUGH), None)
-    for i in range(len(tail) - 2, -1, -1):
-        if tail[i] == "gradients" and tail[i + 1] == first:
-            return tail[i + 1 :]
-    return tail
-
-
-def _is_backward(components: list[str]) -> bool:
-    return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
-
-
 def _scope_phase(tail: list[str]) -> str | None:
     """Phase bucket from the first real scope of the tail: optimizer, loss or metrics."""
     scopes = [c for c in tail[:-1] if c not in ("gradient_tape", "gradients")]
     if not scopes:
         return None
     head = scopes[0]
-    base = _strip_suffix(head)
+    base = strip_suffix(head)
     if head in OPTIMIZER_SCOPES or base in OPTIMIZER_SCOPES:
         return "optimizer"
     if head in LOSS_SCOPES or base in LOSS_SCOPES:
@@ -182,8 +122,24 @@ def _scope_phase(tail: list[str]) -> str | None:
     return None
 
 
-def _in_train_function(components: list[str]) -> bool:
-    return any(_WRAPPER.match(c) for c in components[:-1]) or len(components) > 1
+# Variable updates: a metric's `assign_add` is `Add_k` (+ its read) and `AssignVariableOp_k`.
+_UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
+
+
+def _loss_tracker_op(tail_: list[str], op_type: str) -> bool:
+    """An op of the per-output loss trackers that `compile_loss` updates in its own scope.
+
+    With several outputs, Keras's CompileLoss keeps a Mean per output and updates it right
+    under `compile_loss/` (the losses themselves sit one scope deeper, `compile_loss/mse/`):
+    variable updates there, and the weighting `mul` of the tracked values, are metrics.
+    """
+    scopes = [c for c in tail_ if c not in ("gradient_tape", "gradients")]
+    if len(scopes) == 3 and op_type in NON_COMPUTE:
+        scopes = scopes[:-1]  # `compile_loss/Add_1/ReadVariableOp`: the read of an update
+    if len(scopes) != 2:
+        return False
+    base = strip_suffix(scopes[1])
+    return base in _UPDATE_BASES or base == "mul"
 
 
 def classify(
@@ -198,74 +154,212 @@ def classify(
     kinds = set(line_kinds)
     if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
-    tail = _tail(components)
-    backward = _is_backward(components)
-    scoped = _scope_phase(tail)
+    tail_ = list(name_tail(name))
+    backward = is_backward(components) or is_accumulator(components, op_type)
+    scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)
+    if scoped == "loss" and not backward and _loss_tracker_op(tail_, op_type):
+        return Attribution(None, "metrics", "metrics", source)
     if scoped in ("loss", "metrics"):
         return Attribution(None, "backward" if backward else scoped, scoped, source)
     if layer is not None:
         return Attribution(layer, "backward" if backward else "forward", None, source)
-    if not _in_train_function(components):
+    if not in_train_function(components):
         return Attribution(None, "other", "outside", source)
     return Attribution(None, "backward" if backward else "other", "root", source)
 
 
-def _layer_key(components: list[str]) -> tuple[str, ...]:
-    """Scope components that can be layers, in order: pass-through scopes removed."""
-    return tuple(c for c in components if c not in _PASS_THROUGH and not _INLINE_MARK.match(c))
+COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
+
+# Where a root op's time goes when it has no layer, by the phase Keras created it in.
+_ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 
 
-def _could_be_layer(component: str) -> bool:
-    m = _SUFFIX.match(component)
-    if not m:
-        return False
-    base = m.group(1)
-    return base not in _INTERNAL and not base[:1].isupper() and base not in _PASS_THROUGH
+def _common(a, b):
+    if not a or not b:
+        return a or b
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n] or None
+
+
+def _op_keys(seq) -> list[tuple[str, str]]:
+    return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
 
 class TraceAttributor:
-    """Attribute ops from their names alone, using every op name of the trace as context."""
+    """Attribute ops from their names, using every op name of the trace as context.
+
+    `sequences` (optional): op events in start order per host thread for one step
+    (`TraceEvents.sequences`); neighbours there decide what names cannot (root ops'
+    phases, the layer of the tape's gradient sums).
+    """
 
     source = "trace_names"
 
-    def __init__(self, ops: Iterable[tuple[str, str]]):
+    def __init__(self, ops: Iterable[tuple[str, str]], sequences=None, first_start=None):
         ops = list(ops)
+        seqs = [
+            _op_keys(s)
+            for s in (sequences.values() if isinstance(sequences, dict) else sequences or [])
+        ]
         # Every scope prefix that has forward ops below it (keys without pass-through
         # scopes, so a gradient loop's `gradients/` insert still lines up).
         self._forward_scopes: set[tuple[str, ...]] = set()
         for name, op_type in ops:
             comps = name.split("/")
-            if _is_backward(comps):
+            if is_backward(comps):
                 continue
             # A variable read sits under the op that reads it (`conv_1/convolution/
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
             # Counting reads keeps a layer whose compute op was fused into a neighbour's
             # (Conv2D into the next ReLU) recognisable as a scope.
-            drop = 2 if op_type in _NON_COMPUTE else 1
-            key = _layer_key(_restart(_tail(comps))[:-drop])
+            if len(comps) > 1 and is_mark(comps[-1]):
+                name = name.rpartition("/")[0]  # `<op>/_<k>`: a partitioner's copy of <op>
+            drop = 2 if op_type in NON_COMPUTE else 1
+            key = layer_key(restart(list(name_tail(name)))[:-drop])
             for i in range(1, len(key) + 1):
                 self._forward_scopes.add(key[:i])
+        # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/<grad
+        # op>`), so what is above those two is a scope even when no forward op of it ran
+        # (TimeDistributed(Flatten): its slices fold away, their gradients do not).
+        for name, _ in ops:
+            comps = name.split("/")
+            if is_backward(comps) and "gradient_tape" in comps:
+                key = layer_key(restart(list(name_tail(name)))[:-2])
+                for i in range(1, len(key) + 1):
+                    if key[: i - 1] in self._forward_scopes or i == 1:
+                        self._forward_scopes.add(key[:i])
+        self._types = dict((n, t) for n, t in ops)
+        self._name_layers: dict[str, tuple[str, ...] | None] = {}
+        # Every scope or op path (keys as above), to tell `moments_1` (a second `moments`
+        # beside the first) from a layer someone named `moments`.
+        self._paths: set[tuple[str, ...]] = set()
+        for name, _ in ops:
+            key = layer_key(restart(list(name_tail(name))))
+            for i in range(1, len(key) + 1):
+                self._paths.add(key[:i])
+        self._layers: dict[str, tuple[str, ...] | None] = {}
+        self._roots = RootPhases(ops, self._scoped_phase, seqs)
+        tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
+        tape -= self._roots.weak  # only the tape's own sums; guesses are settled below
+        self._layers.update(
+            neighbours.tape_layers(
+                tape, seqs, self._backward_layer, self._scoped_phase, self._roots.regularized
+            )
+        )
+        self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer))
+        self._layers.update(neighbours.accumulator_layers(ops, self._name_layer))
+        self._phases: dict[str, str] = {}
+        if first_start:
+            grads = neighbours.gradient_runs(
+                seqs, self._roots.weak, self._gradient_layer, self._forward_start(first_start)
+            )
+            self._layers.update(grads)
+            self._phases.update(dict.fromkeys(grads, "backward"))
 
-    def layer_of(self, name: str) -> tuple[str, ...] | None:
-        """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
-        tail = _restart(_tail(name.split("/")))
+    def _scoped_phase(self, name: str, op_type: str) -> str | None:
+        """The phase an op's name decides (None for unscoped root ops)."""
+        att = classify(name, op_type, (), self.layer_of(name), self.source)
+        return None if att.bucket == "root" and att.phase == "other" else att.phase
+
+    def _forward_start(self, first_start) -> dict[tuple[str, ...], int]:
+        """Where each layer's forward pass sits in the recorded step: its median op start.
+
+        Reads, and updates of statistics that need only variables (a BatchNorm's moving
+        means), run whenever a thread is free; the median of a layer's op starts stays
+        with its data-dependent work.
+        """
+        starts: dict[tuple[str, ...], list[int]] = {}
+        for (name, op_type), t in first_start.items():
+            if op_type in NON_COMPUTE or op_type.startswith("Assign"):
+                continue
+            if is_backward(name.split("/")):
+                continue
+            layer = self._name_layer(name)
+            if layer:
+                starts.setdefault(layer, []).append(t)
+        return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}
+
+    def _gradient_layer(self, name: str) -> tuple[str, ...] | None:
+        """The layer of a gradient op or of a tape sum (None for any other op)."""
+        if is_backward(name.split("/")):
+            return self._name_layer(name)
+        if name in self._layers and self._roots.of(name) == "backward":
+            return self._layers[name]
+        return None
+
+    def _backward_layer(self, ops) -> tuple[str, ...] | None:
+        """The layer of the first gradient op among `ops`, if any."""
+        for name, _ in ops:
+            if is_backward(name.split("/")):
+                return self._name_layer(name)
+        return None
+
+    def _name_layer(self, name: str) -> tuple[str, ...] | None:
+        """The layer path the name's scopes say (no neighbours consulted)."""
+        if name in self._name_layers:
+            return self._name_layers[name]
+        layer = self._name_layers[name] = self._read_layer(name)
+        return layer
+
+    def _read_layer(self, name: str) -> tuple[str, ...] | None:
+        head, _, last = name.rpartition("/")
+        if head and is_mark(last):
+            name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
+        tail_ = restart(list(name_tail(name)))
         key: list[str] = []
         path: list[str] = []
-        for comp in tail[:-1]:
-            if comp in _PASS_THROUGH or _INLINE_MARK.match(comp):
+        for comp in tail_[:-1]:
+            if comp in PASS_THROUGH or is_mark(comp):
                 continue
             key.append(comp)
-            if _could_be_layer(comp) and tuple(key) in self._forward_scopes:
-                path.append(_strip_suffix(comp))
+            if self._is_layer_scope(tuple(key)):
+                path.append(strip_suffix(comp))
                 continue
             break
         return tuple(path) or None
 
+    def _is_layer_scope(self, key: tuple[str, ...]) -> bool:
+        """A uniquified scope with forward ops below it, not a second op-function scope.
+
+        TF's op functions open scopes (`moments`, `batchnorm`, `convolution`) whose second
+        use in the same parent is `moments_1`; a layer's scope always has the suffix, so a
+        scope named like an op function is a layer when no unsuffixed sibling exists.
+        """
+        comp = key[-1]
+        if key not in self._forward_scopes or not SUFFIX.match(comp):
+            return False
+        if could_be_layer(comp):
+            return True
+        base = strip_suffix(comp)
+        return base not in PASS_THROUGH and key[:-1] + (base,) not in self._paths
+
+    def layer_of(self, name: str) -> tuple[str, ...] | None:
+        """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
+        if name in self._layers:
+            return self._layers[name]
+        return self._name_layer(name)
+
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
-        return classify(name, op_type, line_kinds, self.layer_of(name), self.source)
+        comps = name.split("/")
+        if op_type in COPY_TYPES and len(comps) > 1 and is_mark(comps[-1]):
+            # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
+            owner = "/".join(comps[:-1])
+            return self.attribute(owner, self._types.get(owner, ""), line_kinds)
+        layer = self.layer_of(name)
+        att = classify(name, op_type, line_kinds, layer, self.source)
+        phase = self._phases.get(name) or self._roots.of(name)
+        if layer is not None and phase != "backward":
+            phase = None  # a model's own op-function scope (`model_1/strided_slice`)
+        if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):
+            # A root op (a tape sum may have a layer): the phase Keras created it in.
+            bucket = None if layer else _ROOT_BUCKET.get(phase, "root")
+            return Attribution(layer, phase, bucket, att.source)
+        return att
 
 
 class ManifestAttributor:
@@ -283,7 +377,7 @@ class ManifestAttributor:
             self.layers[path] = layer
             for scope in layer.get("scopes", []):
                 node = self._trie
-                for comp in _layer_key(scope.split("/")):
+                for comp in layer_key(scope.split("/")):
                     node = node.setdefault(comp, {})
                 # The deeper layer wins when two layers share a scope string.
                 if "$" not in node or len(node["$"]) < len(path):
@@ -291,7 +385,7 @@ class ManifestAttributor:
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer whose recorded scope ends furthest right in the op's name."""
-        comps = list(_layer_key(name.split("/")[:-1]))
+        comps = list(layer_key(name.split("/")[:-1]))
         best: tuple[int, int, tuple[str, ...]] | None = None
         for start in range(len(comps)):
             node = self._trie

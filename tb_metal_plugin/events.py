@@ -143,6 +143,11 @@ class TraceEvents:
     warnings: list[str] = field(default_factory=list)
     # Device id (`GPU:0`, `TPU:3`) -> what its plane holds and its measured device time.
     device_stats: dict[str, DevicePlaneStats] = field(default_factory=dict)
+    # Op events in start order per host line, for one step (the first profiled one, or the
+    # whole window without steps): attribution reads an op's neighbours on its thread here.
+    sequences: dict[str, list[OpRecord]] = field(default_factory=dict)
+    # When each op first started in that same step (host clock, ps): the order of layers.
+    first_start: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
@@ -266,6 +271,8 @@ class _Collector:
         self.zeros = (0,) * self.slots
         self.copies: dict[tuple[str, str, str], CopyRecord] = {}
         self.event_count = 0
+        self.sequences: dict[str, list[OpRecord]] = {}
+        self.first_start: dict[tuple[str, str], int] = {}
         self.t_min: int | None = None
         self.t_max: int | None = None
 
@@ -301,7 +308,8 @@ class _Collector:
     def host_line(self, plane: PlaneData, index: int, op_ids: dict[int, OpRecord]) -> None:
         """Add one host line's op events: count, total and self time per step slot."""
         line = plane.line_lite(index)
-        kind = line_kind(line.name)
+        line_name = line.name
+        kind = line_kind(line_name)
         base = line.timestamp_ns * 1000
         check = plane.checks
         if not check.line_timestamp(line.timestamp_ns):
@@ -345,6 +353,8 @@ class _Collector:
         stack: list[tuple[int, OpRecord, int]] = []  # (end, record, slot) of open op events
         si = 0
         last = 0
+        seq: list[OpRecord] = []
+        first = self.first_start
         for off, dur, rec in zip(offs, durs, recs, strict=True):
             t = base + off
             while si < nsteps and t >= ends[si]:
@@ -355,6 +365,11 @@ class _Collector:
             if stack:
                 parent = stack[-1]
                 parent[1].self_ps[parent[2]] -= check.nested(off, dur, parent[0])
+            if slot == 0:  # the first step, or the whole window when there are no steps
+                seq.append(rec)
+                key = (rec.name, rec.type)
+                if t < first.get(key, t + 1):
+                    first[key] = t
             rec.count[slot] += 1
             rec.total_ps[slot] += dur
             rec.self_ps[slot] += dur
@@ -362,6 +377,8 @@ class _Collector:
             stack.append((end, rec, slot))
             if end > last:
                 last = end
+        if seq:
+            self.sequences.setdefault(line_name, []).extend(seq)
         for rec in set(recs):
             rec.line_kinds.add(kind)
         self._span(base + offs[0], base + last)
@@ -451,4 +468,6 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             event_count=col.event_count,
             warnings=warnings,
             device_stats=device_stats,
+            sequences=col.sequences,
+            first_start=col.first_start,
         )

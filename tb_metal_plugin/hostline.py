@@ -117,7 +117,7 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
     """What host_line does around its loop: counts, warnings, line kinds, stats, span."""
     from .events import line_kind
 
-    name, ts_ns, nevents, seen, first, last, bad_span, bad_budget, overlap = got
+    name, ts_ns, nevents, seen, first, last, bad_span, bad_budget, overlap, slot0 = got
     check = plane.checks
     if seen is None:
         check.line_timestamp(ts_ns)  # out of range: counted, line skipped
@@ -135,3 +135,12 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
         recs[k].line_kinds.add(kind)
     base = ts_ns * 1000
     col._span(base + first, base + last)
+    if slot0:
+        # As the twin: the first step's op events in order, and each op's first start.
+        seq = [recs[k] for k, _ in slot0]
+        col.sequences.setdefault(name, []).extend(seq)
+        starts = col.first_start
+        for rec, (_, off) in zip(seq, slot0, strict=True):
+            key, t = (rec.name, rec.type), base + off
+            if t < starts.get(key, t + 1):
+                starts[key] = t

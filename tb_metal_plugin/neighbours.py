@@ -1,0 +1,217 @@
+"""Layers that op names cannot give, read off an op's neighbours on its thread.
+
+TF's executor runs a small op right after the op that completed its inputs, on the same
+thread, and hands its output to the consumer next; `TraceEvents.sequences` keeps each
+host thread's op events of one step in start order. Each function returns
+{op name: layer path or None} for the ops it decides; the rest keep their name's layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from .opnames import (
+    NON_COMPUTE,
+    body_prefix,
+    is_accumulator,
+    is_backward,
+    restart,
+    strip_suffix,
+    tail,
+)
+
+Layer = tuple[str, ...] | None
+# Scopes of TF's normalization functions (`tf.nn.moments`, `batch_normalization`).
+STATS_SCOPES = frozenset({"moments", "batchnorm"})
+Op = tuple[str, str]
+
+
+def _winner(votes: dict) -> dict:
+    return {name: max(v, key=lambda k: v[k]) for name, v in votes.items()}
+
+
+def tape_layers(
+    tape: set[str],
+    seqs: Iterable[Sequence[Op]],
+    backward_layer: Callable[[Iterable[Op]], Layer],
+    scoped_phase: Callable[[str, str], str | None],
+    regularized: bool,
+) -> dict[str, Layer]:
+    """The tape's root `AddN`/`zeros_like`: the layer of the gradients they sum.
+
+    A sum belongs to the deepest layer its inputs (the gradients from the tensor's
+    consumers) share. The trace shows one input, the gradient that ran just before it,
+    and the consumer, the gradient of the tensor's producer that runs just after it; the
+    deepest layer those two share stands in for the inputs'. Two cases say more: a sum
+    right after the gradient of a normalization's statistics (`moments`, `batchnorm`) is
+    that layer's own reuse of its input; a sum followed by the optimizer is a weight's
+    gradient, its layer's unless regularizers add theirs (then no one layer).
+    """
+    votes: dict[str, dict[Layer, int]] = {}
+    for seq in seqs:
+        for i, (name, _) in enumerate(seq):
+            if name not in tape:
+                continue
+            before = [
+                op for op in reversed(seq[max(0, i - 2) : i]) if is_backward(op[0].split("/"))
+            ]
+            pred = backward_layer(before)
+            nxt = seq[i + 1] if i + 1 < len(seq) else None
+            if nxt is not None and scoped_phase(*nxt) == "optimizer":
+                pick = None if regularized else pred
+            else:
+                succ = backward_layer(seq[i + 1 : i + 3])
+                # A normalization reuses its input (statistics, then the normalized value):
+                # the sum right after the gradient of its statistics is that layer's own.
+                stats = before and STATS_SCOPES & set(before[0][0].split("/")[:-1])
+                pick = pred if stats else _shared(pred, succ)
+            v = votes.setdefault(name, {})
+            v[pick] = v.get(pick, 0) + 1
+    return _winner(votes)
+
+
+def input_casts(
+    ops: list[Op], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
+) -> dict[str, Layer]:
+    """A Cast directly in a model's scope, run just before one of its layers: that layer's.
+
+    `Layer.__call__` casts its inputs to the layer's compute dtype (mixed precision, a
+    float32 head) before it opens the layer's scope, so the cast lands in the caller's
+    scope; the layer it feeds runs next on the same thread. Its gradient (under
+    `gradient_tape/<same path>/`) follows it. Only when some layer casts inside its own
+    scope too (its weights, under mixed precision): else the cast is the model's.
+    """
+    casts: dict[str, tuple[str, ...]] = {}
+    inside = False  # a layer below a model casting something of its own
+    for name, op_type in ops:
+        comps = name.split("/")
+        if op_type != "Cast" or is_backward(comps):
+            continue
+        model = name_layer(name)
+        t = restart(tail(comps))
+        if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
+            casts[name] = model
+        elif model and len(model) > 1:
+            inside = True
+    if not inside:
+        # Layers cast their inputs when they compute in another dtype (mixed precision),
+        # and then cast their weights too. Without that, a model-level Cast is the
+        # model's own (Functional converting an int64 input to its Input's int32).
+        return {}
+    votes: dict[str, dict[Layer, int]] = {}
+    for seq in seqs if casts else ():
+        for i, (name, _) in enumerate(seq):
+            model = casts.get(name)
+            if model is None:
+                continue
+            for nxt, nxt_type in seq[i + 1 : i + 4]:
+                if is_backward(nxt.split("/")) or nxt_type in NON_COMPUTE:
+                    continue
+                q = name_layer(nxt)
+                if q and len(q) > len(model) and q[: len(model)] == model:
+                    v = votes.setdefault(name, {})
+                    v[q[: len(model) + 1]] = v.get(q[: len(model) + 1], 0) + 1
+                break
+    out = _winner(votes)
+    moved = {"/".join(restart(tail(n.split("/")))): layer for n, layer in out.items()}
+    for name, _ in ops if moved else ():
+        comps = name.split("/")
+        if "gradient_tape" not in comps:
+            continue
+        rest = "/".join(restart(tail(comps[comps.index("gradient_tape") + 1 :])))
+        for fwd, layer in moved.items():
+            if rest.startswith(fwd + "/"):
+                out[name] = layer
+    return out
+
+
+def accumulator_layers(ops: list[Op], name_layer: Callable[[str], Layer]) -> dict[str, Layer]:
+    """A while_v2 accumulator belongs to the layer whose gradient needs the value.
+
+    The gradient loop pops the values the gradients of the loop body's ops need; in an
+    RNN those are the cell's (its gates' activations), so when the loop body holds the
+    ops of exactly one deeper layer (the cell), the accumulators are that layer's.
+    """
+    acc = [n for n, t in ops if is_accumulator(n.split("/"), t)]
+    inner: dict[str, set[tuple[str, ...]]] = {}
+    for name, op_type in ops if acc else ():
+        comps = name.split("/")
+        body = body_prefix(comps)
+        if body is None or is_backward(comps) or op_type in NON_COMPUTE:
+            continue
+        layer = name_layer(name)
+        if layer:
+            inner.setdefault(body, set()).add(layer)
+    out: dict[str, Layer] = {}
+    for name in acc:
+        mine = name_layer(name)
+        deeper = {
+            q
+            for q in inner.get(body_prefix(name.split("/")) or "", ())
+            if mine and len(q) > len(mine) and q[: len(mine)] == mine
+        }
+        if len(deeper) == 1:
+            out[name] = deeper.pop()
+    return out
+
+
+def gradient_runs(
+    seqs: Iterable[Sequence[Op]],
+    weak: set[str],
+    backward_layer: Callable[[str], Layer],
+    forward_start: dict[tuple[str, ...], int],
+) -> dict[str, Layer]:
+    """Root ops that a gradient function made without a scope: backward, of the layer between.
+
+    A custom gradient (Keras's swish/silu) builds its ops outside any scope, so they sit
+    at the root, but they run in the backward pass: on their thread, right after the
+    gradient of the layer after it and right before the gradient of the layer before it;
+    the run is the gradient of the layer whose forward pass came right after the latter.
+    Returns {op name: layer} (the layer may be None: backward, layer unknown).
+    """
+    out: dict[str, Layer] = {}
+    for seq in seqs:
+        i = 0
+        while i < len(seq):
+            if seq[i][0] not in weak:
+                i += 1
+                continue
+            j = i
+            while j < len(seq) and (seq[j][0] in weak or seq[j][1] in NON_COMPUTE):
+                j += 1
+            after = backward_layer(seq[i - 1][0]) if i > 0 else None
+            before = backward_layer(seq[j][0]) if j < len(seq) else None
+            if after and before:
+                layer = _between(after, before, forward_start)
+                for name, _ in seq[i:j]:
+                    if name in weak:
+                        out[name] = layer
+            i = j
+    return out
+
+
+def _between(a: tuple[str, ...], b: tuple[str, ...], start: dict[tuple[str, ...], int]) -> Layer:
+    """The sibling layer that ran its forward pass first after b's, before a's.
+
+    The run computes the gradient of what b's output fed on its way to a: with the
+    layers in forward order, that is the one right after b (the only one, in a chain).
+    With none between, it is b's own (a layer's fused activation, `Conv2D(activation=
+    "swish")`, is the last of its forward pass and the first of its backward pass).
+    """
+    if a not in start or b not in start:
+        return None
+    if start[a] < start[b]:
+        a, b = b, a
+    parents = {a[:-1], b[:-1]}
+    inside = [(t, q) for q, t in start.items() if start[b] < t < start[a] and q[:-1] in parents]
+    return min(inside)[1] if inside else b
+
+
+def _shared(a: Layer, b: Layer) -> Layer:
+    """The deepest layer both paths are in (either one when the other is unknown)."""
+    if not a or not b:
+        return a or b
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n] or None

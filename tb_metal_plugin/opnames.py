@@ -1,0 +1,204 @@
+"""Reading TF op names of a Keras train step: scope components, suffixes, wrappers.
+
+Pure string functions shared by the attributors. Facts they rest on (checked on Keras 3 /
+TF 2.21 traces, see docs in DOMAIN): layer scopes carry one uniquifying `_<k>`; loop bodies
+and branches restart the scope path after `body/_N`; gradients mirror the forward scope
+under `gradient_tape/`; distribution strategies add a `replica_<k>/` component.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+SUFFIX = re.compile(r"^(.+)_(\d+)$")
+INLINE_MARK = re.compile(r"^_\d+$")
+WRAPPER = re.compile(r"^(StatefulPartitionedCall|PartitionedCall|TPUPartitionedCall)(_\d+)?$")
+# MirroredStrategy and friends run one copy of the step per replica under `replica_<k>`.
+REPLICA = re.compile(r"^replica_\d+$")
+# Scopes that TF or Keras open inside a layer's call: never layers themselves. Walking a
+# name, we step over these and keep looking for deeper layers (RNN cells sit under
+# `while`, gradient loops under `gradients`).
+PASS_THROUGH = frozenset(
+    {
+        "while",
+        "cond",
+        "body",
+        "then",
+        "else",
+        "gradients",
+        "gradient_tape",
+        "while_grad",
+        "cond_grad",
+        "ArithmeticOptimizer",
+    }
+)
+# Scopes that TF's op functions open (`tf.nn.moments` opens `moments`, ...): inside a layer
+# they look like a uniquified layer scope (`moments_1/mean`) but are not layers. These are
+# TF/Keras library names, the same for every model.
+INTERNAL = frozenset(
+    {
+        "convolution",
+        "moments",
+        "batchnorm",
+        "Tensordot",
+        "einsum",
+        "strided_slice",
+        "transpose",
+        "split",
+        "stack",
+        "concat",
+        "range",
+        "clip_by_value",
+        "random_uniform",
+        "random_normal",
+        "truncated_normal",
+        "map",
+        "TensorArrayV2Read",
+        "TensorArrayV2Write",
+        "TensorArrayUnstack",
+        "TensorArrayV2Stack",
+        "zeros_like",
+        "ones_like",
+        "zeros",
+        "ones",
+        "dropout_mask",
+        "stateless_random_uniform",
+        "stateless_random_normal",
+        "Reshape",
+        "MatMul",
+        "BiasAdd",
+        "Cast",
+        "mul",
+        "sub",
+        "truediv",
+        "Sum",
+        "Mean",
+        "Max",
+        "Min",
+        "Prod",
+        "Squeeze",
+        "ExpandDims",
+        "Shape",
+        "GatherV2",
+        "gather",
+        "resize",
+        "depthwise",
+        "max_pool",
+        "avg_pool",
+        "l2_normalize",
+        "log_softmax",
+        "sequential_while",
+        "TensorListReserve",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Softmax",
+        "ReadVariableOp",
+        "AssignVariableOp",
+        "Identity",
+        "Pad",
+        "pad",
+        "Square",
+        "Sqrt",
+        "Rsqrt",
+        "div_no_nan",
+        "AddN",  # the tape's sums; Grappler hangs `AddN_7/tmp_var_initializer` under one
+    }
+)
+NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
+
+
+def is_mark(component: str) -> bool:
+    """`_27`: the inlining mark a loop body or branch adds (faster than INLINE_MARK)."""
+    return len(component) > 1 and component[0] == "_" and component[1:].isdigit()
+
+
+def strip_suffix(component: str) -> str:
+    """`dense_1` -> `dense`; a component without `_<k>` is returned as is."""
+    m = SUFFIX.match(component)
+    return m.group(1) if m else component
+
+
+def tail(components: list[str]) -> list[str]:
+    """The components after the last function-inlining marker and call wrappers.
+
+    Loop bodies and branches restart the scope path from the root after `body/_N`,
+    `then/_N` (RNN loops, steps_per_execution), so the innermost copy is the one to read.
+    """
+    start = 0
+    for i in range(len(components) - 2, -1, -1):
+        if is_mark(components[i]):
+            start = i + 1
+            break
+    out = components[start:]
+    while len(out) > 1 and (WRAPPER.match(out[0]) or out[0] in ("while", "cond")):
+        out = out[1:]
+    return drop_replica(out)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def name_tail(name: str) -> tuple[str, ...]:
+    """`tail` of a whole op name, cached: attribution asks for the same names many times."""
+    return tuple(tail(name.split("/")))
+
+
+def drop_replica(components: list[str]) -> list[str]:
+    """Remove a distribution strategy's `replica_<k>` from the head of a scope path.
+
+    It comes first, or right after `gradient_tape/` (the tape of one replica's step).
+    """
+    for i, c in enumerate(components[:-1]):
+        if REPLICA.match(c):
+            return components[:i] + components[i + 1 :]
+        if c not in PASS_THROUGH:
+            break
+    return components
+
+
+def restart(components: list[str]) -> list[str]:
+    """Inside a gradient loop the scope path starts again after `gradients/`; keep the last."""
+    first = next((c for c in components if c not in PASS_THROUGH), None)
+    for i in range(len(components) - 2, -1, -1):
+        if components[i] == "gradients" and components[i + 1] == first:
+            return components[i + 1 :]
+    return components
+
+
+def is_backward(components: list[str]) -> bool:
+    """True for ops the gradient tape made (under `gradient_tape/`, `gradients/`, `*_grad`)."""
+    return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
+
+
+def layer_key(components) -> tuple[str, ...]:
+    """Scope components that can be layers, in order: pass-through scopes removed."""
+    return tuple(c for c in components if c not in PASS_THROUGH and not is_mark(c))
+
+
+def could_be_layer(component: str) -> bool:
+    """A uniquified scope (`<name>_<k>`) whose name is not one TF's op functions open."""
+    m = SUFFIX.match(component)
+    if not m:
+        return False
+    base = m.group(1)
+    return base not in INTERNAL and base not in PASS_THROUGH
+
+
+def in_train_function(components: list[str]) -> bool:
+    """True for ops inside a traced function (wrapped or scoped), not bare eager ops."""
+    return any(WRAPPER.match(c) for c in components[:-1]) or len(components) > 1
+
+
+def body_prefix(components: list[str]) -> str | None:
+    """The name prefix up to a loop body's inlining mark (`.../while/body/_27`), if any."""
+    for i in range(len(components) - 2, 0, -1):
+        if is_mark(components[i]) and components[i - 1] == "body":
+            return "/".join(components[: i + 1])
+    return None
+
+
+def is_accumulator(components: list[str], op_type: str) -> bool:
+    """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
+    return op_type == "TensorListPushBack" and any(
+        is_mark(c) and i > 0 and components[i - 1] == "body" for i, c in enumerate(components)
+    )
