@@ -59,7 +59,8 @@ export function verdictLookup(p: ReadinessPayload, _layers: LayerNode[]): (n: La
 /** A remedy as a collapsible cell: title and status on Metal, then advice, example, sources. */
 export function remedyCell(r: Remedy | null | undefined): HTMLElement {
   if (!r) return h("span", { class: "muted" }, "–");
-  return h("details", { class: "remedy", "data-remedy": r.id },
+  // Opening it inside a clickable row must not also open that row's ops.
+  return h("details", { class: "remedy", "data-remedy": r.id, onclick: (ev: Event) => ev.stopPropagation() },
     h("summary", null, r.title, " ", h("span", { class: "badge on-metal", title: "whether a source reports this working on Metal" }, r.on_metal)),
     h("p", null, r.advice),
     r.example ? h("pre", { class: "remedy-example" }, h("code", null, r.example)) : null,
