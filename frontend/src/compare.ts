@@ -120,7 +120,7 @@ export class CompareView {
     const devOrder = ["GPU", "GPU (host-side)", "CPU"];
     const totals = h("table", { class: "data-table totals", "data-testid": "compare-totals" },
       h("thead", null, h("tr", null, h("th", null, ""), ...labels.map((l, i) => h("th", { class: "num", title: d.sessions[i] }, l,
-        i === 0 ? h("span", { class: "badge base" }, "baseline") : h("button", { class: "link", "data-testid": "make-baseline-col", onclick: () => this.makeBaseline(this.chosen[i]) }, " make baseline"))))),
+        i === 0 ? h("span", { class: "badge base" }, "baseline") : h("div", null, h("button", { class: "link", "data-testid": "make-baseline-col", onclick: () => this.makeBaseline(this.chosen[i]) }, "make baseline")))))),
       h("tbody", null,
         h("tr", null, h("th", null, d.step === "avg" ? "step time (wall, avg)" : "profiled step time (wall)"), ...d.totals.step_time_ps.map((t) => h("td", { class: "num" }, fmtTime(t)))),
         h("tr", null, h("th", null, "speedup vs baseline"), ...d.totals.speedup.map((s, i) => h("td", { class: "num", "data-testid": "total-speedup" }, i === 0 ? "1.00×" : fmtSpeedup(s)))),
@@ -157,7 +157,7 @@ export class CompareView {
     const unmatched = unmatchedShown.length
       ? h("div", { class: "unmatched", "data-testid": "compare-unmatched" }, h("h3", null, `Layers not in every run (${unmatchedShown.length})`),
           h("ul", null, ...unmatchedShown.map((u) => h("li", null, u.key.join(" / "), h("span", { class: "muted" }, ` only in ${u.in.map(labelOf).join(", ")}`)))))
-      : h("p", { class: "note" }, `All ${d.matched_count} layers with time matched.`);
+      : h("p", { class: "note" }, `All ${d.rows.filter((r) => r.matched && !zeroTime(r)).length} layers with time matched.`);
     append(this.result, [
       ...d.warnings.map((w) => h("div", { class: "warn-box" }, w)),
       totals,

@@ -89,6 +89,7 @@ class App {
     } else {
       this.ops.prompt();
     }
+    this.saveUrl(false); // mirror the entry into the top window's URL (for a reload)
   }
 
   async start(refresh = false): Promise<void> {

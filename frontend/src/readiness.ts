@@ -2,6 +2,7 @@
 // tensorflow-metal (GET /readiness), as a panel and as a verdict per layer-tree row.
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathKey, pathLabel } from "./format";
+import { groupReasons } from "./groups";
 import { DataTable } from "./table";
 import type { Disagreement, DoctorVerdict, GroupVerdict, LayerNode, ReadinessGroup, ReadinessPayload, Remedy, Verdict } from "./types";
 
@@ -141,20 +142,23 @@ export class ReadinessPanel {
         total ? ` (${fmtPct(p.cpu_only_ps / total)} of op time).` : "."));
     if (p.measured_tensorflow_metal) this.el.append(this.measured(p));
 
-    const reasons = new Map<string, Map<Verdict, Set<string>>>();
+    // Reasons per layer and verdict, most time first; one sentence for the op types it names.
+    const reasons = new Map<string, Map<Verdict, { type: string; reason: string; ps: number }[]>>();
     for (const o of p.ops) {
       if (o.verdict !== "cpu_fallback" && o.verdict !== "cpu_only_by_nature") continue;
       const k = groupKey(o.layer, o.bucket);
-      const byVerdict = reasons.get(k) ?? new Map<Verdict, Set<string>>();
+      const byVerdict = reasons.get(k) ?? new Map<Verdict, { type: string; reason: string; ps: number }[]>();
       reasons.set(k, byVerdict);
-      const set = byVerdict.get(o.verdict) ?? new Set<string>();
-      byVerdict.set(o.verdict, set);
-      set.add(o.reason);
+      const list = byVerdict.get(o.verdict) ?? [];
+      byVerdict.set(o.verdict, list);
+      const seen = list.find((x) => x.type === o.type && x.reason === o.reason);
+      if (seen) seen.ps += o.self_ps;
+      else list.push({ type: o.type, reason: o.reason, ps: o.self_ps });
     }
     const rowsOf = (verdict: Verdict): ReasonRow[] =>
       [...p.layers.filter((g) => g.layer), ...(p.buckets ?? [])]
         .filter((g) => (g.verdicts[verdict] ?? 0) > 0)
-        .map((g) => ({ group: g, ps: g.verdicts[verdict], reasons: [...(reasons.get(groupKey(g.layer, g.bucket))?.get(verdict) ?? [])] }));
+        .map((g) => ({ group: g, ps: g.verdicts[verdict], reasons: groupReasons([...(reasons.get(groupKey(g.layer, g.bucket))?.get(verdict) ?? [])].sort((a, b) => b.ps - a.ps)) }));
 
     const fallbacks = rowsOf("cpu_fallback");
     const major = fallbacks.filter((r) => r.group.verdict === "cpu_fallback").length;

@@ -1,11 +1,12 @@
 // The tab's view in the URL: run, host, step, layer, view and compare set.
 //
-// TensorBoard re-creates the plugin's iframe from a fixed src on reload, so the iframe's
-// own hash or query is lost (checked in Chromium with TensorBoard 2.21). TensorBoard keeps
-// unknown query parameters of its top window through reloads and tab switches, and the
-// iframe is same-origin: the state lives in `tbm_*` query parameters of the top window
-// (of the iframe's own window when it is not in TensorBoard or the top is out of reach).
-// Back/forward walk the pushed entries; `popstate` fires on that window.
+// Checked in Chromium with TensorBoard 2.21: TensorBoard re-creates the plugin's iframe
+// from a fixed src on reload, so the iframe's own URL is lost then; it keeps unknown query
+// parameters of its top window through reloads, but its router rewrites the top URL on
+// back/forward, dropping them. So each change is pushed as a history entry of the iframe
+// (its hash: back/forward walk them and fire `popstate` in the iframe, TensorBoard sees
+// nothing), and mirrored into `tbm_*` query parameters of the top window with
+// replaceState, which a reload reads back. Outside an iframe, the page's own query is used.
 import type { Step } from "./types";
 
 export interface UrlState {
@@ -21,7 +22,7 @@ export interface UrlState {
 const PREFIX = "tbm_";
 const KEYS = ["run", "host", "step", "layer", "bucket", "view", "cmp"];
 
-/** The window whose URL carries the state: TensorBoard's top window when reachable. */
+/** The window whose query mirrors the state: TensorBoard's top window when reachable. */
 export function hostWindow(): Window {
   try {
     const top = window.top;
@@ -42,9 +43,15 @@ function parseStep(raw: string | null): Step {
   return Number.isInteger(n) && n >= 0 ? n : null;
 }
 
+function framed(): boolean {
+  return hostWindow() !== window;
+}
+
 /** The state the URL asks for (fields absent from it are null / defaults). */
 export function readUrl(): UrlState {
-  const q = new URLSearchParams(hostWindow().location.search);
+  // The iframe's own entry first (back/forward), else the top window's mirror (a reload).
+  const own = window.location.hash.slice(1);
+  const q = new URLSearchParams(framed() && own.includes(PREFIX) ? own : hostWindow().location.search);
   const get = (k: string) => q.get(PREFIX + k);
   let compare: UrlState["compare"] = [];
   try {
@@ -83,13 +90,20 @@ function encode(s: UrlState): URLSearchParams {
 
 /** Write the state: a new history entry (`push`) or the current one replaced. */
 export function writeUrl(s: UrlState, push: boolean): void {
-  const w = hostWindow();
+  const top = hostWindow();
   const q = encode(s).toString();
-  const url = w.location.pathname + (q ? "?" + q : "") + w.location.hash;
-  if (url === w.location.pathname + w.location.search + w.location.hash) return;
+  const set = (w: Window, url: string, asNew: boolean) => {
+    if (url === w.location.pathname + w.location.search + w.location.hash) return;
+    if (asNew) w.history.pushState(w === window ? null : w.history.state, "", url);
+    else w.history.replaceState(w === window ? null : w.history.state, "", url);
+  };
   try {
-    if (push) w.history.pushState(w.history.state, "", url);
-    else w.history.replaceState(w.history.state, "", url);
+    set(top, top.location.pathname + (q ? "?" + q : "") + top.location.hash, push && !framed());
+    if (framed()) {
+      // Only our own keys go into the iframe's hash; its src (`?name=metal`) stays.
+      const own = new URLSearchParams([...encode(s).entries()].filter(([k]) => k.startsWith(PREFIX))).toString();
+      set(window, window.location.pathname + window.location.search + "#" + own, push);
+    }
   } catch {
     // A sandboxed frame may refuse: the view still works, only without the URL.
   }
@@ -97,5 +111,5 @@ export function writeUrl(s: UrlState, push: boolean): void {
 
 /** Call `fn` when back/forward changes the URL. */
 export function onUrlChange(fn: () => void): void {
-  hostWindow().addEventListener("popstate", () => fn());
+  window.addEventListener("popstate", () => fn());
 }
