@@ -408,6 +408,12 @@ def test_chart_note_follows_the_stacking_and_readiness_shot(tab, browser, tmp_pa
     for reasons in panel.locator("ul.reasons").all():
         lines = reasons.locator("li").all_inner_texts()
         assert len(lines) == len(set(lines))
-    panel.scroll_into_view_if_needed()
-    panel.screenshot(path=str(screenshot_dir(tmp_path_factory) / "metal-readiness.png"))
+    # The panel just under the tab's sticky bar, in a window tall enough for all of it.
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    frame.evaluate(
+        """() => { const r = document.querySelector('[data-testid=readiness-panel]');
+                   scrollTo(0, r.getBoundingClientRect().top + scrollY - 56); }"""
+    )
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(screenshot_dir(tmp_path_factory) / "metal-readiness.png"))
     page.close()

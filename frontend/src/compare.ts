@@ -143,7 +143,7 @@ export class CompareView {
     cols.push({ key: "split", label: "Device split", title: "each run's time per device, baseline on top", value: (r) => r.key.join("/"),
       render: (r) => h("div", { class: "split-stack", "data-testid": "compare-split" }, ...(r.devices ?? []).map((dv, i) => h("div", { class: "split-line", title: labels[i] }, dv ? splitBar(dv, devOrder, 0) : h("span", { class: "muted" }, "–")))) });
     cols.push({ key: "clock", label: "Clock", title: "clock of each run's time: device timeline, GPU dispatch (host-side, no device timeline) or CPU compute (host)", value: (r) => (r.clock ?? []).join(" / "), render: (r) => (r.clock ?? []).map((c) => clockLabel(c)).join(" / ") });
-    cols.push({ key: "why", label: "Why no speedup", value: (r) => (r.speedup_note ?? []).filter((x) => x).join("; "), render: (r) => h("span", { class: "muted", "data-testid": "speedup-note" }, [...new Set((r.speedup_note ?? []).filter((x) => x))].join("; ")) });
+    if (d.rows.some((r) => (r.speedup_note ?? []).some((x) => x))) cols.push({ key: "why", label: "Why no speedup", value: (r) => (r.speedup_note ?? []).filter((x) => x).join("; "), render: (r) => h("span", { class: "muted", "data-testid": "speedup-note" }, [...new Set((r.speedup_note ?? []).filter((x) => x))].join("; ")) });
     const zero = d.rows.filter(zeroTime);
     const table = new DataTable<CompareRow>(cols, { sortKey: "d1", pageSize: 100, testid: "compare-table", rowAttrs: (r) => ({ "data-key": r.key.join("/"), "data-testid": "compare-row" }) });
     table.setRows(this.showZero ? d.rows : d.rows.filter((r) => !zeroTime(r)));
