@@ -417,3 +417,33 @@ def test_chart_note_follows_the_stacking_and_readiness_shot(tab, browser, tmp_pa
     page.wait_for_timeout(200)
     page.screenshot(path=str(screenshot_dir(tmp_path_factory) / "metal-readiness.png"))
     page.close()
+
+
+def test_shares_over_100_percent_are_explained_in_place(tab, browser):
+    base, sessions = tab
+    for run in ("cnn_cpu", "augment"):
+        name = session(sessions, run)
+        layers = api_get(base, "/layers", session=name, step="all")
+        page, frame = open_tab(browser, base, 1000, f"?tbm_run={urllib.parse.quote(name)}")
+        over = layers["total_ps"] > layers["step_time_ps"]
+        note = frame.locator("[data-testid=over-100-note]")
+        assert note.count() == int(over), run
+        card = frame.locator("[data-testid=card-total-time]")
+        if over:  # op time past the wall-clock step: parallel threads, said where it shows
+            assert "parallel threads" in note.inner_text()
+            assert "parallel threads" in card.get_attribute("title")
+        else:
+            assert card.get_attribute("title") is None
+        frame.locator("[data-testid=tree-header]").wait_for()
+        frame.evaluate(
+            "() => document.querySelectorAll('.toggle[aria-expanded=false]')"
+            ".forEach(b => b.click())"
+        )
+        marked = frame.locator("[data-testid=layer-row]:has([data-testid=over-100])")
+        want = sorted(
+            "/".join(n["path"])
+            for n in [*layers["layers"], *layers["buckets"]]
+            if (n.get("step_share") or 0) > 1
+        )
+        assert sorted(marked.evaluate_all("rs => rs.map(r => r.dataset.path)")) == want
+        page.close()

@@ -69,8 +69,7 @@ export interface TreeOptions {
 const HEADER_H = 40;
 
 /** Why a share of the step can pass 100%: summed op time counts parallel threads twice. */
-export const OVER_100 =
-  "more than 100% of the step: ops ran in parallel on several threads, so their summed time exceeds the wall-clock step time";
+export const OVER_100 = "ops ran in parallel threads, so their summed time exceeds the wall-clock step time";
 
 export class LayerTree {
   readonly el: HTMLElement;
@@ -330,7 +329,7 @@ export class LayerTree {
   private shareCell(n: LayerNode): HTMLElement {
     const share = n.step_share ?? n.share;
     const over = (n.step_share ?? 0) > 1;
-    return h("div", { class: "cell num" + (over ? " over-100" : ""), "data-col": "share", title: over ? `${fmtPct(share)}: ${OVER_100}; ${fmtPct(n.share)} of op time` : `${fmtPct(share)} of step time, ${fmtPct(n.share)} of op time` },
+    return h("div", { class: "cell num" + (over ? " over-100" : ""), "data-col": "share", title: over ? `${fmtPct(share)} of the step, more than 100%: ${OVER_100}; ${fmtPct(n.share)} of op time` : `${fmtPct(share)} of step time, ${fmtPct(n.share)} of op time` },
       fmtPct(share), over ? h("sup", { "data-testid": "over-100" }, "‖") : null);
   }
 
