@@ -316,7 +316,10 @@ def test_compare_says_what_changed(tab, browser, tmp_path_factory):
             continue
         a, b = r["fallback_count"]
         want = f"{a} → {b} ({'+' if b > a else '−' if b < a else '±'}{abs(b - a)})"
-        assert row.locator("[data-testid=fallback-delta]").inner_text() == want
+        cell = row.locator("[data-testid=fallback-delta]")
+        assert cell.inner_text() == want
+        for ps in r["fallback_ps"]:  # the fallen-back CPU time of each run, on hover
+            assert fmt_time(ps) in cell.get_attribute("title")
         assert row.locator("[data-testid=compare-split] .split-bar").count() == 2
     # The fallback the Metal run had and the CPU run has not shows as a change.
     assert any(r["fallback_count"][0] != r["fallback_count"][1] for r in data["rows"])

@@ -134,6 +134,7 @@ export interface CompareRow {
   benchmark_ps: (number | null)[];
   benchmark_device: (string | null)[];
   fallback_count: (number | null)[];
+  fallback_ps?: (number | null)[]; // CPU time of the fallen-back ops (host clock)
   present: boolean[];
   delta_ps: (number | null)[]; // null across clocks
   speedup: (number | null)[]; // null across clocks: see speedup_note
