@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .attribution import ManifestAttributor, TraceAttributor
 from .breakdown import (
+    CPU_ONLY_NOTE,
     DEVICE_NOTE,
     HOST_ONLY_NOTE,
     AttributedOp,
@@ -151,7 +152,9 @@ class Profile:
             # Step time is wall time between the step markers, on the host clock.
             "step_time_clock": "wall",
             "timeline": timeline,
-            "time_note": DEVICE_NOTE if timeline == "device" else HOST_ONLY_NOTE,
+            "time_note": DEVICE_NOTE
+            if timeline == "device"
+            else (HOST_ONLY_NOTE if self.has_gpu else CPU_ONLY_NOTE),
             "devices": self.devices,
             "has_gpu": self.has_gpu,
             "attribution_source": self.attribution_source,

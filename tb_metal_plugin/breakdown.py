@@ -20,6 +20,10 @@ HOST_ONLY_NOTE = (
     "host-side dispatch times, not GPU execution times. Use the tb-metal callback's layer "
     "benchmark for measured per-layer GPU time."
 )
+CPU_ONLY_NOTE = (
+    "CPU time of each op on the host: this run had no GPU, so every op ran on the CPU "
+    "(tb-metal metal-check predicts which would fall back on Metal)."
+)
 DEVICE_NOTE = (
     "GPU times come from the device timeline (kernel events linked to TF ops); CPU times are "
     "host self times of CPU ops."

@@ -152,6 +152,7 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
                     "benchmark_ps": [None] * n,
                     "benchmark_device": [None] * n,
                     "fallback_count": [None] * n,
+                    "fallback_ps": [None] * n,
                 }
                 rows[key] = row
                 order.append(key)
@@ -163,6 +164,8 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
             row["devices"][i] = dict(node.get("devices") or {})
             row["benchmark_ps"][i], row["benchmark_device"][i] = _bench_ps(node)
             row["fallback_count"][i] = int(node.get("fallback_count", 0) or 0)
+            # Host CPU time of the fallen-back ops: the same clock in every run.
+            row["fallback_ps"][i] = int(node.get("fallback_ps", 0) or 0)
 
     # Tree order across profiles: a layer only some profiles have sits after its siblings,
     # under its own parent, rather than at the end of the list.

@@ -392,6 +392,9 @@ class CompareRow(_LayerClass):
     clock: Annotated[list[NodeClock | None], "clock of each `total_ps`"]
     clocks: Annotated[list[dict[OpClock, Ps] | None], "`total_ps` per clock"]
     devices: Annotated[list[dict[str, Ps] | None], Clock("per_op"), "`total_ps` per device"]
+    fallback_ps: Annotated[
+        list[Ps | None], Clock("per_op"), "op time of the ops that fell back to the CPU"
+    ]
     benchmark_ps: Annotated[
         list[Ps | None], Clock("wall"), "layer benchmark, forward + backward per call"
     ]

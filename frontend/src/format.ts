@@ -39,3 +39,30 @@ export function pathLabel(path: string[] | string | null | undefined): string {
   if (path === null || path === undefined) return "(none)";
   return typeof path === "string" ? path : path.join(" / ");
 }
+
+/**
+ * A long name shortened in the middle: op names end with the part that identifies the op
+ * (".../dense_1/MatMul"), and begin with the model, so both ends are kept.
+ */
+export function midEllipsis(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const keep = max - 1;
+  const tail = Math.ceil(keep * 0.6);
+  return s.slice(0, keep - tail) + "…" + s.slice(s.length - tail);
+}
+
+/** What a time's clock is called in column headers and legends ("" when unknown). */
+export function clockHeading(clocks: Record<string, number> | null | undefined, hasGpu: boolean): string {
+  const used = Object.entries(clocks ?? {}).filter(([, v]) => v > 0).map(([k]) => k);
+  if (!used.length) return "";
+  if (used.length === 1 && used[0] === "device") return "device";
+  if (used.includes("host_side")) return used.includes("device") ? "device + host-side" : "host-side";
+  if (used.every((c) => c === "host")) return hasGpu ? "host" : "CPU";
+  return used.map((c) => clockLabel(c)).join(" + ");
+}
+
+/** Keyboard activation of a non-button element: Enter or Space, as a button would. */
+export function isActivate(ev: Event): boolean {
+  const k = (ev as KeyboardEvent).key;
+  return k === "Enter" || k === " ";
+}

@@ -1,78 +1,27 @@
 // Entry point of the Metal tab. TensorBoard loads this ES module in an iframe and calls
 // render(); everything is fetched from the plugin's JSON routes with relative URLs.
-import { ApiError, fetchLayers, fetchOps, fetchReadiness, fetchSessions } from "./api";
+import { ApiError, fetchLayers, fetchReadiness, fetchSessions } from "./api";
 import { topLayers, TopChart, type StackBy } from "./chart";
 import { CompareView } from "./compare";
+import { describeAttribution, describeTimeline, devicesOf, findNode, newestFirst, sumSources } from "./describe";
 import { clear, h } from "./dom";
-import { clockLabel, fmtPct, fmtTime, pathLabel } from "./format";
-import { ReadinessPanel, remedyCell, verdictLookup } from "./readiness";
-import { DataTable } from "./table";
-import { deviceClass, LayerTree } from "./tree";
-import type { Fallback, LayerNode, LayersPayload, OpRow, SessionEntry, SessionsPayload, Step } from "./types";
+import { clockHeading, fmtPct, fmtTime, pathKey, pathLabel } from "./format";
+import { fallbackPanel, OpsPanel } from "./panels";
+import { ReadinessPanel, verdictLookup } from "./readiness";
+import { LayerTree, OVER_100 } from "./tree";
+import type { LayerNode, LayersPayload, SessionEntry, SessionsPayload } from "./types";
+import { onUrlChange, readUrl, writeUrl, type UrlState } from "./urlstate";
+import { VerdictStrip } from "./verdict";
 
 const RECORD_HINT = `from tb_metal_plugin.callback import MetalProfileCallback
 
 model.fit(x, y, epochs=1,
           callbacks=[MetalProfileCallback(log_dir="runs/my_run", profile_batch=(2, 4))])`;
 
-interface AppState {
+interface AppState extends UrlState {
   sessions: SessionEntry[];
-  session: string | null;
-  host: string | null;
-  step: Step;
-  view: "breakdown" | "compare";
   stackBy: StackBy;
-  selected: { path: string[]; bucket: boolean } | null;
   metalVersion: string | null; // tensorflow-metal release the readiness prediction is for; null = newest
-}
-
-function describeAttribution(src: string): string {
-  if (src === "manifest") return "Layer attribution: exact, from the layer scopes recorded by MetalProfileCallback.";
-  if (src === "trace_names") return "Layer attribution: inferred from op names in the trace (name scopes); record with MetalProfileCallback for exact attribution and placement.";
-  return `Layer attribution: ${src}.`;
-}
-
-function describeTimeline(p: LayersPayload): string {
-  // The core's note is the authority (every payload carries one: schema.py).
-  return "Time source: " + p.time_note;
-}
-
-const SOURCE_NAMES: Record<string, string> = {
-  device_plane: "device timeline",
-  placement: "recorded placement",
-  send_recv: "send/recv stats",
-  kernel_registry: "kernel registry (inferred)",
-  assumed: "assumed CPU (nothing recorded)",
-};
-
-function sumSources(p: LayersPayload): string {
-  const acc: Record<string, number> = {};
-  for (const [k, v] of Object.entries(p.device_sources ?? {})) acc[SOURCE_NAMES[k] ?? k] = v;
-  const total = Object.values(acc).reduce((a, b) => a + b, 0);
-  if (!total) return "";
-  return "Device of each op from: " + Object.entries(acc).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmtPct(v / total)}`).join(", ") + ".";
-}
-
-/** Device kinds present in the tree, GPU first: node times are keyed by kind. */
-function devicesOf(p: LayersPayload): string[] {
-  const seen = new Set<string>();
-  const walk = (ns: LayerNode[]) => ns.forEach((n) => { Object.keys(n.devices ?? {}).forEach((k) => seen.add(k)); walk(n.children ?? []); });
-  walk(p.layers);
-  walk(p.buckets ?? []);
-  if (p.has_gpu) seen.add("GPU");
-  const order = ["GPU", "CPU"];
-  return [...order.filter((d) => seen.has(d)), ...[...seen].filter((d) => !order.includes(d)).sort()];
-}
-
-function findNode(nodes: LayerNode[], path: string[]): LayerNode | null {
-  for (const n of nodes) {
-    if (n.path.length <= path.length && n.path.every((p, i) => p === path[i])) {
-      if (n.path.length === path.length) return n;
-      const c = findNode(n.children ?? [], path);
-      if (c) return c;
-    }
-  }
-  return null;
 }
 
 class App {
@@ -82,16 +31,19 @@ class App {
   private progress: HTMLElement;
   private progressBar: HTMLProgressElement;
   private progressMsg: HTMLElement;
-  private state: AppState = { sessions: [], session: null, host: null, step: null, view: "breakdown", stackBy: "device", selected: null, metalVersion: null };
+  private state: AppState = { sessions: [], run: null, host: null, step: null, layer: null, bucket: false, view: "breakdown", compare: [], stackBy: "device", metalVersion: null };
   private layers: LayersPayload | null = null;
   private chart: TopChart | null = null;
   private tree: LayerTree | null = null;
-  private opsPanel: HTMLElement | null = null;
+  private ops: OpsPanel;
+  private strip: VerdictStrip | null = null;
   private readiness: ReadinessPanel | null = null;
   private readinessSeq = 0;
   private compare: CompareView;
   private loadSeq = 0;
   private abort: AbortController | null = null;
+  private unreadable = new Map<string, string>(); // session -> why it could not be read
+  private chosenByUser = false; // the session came from the URL or the picker, not the default
 
   constructor(root: HTMLElement) {
     this.header = h("header", { class: "topbar" });
@@ -100,8 +52,10 @@ class App {
     this.progressMsg = h("span", { class: "progress-msg" });
     this.progress = h("div", { class: "progress hidden", "data-testid": "progress", role: "status" }, this.progressBar, this.progressMsg);
     this.main = h("main", { class: "content" });
-    this.compare = new CompareView((f, m) => this.showProgress(f, m), () => this.hideProgress());
+    this.compare = new CompareView((f, m) => this.showProgress(f, m), () => this.hideProgress(), (set) => { this.state.compare = set; this.saveUrl(true); });
+    this.ops = new OpsPanel(() => ({ session: this.state.run, host: this.state.host, step: this.state.step }), () => { this.state.layer = null; this.saveUrl(true); });
     root.append(this.header, this.banner, this.progress, this.main);
+    onUrlChange(() => void this.applyUrl());
   }
 
   showProgress(fraction: number, message: string): void {
@@ -112,6 +66,30 @@ class App {
 
   hideProgress(): void {
     this.progress.classList.add("hidden");
+  }
+
+  private saveUrl(push: boolean): void {
+    writeUrl(this.state, push);
+  }
+
+  /** Back/forward: show what the URL now says. */
+  private async applyUrl(): Promise<void> {
+    const u = readUrl();
+    const st = this.state;
+    const reload = u.run !== st.run || u.host !== st.host || u.step !== st.step || u.view !== st.view;
+    Object.assign(st, u);
+    if (u.run) this.chosenByUser = true;
+    this.fixSession();
+    this.compare.setChosen(u.compare);
+    if (reload || !this.layers) {
+      this.renderHeader();
+      await this.showView();
+    } else if (u.layer) {
+      this.selectLayer(u.layer, u.bucket, true, false);
+    } else {
+      this.ops.prompt();
+    }
+    this.saveUrl(false); // mirror the entry into the top window's URL (for a reload)
   }
 
   async start(refresh = false): Promise<void> {
@@ -134,17 +112,27 @@ class App {
       this.renderEmpty(data.logdir_set);
       return;
     }
-    const names = data.sessions.map((s) => s.name);
-    if (!this.state.session || !names.includes(this.state.session)) this.state.session = names[names.length - 1];
-    this.fixHost();
+    if (!refresh) {
+      Object.assign(this.state, readUrl());
+      this.chosenByUser = !!this.state.run;
+    }
+    this.fixSession();
     this.renderHeader();
-    this.compare.setSessions(data.sessions);
+    this.compare.setSessions(data.sessions, this.state.compare);
+    this.saveUrl(false);
     await this.showView();
   }
 
-  private fixHost(): void {
-    const s = this.state.sessions.find((x) => x.name === this.state.session);
-    if (s && (!this.state.host || !s.hosts.includes(this.state.host))) this.state.host = s.hosts[0] ?? null;
+  /** A session and host that exist: the URL's, else the newest one not known unreadable. */
+  private fixSession(): void {
+    const st = this.state;
+    if (!st.run || !st.sessions.some((s) => s.name === st.run)) {
+      const pick = newestFirst(st.sessions).find((s) => !this.unreadable.has(s.name)) ?? newestFirst(st.sessions)[0];
+      st.run = pick?.name ?? null;
+      this.chosenByUser = false;
+    }
+    const s = st.sessions.find((x) => x.name === st.run);
+    if (s && (!st.host || !s.hosts.includes(st.host))) st.host = s.hosts[0] ?? null;
   }
 
   private renderFatal(msg: string): void {
@@ -171,18 +159,21 @@ class App {
     const tabs = h("div", { class: "tabs", role: "tablist" },
       ...(["breakdown", "compare"] as const).map((v) => h("button", {
         role: "tab", class: st.view === v ? "active" : "", "aria-selected": String(st.view === v), "data-testid": `tab-${v}`,
-        onclick: () => { st.view = v; this.renderHeader(); void this.showView(); },
+        onclick: () => { st.view = v; this.saveUrl(true); this.renderHeader(); void this.showView(); },
       }, v === "breakdown" ? "Layers" : "Compare")));
     this.header.append(tabs);
     if (st.view === "breakdown") {
+      const newest = newestFirst(st.sessions)[0]?.name;
+      // Unreadable sessions stay listed (so their error can be seen) and say so.
       const sessSel = h("select", { "aria-label": "run / session", "data-testid": "session-select" },
-        ...st.sessions.map((s) => h("option", { value: s.name, selected: s.name === st.session }, s.name))) as HTMLSelectElement;
-      sessSel.addEventListener("change", () => { st.session = sessSel.value; st.selected = null; this.fixHost(); st.step = null; this.renderHeader(); void this.showView(); });
-      const sess = st.sessions.find((s) => s.name === st.session);
+        ...st.sessions.map((s) => h("option", { value: s.name, selected: s.name === st.run, "data-unreadable": this.unreadable.has(s.name) ? "1" : null, title: this.unreadable.get(s.name) ?? null },
+          (this.unreadable.has(s.name) ? "⚠ " : "") + s.name + (this.unreadable.has(s.name) ? " (unreadable)" : s.name === newest ? " (newest)" : "")))) as HTMLSelectElement;
+      sessSel.addEventListener("change", () => { st.run = sessSel.value; this.chosenByUser = true; st.layer = null; st.host = null; this.fixSession(); st.step = null; this.saveUrl(true); this.renderHeader(); void this.showView(); });
+      const sess = st.sessions.find((s) => s.name === st.run);
       const hostSel = h("select", { "aria-label": "host", "data-testid": "host-select" },
         ...(sess?.hosts ?? []).map((x) => h("option", { value: x, selected: x === st.host }, x))) as HTMLSelectElement;
-      hostSel.addEventListener("change", () => { st.host = hostSel.value; st.selected = null; void this.showView(); });
-      const steps = this.layers && this.layers.session === st.session ? this.layers.steps : [];
+      hostSel.addEventListener("change", () => { st.host = hostSel.value; st.layer = null; this.saveUrl(true); void this.showView(); });
+      const steps = this.layers && this.layers.session === st.run ? this.layers.steps : [];
       const stepSel = h("select", { "aria-label": "step", "data-testid": "step-select" },
         h("option", { value: "all", selected: st.step === null }, "all profiled steps (total)"),
         h("option", { value: "avg", selected: st.step === "avg" }, "per step (average)"),
@@ -190,15 +181,17 @@ class App {
       stepSel.addEventListener("change", () => {
         const v = stepSel.value;
         st.step = v === "all" ? null : v === "avg" ? "avg" : Number(v);
+        this.saveUrl(true);
         void this.showView();
       });
       this.header.append(
         h("label", null, "Run / session ", sessSel),
-        h("label", null, "Host ", hostSel),
+        sess && sess.hosts.length > 1 ? h("label", null, "Host ", hostSel) : hostSel,
         h("label", null, "Step ", stepSel),
         this.traceViewerLink());
+      if (!(sess && sess.hosts.length > 1)) hostSel.classList.add("hidden");
     }
-    this.header.append(h("button", { class: "refresh", title: "look for new profiles", onclick: () => void this.start(true) }, "⟳"));
+    this.header.append(h("button", { class: "refresh", title: "look for new profiles", "aria-label": "look for new profiles", onclick: () => void this.start(true) }, "⟳"));
   }
 
   private traceViewerLink(): HTMLElement {
@@ -207,7 +200,7 @@ class App {
     let href = "#";
     try {
       const top = window.top ?? window;
-      const q = `?run=${encodeURIComponent(st.session ?? "")}&tool=trace_viewer@&host=${encodeURIComponent(st.host ?? "")}`;
+      const q = `?run=${encodeURIComponent(st.run ?? "")}&tool=trace_viewer@&host=${encodeURIComponent(st.host ?? "")}`;
       href = top.location.origin + top.location.pathname + q + "#profile";
     } catch {
       href = "#";
@@ -217,6 +210,8 @@ class App {
 
   private async showView(): Promise<void> {
     if (this.state.view === "compare") {
+      this.loadSeq++;
+      this.abort?.abort();
       clear(this.main);
       this.main.append(this.compare.el);
       return;
@@ -226,14 +221,14 @@ class App {
 
   private async loadLayers(): Promise<void> {
     const st = this.state;
-    if (!st.session || !st.host) return;
+    if (!st.run || !st.host) return;
     const seq = ++this.loadSeq;
     this.abort?.abort();
     const ctrl = (this.abort = new AbortController());
     clear(this.main);
     this.showProgress(0, "loading profile");
     try {
-      const payload = await fetchLayers(st.session, st.host, st.step, (f, m) => { if (seq === this.loadSeq) this.showProgress(f, m); }, ctrl.signal);
+      const payload = await fetchLayers(st.run, st.host, st.step, (f, m) => { if (seq === this.loadSeq) this.showProgress(f, m); }, ctrl.signal);
       if (seq !== this.loadSeq) return;
       const stepsChanged = !this.layers || this.layers.session !== payload.session || this.layers.steps.join() !== payload.steps.join();
       this.layers = payload;
@@ -241,18 +236,42 @@ class App {
       this.renderBreakdown(payload);
     } catch (e) {
       if (seq !== this.loadSeq || ctrl.signal.aborted) return;
+      if (e instanceof ApiError && e.body?.kind === "trace_error" && st.run) {
+        this.unreadable.set(st.run, e.message);
+        if (!this.chosenByUser) {
+          // The default pick was unreadable: say so once, and open the newest readable one.
+          const bad = st.run;
+          st.run = null;
+          this.fixSession();
+          if (st.run && !this.unreadable.has(st.run)) {
+            this.saveUrl(false);
+            this.renderHeader();
+            await this.loadLayers();
+            this.main.prepend(this.unreadableNote(bad, e));
+            return;
+          }
+          st.run = bad;
+        }
+        this.renderHeader();
+      }
       this.renderLoadError(e);
     } finally {
       if (seq === this.loadSeq) this.hideProgress();
     }
   }
 
+  private unreadableNote(session: string, e: ApiError): HTMLElement {
+    return h("div", { class: "warn-box", "data-testid": "skipped-unreadable" },
+      h("strong", null, `Session ${session} could not be read`), " (", h("code", null, e.body?.path ?? ""), `): ${e.message}. Showing the newest readable session; it is marked ⚠ in the picker.`);
+  }
+
   private renderLoadError(e: unknown): void {
     clear(this.main);
     if (e instanceof ApiError && e.body?.kind === "trace_error") {
+      // The core's message already says what is wrong and what to do: print it once.
       this.main.append(h("div", { class: "error-box", "data-testid": "load-error" },
         h("strong", null, "This profile file could not be read: "), h("code", null, e.body.path ?? ""), h("p", null, e.message),
-        h("p", null, "The file may be truncated (training stopped while writing) or not an XSpace trace. Pick another session above, or record the profile again.")));
+        /truncat|record/i.test(e.message) ? null : h("p", null, "The file may be truncated (training stopped while writing) or not an XSpace trace. Pick another session above, or record the profile again.")));
     } else {
       this.main.append(h("div", { class: "error-box", "data-testid": "load-error" }, "Loading failed: ", e instanceof Error ? e.message : String(e)));
     }
@@ -263,84 +282,96 @@ class App {
     this.chart?.destroy();
     const phases = this.phasesOf(p);
     const devices = devicesOf(p);
-    const hasGpu = p.has_gpu ?? devices.includes("GPU");
-    const fallbackOps = p.fallbacks?.reduce((s, f) => s + f.count, 0) ?? 0;
+    const hasGpu = p.has_gpu ?? devices.some((d) => d.startsWith("GPU"));
+    const clock = clockHeading(p.clocks, hasGpu) || "op";
+    const select = (path: string[], bucket: boolean) => this.selectLayer(path, bucket, true, true);
 
+    this.strip = new VerdictStrip(p, clock, select);
+    const fallbackTypes = new Set((p.fallbacks ?? []).map((f) => f.op_type)).size;
+    const fallbackLayers = new Set((p.fallbacks ?? []).map((f) => pathLabel(f.path ?? f.bucket ?? null))).size;
+    const over = p.step_time_ps > 0 && p.total_ps > p.step_time_ps;
     const summary = h("section", { class: "summary", "data-testid": "summary" },
-      this.card(p.step === "avg" ? "Step time (avg)" : p.step === null || p.step === "all" ? "Time of profiled steps" : `Step ${p.step}`, fmtTime(p.step_time_ps), "step-time"),
-      this.card("Op time in trace", fmtTime(p.total_ps), "total-time"),
+      this.card(p.step === "avg" ? "Step time (avg, wall)" : p.step === null || p.step === "all" ? "Time of profiled steps (wall)" : `Step ${p.step} (wall)`, fmtTime(p.step_time_ps), "step-time"),
+      this.card(`Op time (${clock})`, fmtTime(p.total_ps), "total-time", over ? `${fmtPct(p.total_ps / p.step_time_ps)} of the step: ${OVER_100}` : null),
       this.card("Steps", p.steps.length ? `${p.steps.length} (${p.steps[0]}–${p.steps[p.steps.length - 1]})` : "–", "steps"),
-      this.card("Devices", (p.devices?.length ? p.devices : devices).join(", "), "devices"),
-      this.card("CPU fallbacks", fallbackOps ? `${p.fallbacks.length} op type(s) in ${new Set(p.fallbacks.map((f) => pathLabel(f.path ?? f.bucket ?? null))).size} layer(s)` : hasGpu ? "none" : "no GPU in this run", "fallback-count"),
+      this.card("Devices", (p.devices?.length ? p.devices : devices).join(", ") || "CPU", "devices"),
+      this.card("CPU fallbacks", fallbackTypes ? `${fallbackTypes} op type(s) in ${fallbackLayers} layer(s)` : hasGpu ? "none" : "no GPU in this run", "fallback-count"),
     );
-    const notes = h("div", { class: "notes" },
-      h("p", { class: "note", "data-testid": "note-time" }, describeTimeline(p)),
-      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source), " ", sumSources(p)),
-      p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "", p.cached ? " — shown from the cache of an earlier TensorBoard session while the trace reloads for op details" : "") : null);
     const warnings = (p.warnings ?? []).map((w) => h("div", { class: "warn-box" }, w));
 
-    // Layer tree.
-    this.tree = new LayerTree({ phases, devices, onSelect: (n, bucket) => this.selectLayer(n.path, bucket, false) });
+    // Layer tree, then the drill-down right below it (scrolled to on selection).
+    this.tree = new LayerTree({ phases, devices, clock, hasGpu, onSelect: (n, bucket) => this.selectLayer(n.path, bucket, false, true) });
     this.tree.setData(p.layers, p.buckets ?? []);
+    const legend = devices.length ? devices.flatMap((d, i) => [i ? " " : "", h("span", { class: "legend " + (d.startsWith("GPU") ? "dev-gpu" : d.startsWith("CPU") ? "dev-cpu" : "dev-other") }, d)]) : [];
     const treePanel = h("section", { class: "panel" },
       h("div", { class: "panel-head" }, h("h2", null, "Layers"),
         h("button", { onclick: () => this.tree?.expandAll(true) }, "expand all"),
         h("button", { onclick: () => this.tree?.expandAll(false) }, "collapse")),
-      h("p", { class: "note" }, "Self = ops directly in the layer; Total includes sublayers. The bar splits a layer's time by device: ",
-        h("span", { class: "legend dev-gpu" }, "GPU"), " ", h("span", { class: "legend dev-cpu" }, "CPU"),
-        ". Share is of the profiled step time. Click a row for its ops."),
+      h("p", { class: "note", "data-testid": "tree-note" }, `Times are ${clock} time${clock === "host-side" ? " (GPU ops: encoding and dispatch on the host, not GPU execution)" : ""}. Self = ops directly in the layer; Total includes sublayers. The bar splits a layer's time by device: `,
+        ...legend, ". % step is of the wall-clock step time", over ? h("span", { "data-testid": "over-100-note" }, `; it passes 100% (‖) when ops run in parallel threads: summed op time (${fmtTime(p.total_ps)}) exceeds the step (${fmtTime(p.step_time_ps)})`) : null,
+        ". Click a row, or Tab to the tree and use the arrow keys, Home/End and Enter, for its ops."),
       this.tree.el);
 
-    // Chart.
+    // Chart: its note follows the stacking picker.
     this.chart = new TopChart();
     const stackSel = h("select", { "aria-label": "stack by", "data-testid": "stack-select" },
       h("option", { value: "device", selected: this.state.stackBy === "device" }, "device"),
       h("option", { value: "phase", selected: this.state.stackBy === "phase" }, "phase")) as HTMLSelectElement;
     const top = topLayers(p.layers, 12);
-    const drawChart = () => this.chart?.update(top, this.state.stackBy, devices, (n) => this.selectLayer(n.path, false, true));
+    const chartNote = h("p", { class: "note", "data-testid": "chart-note" });
+    const drawChart = () => {
+      chartNote.textContent = `The ${top.length} leaf layers with the most time, stacked by ${this.state.stackBy}; ${clock} time.`;
+      this.chart?.update(top, this.state.stackBy, devices, (n) => select(n.path, false));
+    };
     stackSel.addEventListener("change", () => { this.state.stackBy = stackSel.value as StackBy; drawChart(); });
     const chartPanel = h("section", { class: "panel" },
       h("div", { class: "panel-head" }, h("h2", null, "Top layers"), h("label", null, "stacked by ", stackSel)),
-      h("p", { class: "note" }, `The ${top.length} leaf layers with the most time, stacked by ${this.state.stackBy === "device" ? "device" : "phase"}. ${p.timeline === "device" ? "Device timeline." : "Host-side time."}`),
-      top.length ? this.chart.el : h("p", { class: "empty" }, "No layer time in this selection."));
+      chartNote, top.length ? this.chart.el : h("p", { class: "empty" }, "No layer time in this selection."));
 
-    // Fallbacks: measured, then predicted for tensorflow-metal.
-    const fbPanel = this.fallbackPanel(p, hasGpu);
     this.readiness = new ReadinessPanel({
       onVersion: (v) => { this.state.metalVersion = v; void this.loadReadiness(p); },
-      onSelect: (path, bucket) => this.selectLayer(path, bucket, !bucket),
+      onSelect: select,
     });
-    this.opsPanel = h("section", { class: "panel", "data-testid": "ops-panel" });
+    const notes = h("div", { class: "notes" },
+      h("p", { class: "note", "data-testid": "note-time" }, describeTimeline(p)),
+      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source), " ", sumSources(p)),
+      p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "", p.cached ? " — shown from the cache of an earlier TensorBoard session while the trace reloads for op details" : "") : null);
 
-    this.main.append(summary, notes, ...warnings, treePanel, this.readiness.el, chartPanel, fbPanel, this.opsPanel);
+    this.main.append(this.strip.el, summary, ...warnings, treePanel, this.ops.el, fallbackPanel(p, hasGpu, select), this.readiness.el, chartPanel, notes);
     void this.loadReadiness(p);
     if (top.length) drawChart();
-    const sel = this.state.selected;
-    if (sel && (sel.bucket || findNode(p.layers, sel.path))) this.selectLayer(sel.path, sel.bucket, true);
-    else this.opsPrompt();
+    const st = this.state;
+    if (st.layer && (st.bucket || findNode(p.layers, st.layer))) this.selectLayer(st.layer, st.bucket, true, false);
+    else {
+      st.layer = null;
+      this.ops.prompt();
+    }
   }
 
-  /** The readiness prediction for the shown selection: the panel and the tree's column. */
+  /** The readiness prediction for the shown selection: the panel, the strip and the tree's column. */
   private async loadReadiness(p: LayersPayload): Promise<void> {
     const st = this.state;
     const panel = this.readiness;
-    if (!panel || !st.session || !st.host) return;
+    if (!panel || !st.run || !st.host) return;
     const seq = ++this.readinessSeq;
     panel.loading(st.metalVersion);
+    this.strip?.setReadiness(null, true);
     try {
-      const data = await fetchReadiness(st.session, st.host, st.step, st.metalVersion);
+      const data = await fetchReadiness(st.run, st.host, st.step, st.metalVersion);
       if (seq !== this.readinessSeq || panel !== this.readiness) return;
       panel.render(data);
+      this.strip?.setReadiness(data);
       this.tree?.setReadiness(verdictLookup(data, p.layers));
     } catch (e) {
       if (seq !== this.readinessSeq || panel !== this.readiness) return;
       panel.error(e instanceof Error ? e.message : String(e));
+      this.strip?.setReadiness(null);
       this.tree?.setReadiness(null);
     }
   }
 
-  private card(label: string, value: string, testid: string): HTMLElement {
-    return h("div", { class: "card", "data-testid": "card-" + testid }, h("div", { class: "card-label" }, label), h("div", { class: "card-value" }, value));
+  private card(label: string, value: string, testid: string, hint: string | null = null): HTMLElement {
+    return h("div", { class: "card", "data-testid": "card-" + testid, title: hint }, h("div", { class: "card-label" }, label), h("div", { class: "card-value" }, value, hint ? h("sup", { class: "over-100" }, " ‖") : null));
   }
 
   private phasesOf(p: LayersPayload): string[] {
@@ -352,84 +383,16 @@ class App {
     return [...order.filter((x) => seen.has(x)), ...[...seen].filter((x) => !order.includes(x)).sort()];
   }
 
-  private fallbackPanel(p: LayersPayload, hasGpu: boolean): HTMLElement {
-    const panel = h("section", { class: "panel", "data-testid": "fallback-panel" }, h("h2", null, "CPU fallbacks"));
-    const fbs = p.fallbacks ?? [];
-    if (!fbs.length) {
-      panel.append(h("p", { class: "empty" }, hasGpu
-        ? "No op of any layer ran on the CPU while a GPU was available."
-        : "This run had no GPU, so nothing fell back: every op ran on the CPU by design. Profile on the Metal GPU to find fallbacks, or compare this run with a Metal run."));
-    } else {
-      const table = new DataTable<Fallback>([
-        { key: "layer", label: "Layer", value: (f) => pathLabel(f.path ?? f.bucket ?? null), render: (f) => pathLabel(f.path ?? f.bucket ?? null) },
-        { key: "op", label: "Op type", value: (f) => f.op_type, render: (f) => h("code", null, f.op_type) },
-        { key: "reason", label: "Reason", value: (f) => f.reason_code, render: (f) => h("span", { title: f.reason_code }, h("span", { class: "badge reason" }, f.reason_code), " ", f.reason) },
-        { key: "count", label: "Ops", num: true, value: (f) => f.count },
-        { key: "self", label: "CPU time", num: true, value: (f) => f.self_ps, render: (f) => fmtTime(f.self_ps) },
-        { key: "copy", label: "Copy time", title: "device↔host copies this fallback causes", num: true, value: (f) => f.copy_ps, render: (f) => fmtTime(f.copy_ps) },
-        { key: "todo", label: "What to do", value: (f) => f.remedy?.title ?? "", render: (f) => remedyCell(f.remedy) },
-      ], { sortKey: "self", pageSize: 25, testid: "fallback-table", rowAttrs: (f) => ({ "data-path": (f.path ?? [f.bucket ?? ""]).join("/"), "data-testid": "fallback-row" }), onRow: (f) => (f.path ? this.selectLayer(f.path, false, true) : f.bucket ? this.selectLayer([f.bucket], true, false) : undefined) });
-      table.setRows(fbs);
-      panel.append(h("p", { class: "note" }, "Layers with ops placed on the CPU while a GPU was present, the op types, why, and the copy time they cause. Click a row to see the layer's ops."), table.el);
-    }
-    const copies = p.copies ?? [];
-    if (copies.length) {
-      const total = copies.reduce((s, c) => s + c.ps, 0);
-      panel.append(h("p", { class: "note" }, `Device copies: ${copies.reduce((s, c) => s + c.count, 0)} transfers, ${fmtTime(total)} in all (from _Send/_Recv and copy events).`));
-    }
-    return panel;
-  }
-
-  private selectLayer(path: string[], bucket: boolean, reveal: boolean): void {
-    this.state.selected = { path, bucket };
-    if (reveal) this.tree?.select(path);
-    void this.showOps(path, bucket);
-  }
-
-  /** Until a layer is picked: a prompt, not every op (thousands of rows on big traces). */
-  private opsPrompt(): void {
-    const panel = this.opsPanel;
-    if (!panel) return;
-    clear(panel);
-    panel.append(h("div", { class: "panel-head" }, h("h2", null, "Ops"),
-      h("button", { "data-testid": "show-all-ops", onclick: () => void this.showOps(null, false) }, "show all ops")),
-      h("p", { class: "empty" }, "Click a layer in the table, the chart or the fallback panel to see its ops."));
-  }
-
-  private async showOps(path: string[] | null, bucket: boolean): Promise<void> {
-    const panel = this.opsPanel;
+  /** Show a layer's ops (and put it in the URL); `reveal` also opens it in the tree. */
+  private selectLayer(path: string[], bucket: boolean, reveal: boolean, push: boolean): void {
     const st = this.state;
-    if (!panel || !st.session || !st.host) return;
-    clear(panel);
-    const title = path ? `Ops ${bucket ? "in" : "of"} ${pathLabel(path)}` : "All ops";
-    panel.append(h("div", { class: "panel-head" }, h("h2", null, title),
-      path ? h("button", { "data-testid": "show-all-ops", onclick: () => { this.state.selected = null; void this.showOps(null, false); } }, "show all ops") : null));
-    const loadingMsg = h("p", { class: "muted" }, "loading ops…");
-    const body = h("div", null, loadingMsg);
-    panel.append(body);
-    try {
-      const data = await fetchOps(st.session, st.host, st.step, bucket ? null : path, bucket && path ? path[0] : null,
-        (f, m) => { loadingMsg.textContent = `loading ops: ${m} (${Math.round(f * 100)}%)`; });
-      if (panel !== this.opsPanel) return;
-      clear(body);
-      const table = new DataTable<OpRow>([
-        { key: "name", label: "Op", value: (o) => o.name, render: (o) => h("span", { class: "op-name", title: o.name }, o.name) },
-        { key: "type", label: "Type", value: (o) => o.type, render: (o) => h("code", null, o.type) },
-        ...(path && !bucket ? [] : [{ key: "layer", label: "Layer", value: (o: OpRow) => pathLabel(o.layer) }]),
-        { key: "phase", label: "Phase", value: (o) => o.phase ?? "" },
-        { key: "device", label: "Device", value: (o) => o.device ?? "", render: (o) => h("span", { class: "dev-tag " + deviceClass(o.device ?? "") }, o.device ?? "?") },
-        { key: "source", label: "Device source", value: (o) => o.device_source ?? "" },
-        { key: "count", label: "Count", num: true, value: (o) => o.count },
-        { key: "time", label: "Time", title: "the op's time as the layer tree counts it, on its clock", num: true, value: (o) => o.time_ps, render: (o) => fmtTime(o.time_ps) },
-        { key: "clock", label: "Clock", title: "device timeline, GPU dispatch (host-side, no device timeline) or CPU (host)", value: (o) => o.clock, render: (o) => clockLabel(o.clock) },
-        { key: "fb", label: "Fallback", value: (o) => (o.fallback ? String(o.fallback.reason_code ?? "yes") : ""), render: (o) => (o.fallback ? h("span", { class: "badge fallback", title: String(o.fallback.reason ?? "") }, String(o.fallback.reason_code ?? "CPU")) : "") },
-      ], { sortKey: "time", pageSize: 50, testid: "ops-table", rowAttrs: (o) => ({ "data-testid": "op-row", "data-type": o.type }) });
-      table.setRows(data.ops);
-      body.append(h("p", { class: "note" }, "Each op's time in this selection, as the layer tree counts it, with its clock; device from ", h("em", null, "Device source"), " (recorded placement, device timeline or inferred)."), table.el);
-    } catch (e) {
-      clear(body);
-      body.append(h("div", { class: "error-box" }, "Could not load ops: ", e instanceof Error ? e.message : String(e)));
-    }
+    const same = st.layer && pathKey(st.layer) === pathKey(path) && st.bucket === bucket;
+    st.layer = path;
+    st.bucket = bucket;
+    if (push && !same) this.saveUrl(true);
+    if (reveal && !bucket) this.tree?.select(path);
+    void this.ops.show(path, bucket);
+    if (push) this.ops.reveal();
   }
 }
 

@@ -2,6 +2,7 @@
 // tensorflow-metal (GET /readiness), as a panel and as a verdict per layer-tree row.
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathKey, pathLabel } from "./format";
+import { groupReasons } from "./groups";
 import { DataTable } from "./table";
 import type { Disagreement, DoctorVerdict, GroupVerdict, LayerNode, ReadinessGroup, ReadinessPayload, Remedy, RemedyUse, Verdict } from "./types";
 
@@ -59,7 +60,8 @@ export function verdictLookup(p: ReadinessPayload, _layers: LayerNode[]): (n: La
 /** A remedy as a collapsible cell: title and status on Metal, then advice, example, sources. */
 export function remedyCell(r: Remedy | null | undefined): HTMLElement {
   if (!r) return h("span", { class: "muted" }, "–");
-  return h("details", { class: "remedy", "data-remedy": r.id },
+  // Opening it inside a clickable row must not also open that row's ops.
+  return h("details", { class: "remedy", "data-remedy": r.id, onclick: (ev: Event) => ev.stopPropagation() },
     h("summary", null, r.title, " ", h("span", { class: "badge on-metal", title: "whether a source reports this working on Metal" }, r.on_metal)),
     h("p", null, r.advice),
     r.example ? h("pre", { class: "remedy-example" }, h("code", null, r.example)) : null,
@@ -140,20 +142,23 @@ export class ReadinessPanel {
         total ? ` (${fmtPct(p.cpu_only_ps / total)} of op time).` : "."));
     if (p.measured_tensorflow_metal) this.el.append(this.measured(p));
 
-    const reasons = new Map<string, Map<Verdict, Set<string>>>();
+    // Reasons per layer and verdict, most time first; one sentence for the op types it names.
+    const reasons = new Map<string, Map<Verdict, { type: string; reason: string; ps: number }[]>>();
     for (const o of p.ops) {
       if (o.verdict !== "cpu_fallback" && o.verdict !== "cpu_only_by_nature") continue;
       const k = groupKey(o.layer, o.bucket);
-      const byVerdict = reasons.get(k) ?? new Map<Verdict, Set<string>>();
+      const byVerdict = reasons.get(k) ?? new Map<Verdict, { type: string; reason: string; ps: number }[]>();
       reasons.set(k, byVerdict);
-      const set = byVerdict.get(o.verdict) ?? new Set<string>();
-      byVerdict.set(o.verdict, set);
-      set.add(o.reason);
+      const list = byVerdict.get(o.verdict) ?? [];
+      byVerdict.set(o.verdict, list);
+      const seen = list.find((x) => x.type === o.type && x.reason === o.reason);
+      if (seen) seen.ps += o.self_ps;
+      else list.push({ type: o.type, reason: o.reason, ps: o.self_ps });
     }
     const rowsOf = (verdict: Verdict): ReasonRow[] =>
       [...p.layers.filter((g) => g.layer), ...(p.buckets ?? [])]
         .filter((g) => (g.verdicts[verdict] ?? 0) > 0)
-        .map((g) => ({ group: g, ps: g.verdicts[verdict], reasons: [...(reasons.get(groupKey(g.layer, g.bucket))?.get(verdict) ?? [])] }));
+        .map((g) => ({ group: g, ps: g.verdicts[verdict], reasons: groupReasons([...(reasons.get(groupKey(g.layer, g.bucket))?.get(verdict) ?? [])].sort((a, b) => b.ps - a.ps)) }));
 
     const fallbacks = rowsOf("cpu_fallback");
     const major = fallbacks.filter((r) => r.group.verdict === "cpu_fallback").length;

@@ -1,6 +1,7 @@
 // Sortable, paginated table for ops, fallbacks and comparisons: at most `pageSize` rows
 // exist in the DOM, so thousands of ops stay responsive.
 import { clear, h } from "./dom";
+import { isActivate } from "./format";
 
 export interface Column<T> {
   key: string;
@@ -61,15 +62,22 @@ export class DataTable<T> {
     const tr = h("tr");
     for (const c of this.columns) {
       const active = c.key === this.sortKey;
+      const sort = () => {
+        if (this.sortKey === c.key) this.sortDesc = !this.sortDesc;
+        else { this.sortKey = c.key; this.sortDesc = !!c.num; }
+        this.render();
+        // The header was re-created: keep the keyboard on it.
+        (this.thead.querySelector(`th[data-key="${CSS.escape(c.key)}"]`) as HTMLElement | null)?.focus();
+      };
+      // Headers sort by click or, focused, by Enter/Space (keyboard users reach them by Tab).
       tr.appendChild(h("th", {
         class: (c.num ? "num" : "") + (active ? " sorted" : ""),
         title: (c.title ?? c.label) + " (click to sort)",
+        tabindex: 0,
+        "data-key": c.key,
         "aria-sort": active ? (this.sortDesc ? "descending" : "ascending") : "none",
-        onclick: () => {
-          if (this.sortKey === c.key) this.sortDesc = !this.sortDesc;
-          else { this.sortKey = c.key; this.sortDesc = !!c.num; }
-          this.render();
-        },
+        onclick: sort,
+        onkeydown: (ev: Event) => { if (isActivate(ev)) { ev.preventDefault(); sort(); } },
       }, c.label, active ? (this.sortDesc ? " ▾" : " ▴") : ""));
     }
     this.thead.appendChild(tr);
@@ -79,7 +87,15 @@ export class DataTable<T> {
     this.page = Math.min(this.page, pages - 1);
     clear(this.tbody);
     for (const r of rows.slice(this.page * this.pageSize, (this.page + 1) * this.pageSize)) {
-      const row = h("tr", { ...(this.rowAttrs?.(r) ?? {}), class: this.onRow ? "clickable" : null, onclick: this.onRow ? () => this.onRow!(r) : null });
+      // A clickable row is a Tab stop that Enter/Space activate (keys inside its own
+      // controls, e.g. a remedy's <details>, stay theirs).
+      const row = h("tr", {
+        ...(this.rowAttrs?.(r) ?? {}),
+        class: this.onRow ? "clickable" : null,
+        tabindex: this.onRow ? 0 : null,
+        onclick: this.onRow ? () => this.onRow!(r) : null,
+        onkeydown: this.onRow ? (ev: Event) => { if (ev.target === ev.currentTarget && isActivate(ev)) { ev.preventDefault(); this.onRow!(r); } } : null,
+      });
       for (const c of this.columns) {
         const v = c.render ? c.render(r) : String(c.value(r) ?? "–");
         row.appendChild(h("td", { class: c.num ? "num" : null }, v));
