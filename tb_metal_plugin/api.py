@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
-from .attribution import ManifestAttributor, TraceAttributor
+from .attribution import TraceAttributor
 from .breakdown import (
     DEVICE_NOTE,
     HOST_ONLY_NOTE,
@@ -32,6 +32,7 @@ from .discovery import SessionInfo, find_sessions, host_of, select
 from .errors import InvalidArgumentError, NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
 from .manifest import load_manifest
+from .manifest_attribution import ManifestAttributor
 
 Progress = Callable[[float, str], None]
 
@@ -52,7 +53,7 @@ class Profile:
         self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
         if manifest and manifest.get("layers"):
-            attributor = ManifestAttributor(manifest)
+            attributor = ManifestAttributor(manifest, events.ops.keys())
             self.manifest_layers = attributor.layers
         else:
             attributor = TraceAttributor(events.ops.keys())

@@ -6,8 +6,8 @@ Two sources, same output:
   scopes. What tells a layer scope from an op name is the trace itself: a layer scope
   has forward ops *below* it, an op name never does (`ln_1/add_1/Sum` is the gradient
   of op `add_1`, not a layer named `add`).
-- a manifest (`ManifestAttributor`): the exact scopes each layer call used, recorded by
-  the training callback while the step was traced. Exact, no guessing.
+- a manifest (`ManifestAttributor`, in manifest_attribution.py): what the training
+  callback recorded while the step was traced. Exact, no guessing.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Attribution:
     layer: tuple[str, ...] | None
     phase: str
     bucket: str | None  # key of BUCKETS when layer is None
-    source: str  # "manifest" or "trace_names"
+    source: str  # "manifest_op", "manifest_scopes" or "trace_names"
 
 
 def _strip_suffix(component: str) -> str:
@@ -262,48 +262,6 @@ class TraceAttributor:
                 continue
             break
         return tuple(path) or None
-
-    def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
-        """Layer and phase of one op."""
-        return classify(name, op_type, line_kinds, self.layer_of(name), self.source)
-
-
-class ManifestAttributor:
-    """Attribute ops by the exact name scopes the callback recorded for each layer call."""
-
-    source = "manifest"
-
-    def __init__(self, manifest: dict):
-        self._trie: dict = {}
-        self.layers: dict[tuple[str, ...], dict] = {}
-        for layer in manifest.get("layers", []):
-            path = tuple(layer.get("path") or ())
-            if not path:
-                continue
-            self.layers[path] = layer
-            for scope in layer.get("scopes", []):
-                node = self._trie
-                for comp in _layer_key(scope.split("/")):
-                    node = node.setdefault(comp, {})
-                # The deeper layer wins when two layers share a scope string.
-                if "$" not in node or len(node["$"]) < len(path):
-                    node["$"] = path
-
-    def layer_of(self, name: str) -> tuple[str, ...] | None:
-        """The layer whose recorded scope ends furthest right in the op's name."""
-        comps = list(_layer_key(name.split("/")[:-1]))
-        best: tuple[int, int, tuple[str, ...]] | None = None
-        for start in range(len(comps)):
-            node = self._trie
-            for end in range(start, len(comps)):
-                node = node.get(comps[end])
-                if node is None:
-                    break
-                if "$" in node:
-                    cand = (end, end - start, node["$"])
-                    if best is None or cand[:2] > best[:2]:
-                        best = cand
-        return best[2] if best else None
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""

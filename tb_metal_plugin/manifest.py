@@ -11,7 +11,9 @@ from .discovery import XPLANE_SUFFIX
 from .errors import TraceError
 
 FORMAT = "tb-metal-manifest"
-VERSION = 1
+# 2 added the `ops` table (who created each executed op); version 1 files still load
+# (they have layer scopes only, and attribution falls back for the rest).
+VERSION = 2
 SUFFIX = ".tb_metal.json"
 
 

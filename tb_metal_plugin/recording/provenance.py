@@ -1,0 +1,324 @@
+"""Record who created every graph op while Keras traces the train step.
+
+Names cannot say everything: an op's phase depends on the Keras method that created it
+(`_compute_loss`, `compute_metrics`, `apply_gradients`), a gradient op belongs to the
+forward op it differentiates, a wrapper (`TimeDistributed`) owns the ops of the inner
+layer's `call`, and `Layer.__call__` casts inputs before it opens the layer's scope.
+So, only during the one retrace the callback already does, this module keeps a stack
+per thread of "who is running now" and notes its top whenever TensorFlow creates an op:
+
+- `Layer.__call__` of each of the model's layers (not `call`: a wrapper calling the inner
+  layer's `call` directly keeps ownership, as it should);
+- the trainer's `_compute_loss`/`compute_loss`, `compute_metrics`, the metrics'
+  `update_state`, and the optimizer's methods (phases);
+- the tape's gradient function (the forward op being differentiated) and
+  `tf.gradients`'s per-op loop (while-loop gradients are built that way), and the tape's
+  own aggregation (`AddN` of a tensor's gradients, `zeros_like`), decided by its inputs.
+
+Private hooks used (checked with TensorFlow 2.21 and Keras 3.15): `ops.Graph.
+_create_op_helper`, `pywrap_tfe.TFE_Py_RegisterGradientFunction` with
+`backprop._gradient_function`, `imperative_grad.imperative_grad`,
+`gradients_util._MaybeCompile` and `_AggregatedGrads`. Each hook that cannot be installed
+is reported in `missing`; the rest still records.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from .scopes import iter_layers
+
+# Trainer methods whose ops have a phase of their own (looked up on the model instance,
+# so a custom train_step calling them is covered too).
+_LOSS_METHODS = ("_compute_loss", "compute_loss")
+_METRIC_METHODS = ("compute_metrics",)
+_OPTIMIZER_METHODS = ("apply_gradients", "apply", "scale_loss", "stateless_apply")
+_METRIC_OBJECT_METHODS = ("update_state", "result", "reset_state")
+_ITERATOR_PREFIXES = ("Iterator", "MultiDeviceIterator", "AnonymousIterator")
+
+
+class _Stack(threading.local):
+    def __init__(self) -> None:
+        self.frames: list[tuple] = []
+
+
+class OpProvenance:
+    """Context manager: while active, remember the creator of every op TensorFlow builds."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.missing: list[str] = []  # hooks that could not be installed (with why)
+        self.origin: dict[int, tuple[Any, tuple]] = {}  # id(op) -> (op, innermost frame)
+        self._stack = _Stack()
+        self._undo: list[Any] = []
+        self._paths: dict[int, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    # -- install / remove ---------------------------------------------------------------
+
+    def __enter__(self) -> OpProvenance:
+        for name, install in (
+            ("op creation (ops.Graph._create_op_helper)", self._hook_op_creation),
+            ("layer calls (Layer.__call__)", self._hook_layers),
+            ("trainer phases (_compute_loss, compute_metrics, optimizer)", self._hook_phases),
+            ("tape gradients (backprop._gradient_function)", self._hook_tape),
+            ("symbolic gradients (gradients_util._MaybeCompile)", self._hook_gradients_util),
+        ):
+            try:
+                install()
+            except Exception as e:  # another TF/Keras version: record what we can
+                self.missing.append(f"{name}: {type(e).__name__}: {e}")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as e:
+                self.missing.append(f"a hook was not removed cleanly: {e}")
+
+    def _patch(self, owner: Any, attr: str, wrapper: Any, instance: bool = False) -> None:
+        original = getattr(owner, attr)
+        had_own = attr in vars(owner)
+        object.__setattr__(owner, attr, wrapper) if instance else setattr(owner, attr, wrapper)
+
+        def undo() -> None:
+            if instance and not had_own:
+                object.__delattr__(owner, attr)
+            elif instance:
+                object.__setattr__(owner, attr, original)
+            else:
+                setattr(owner, attr, original)
+
+        self._undo.append(undo)
+
+    def _framed(self, fn: Any, frame: tuple) -> Any:
+        stack = self._stack
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            stack.frames.append(frame)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stack.frames.pop()
+
+        return wrapper
+
+    # -- hooks --------------------------------------------------------------------------
+
+    def _hook_op_creation(self) -> None:
+        from tensorflow.python.framework import ops
+
+        original = ops.Graph._create_op_helper
+        stack, origin, lock = self._stack, self.origin, self._lock
+
+        def create_op_helper(graph: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
+            frame = stack.frames[-1] if stack.frames else ("outside",)
+            with lock:
+                origin[id(op)] = (op, frame)
+            return original(graph, op, *args, **kwargs)
+
+        self._patch(ops.Graph, "_create_op_helper", create_op_helper)
+
+    def _hook_layers(self) -> None:
+        import keras
+
+        base = keras.layers.Layer
+        for path, layer in iter_layers(self.model):
+            self._paths.setdefault(id(layer), path)
+        # `layer(x)` looks `__call__` up on the class: wrap every class of the model's
+        # layers that defines its own (Layer itself, preprocessing's data layers, ...).
+        classes = {base}
+        for _, layer in iter_layers(self.model):
+            for cls in type(layer).__mro__:
+                if "__call__" in vars(cls) and issubclass(cls, base):
+                    classes.add(cls)
+        stack, paths = self._stack, self._paths
+        for cls in classes:
+            original = vars(cls)["__call__"]
+
+            def layer_call(layer: Any, *args: Any, __original=original, **kwargs: Any) -> Any:
+                path = paths.get(id(layer))
+                if path is None:  # a layer of another model, or a throwaway one
+                    return __original(layer, *args, **kwargs)
+                stack.frames.append(("layer", path))
+                try:
+                    return __original(layer, *args, **kwargs)
+                finally:
+                    stack.frames.pop()
+
+            functools.update_wrapper(layer_call, original)
+            self._patch(cls, "__call__", layer_call)
+
+    def _hook_phases(self) -> None:
+        model = self.model
+        self._patch(model, "train_step", self._framed(model.train_step, ("step",)), True)
+        for names, phase in ((_LOSS_METHODS, "loss"), (_METRIC_METHODS, "metrics")):
+            for name in names:
+                if callable(getattr(model, name, None)):
+                    wrapped = self._framed(getattr(model, name), ("phase", phase))
+                    self._patch(model, name, wrapped, True)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None:
+            for name in _OPTIMIZER_METHODS:
+                if callable(getattr(optimizer, name, None)):
+                    wrapped = self._framed(getattr(optimizer, name), ("phase", "optimizer"))
+                    self._patch(optimizer, name, wrapped, True)
+        # The loss tracker is updated in train_step itself, outside compute_metrics.
+        for metric in list(getattr(model, "metrics", None) or []):
+            for name in _METRIC_OBJECT_METHODS:
+                if callable(getattr(metric, name, None)):
+                    wrapped = self._framed(getattr(metric, name), ("phase", "metrics"))
+                    self._patch(metric, name, wrapped, True)
+
+    def _hook_tape(self) -> None:
+        from tensorflow.python import pywrap_tfe
+        from tensorflow.python.eager import backprop, imperative_grad
+
+        gradient_function = backprop._gradient_function
+        stack = self._stack
+
+        def traced_gradient_function(op_name: str, attr_tuple: Any, num_inputs: int,
+                                     inputs: Any, outputs: Any, *rest: Any) -> Any:  # fmt: skip
+            # The tape passes outputs (and inputs) only when the gradient needs them;
+            # otherwise the forward op is found again by type, scope and inputs.
+            forward = next((t.op for t in outputs or () if hasattr(t, "op")), None)
+            scope = rest[-1] if rest else None
+            names = None if inputs is None else tuple(getattr(t, "name", None) for t in inputs)
+            stack.frames.append(("grad", forward, op_name, scope, names))
+            try:
+                return gradient_function(op_name, attr_tuple, num_inputs, inputs, outputs, *rest)
+            finally:
+                stack.frames.pop()
+
+        pywrap_tfe.TFE_Py_RegisterGradientFunction(traced_gradient_function)
+        self._undo.append(lambda: pywrap_tfe.TFE_Py_RegisterGradientFunction(gradient_function))
+        # Ops the tape creates between gradient functions (AddN of a tensor's gradients,
+        # zeros for unused outputs) sit inside imperative_grad only.
+        self._patch(
+            imperative_grad,
+            "imperative_grad",
+            self._framed(imperative_grad.imperative_grad, ("aggregate",)),
+        )
+
+    def _hook_gradients_util(self) -> None:
+        from tensorflow.python.ops import gradients_util
+
+        stack = self._stack
+        maybe_compile = gradients_util._MaybeCompile
+
+        def traced_maybe_compile(scope: Any, op: Any, func: Any, grad_fn: Any) -> Any:
+            stack.frames.append(("grad", op, None, None, None))
+            try:
+                return maybe_compile(scope, op, func, grad_fn)
+            finally:
+                stack.frames.pop()
+
+        self._patch(gradients_util, "_MaybeCompile", traced_maybe_compile)
+        self._patch(
+            gradients_util,
+            "_AggregatedGrads",
+            self._framed(gradients_util._AggregatedGrads, ("aggregate",)),
+        )
+
+    # -- results ------------------------------------------------------------------------
+
+    def resolve(self) -> dict[int, tuple[tuple[str, ...] | None, str, str]]:
+        """Map id(op) -> (layer path or None, phase, origin) for every recorded op."""
+        resolver = _Resolver(self.origin)
+        return {key: resolver.of(op) for key, (op, _) in self.origin.items()}
+
+
+class _Resolver:
+    """Turns creation frames into (layer, phase, origin), following gradients and inputs."""
+
+    def __init__(self, origin: dict[int, tuple[Any, tuple]]) -> None:
+        self.origin = origin
+        self.done: dict[int, tuple[tuple[str, ...] | None, str, str]] = {}
+        self.busy: set[int] = set()
+        # Ops by (graph, type): the tape may hand a gradient function no outputs (when the
+        # gradient does not need them); the forward op's type, scope and inputs remain.
+        self.by_type: dict[tuple[int, str], list[Any]] = {}
+        for op, _ in origin.values():
+            self.by_type.setdefault((id(op.graph), op.type), []).append(op)
+
+    def of(self, op: Any) -> tuple[tuple[str, ...] | None, str, str]:
+        key = id(op)
+        if key in self.done:
+            return self.done[key]
+        if key in self.busy or key not in self.origin:
+            return (None, "other", "unrecorded")
+        self.busy.add(key)
+        try:
+            result = self._decide(op, self.origin[key][1])
+        finally:
+            self.busy.discard(key)
+        self.done[key] = result
+        return result
+
+    def _decide(self, op: Any, frame: tuple) -> tuple[tuple[str, ...] | None, str, str]:
+        kind = frame[0]
+        if kind == "layer":
+            return (frame[1], "forward", "layer_call")
+        if kind == "phase":
+            return (None, frame[1], frame[1])
+        if kind == "step":
+            return (None, "other", "train_step")
+        if kind == "outside":
+            if op.type.startswith(_ITERATOR_PREFIXES):
+                return (None, "input", "input")
+            return (None, "other", "outside_train_step")
+        if kind == "grad":
+            forward = frame[1] or self._forward_by_scope(op, frame)
+            if forward is None:
+                return self._from_inputs(op, "gradient")
+            layer, phase, _ = self.of(forward)
+            # Gradient of a gradient (or of a loss op): keep the forward op's phase
+            # where it has no layer, so the loss's gradient stays with the loss bucket.
+            return (layer, "backward", "gradient" if layer or phase != "loss" else "loss_gradient")
+        return self._from_inputs(op, "aggregation")
+
+    def _forward_by_scope(self, op: Any, frame: tuple) -> Any:
+        _, _, op_type, scope, inputs = frame
+        if op_type is None or scope is None:
+            return None
+        # The scope the tape saw is the op's own name (ops made inside
+        # `name_scope(name)`) or the scope around it.
+        found = [
+            f
+            for f in self.by_type.get((id(op.graph), op_type), [])
+            if f.name == scope or f.name.rpartition("/")[0] == scope
+        ]
+        if inputs is not None and len(found) > 1:
+            same = [f for f in found if tuple(t.name for t in f.inputs) == inputs]
+            found = same or found
+        owners = {self.of(f)[:2] for f in found}
+        return found[0] if len(owners) == 1 else None
+
+    def _from_inputs(self, op: Any, origin: str) -> tuple[tuple[str, ...] | None, str, str]:
+        """An aggregation belongs to the layer its inputs belong to (their common prefix)."""
+        paths = []
+        loss = False
+        for tensor in op.inputs:
+            layer, phase, how = self.of(tensor.op)
+            if how in ("unrecorded", "outside_train_step"):
+                continue
+            if layer is not None:
+                paths.append(layer)
+            loss = loss or how == "loss_gradient" or phase == "loss"
+        if not paths:
+            return (None, "backward", "loss_gradient" if loss else origin)
+        common = paths[0]
+        for p in paths[1:]:
+            n = 0
+            while n < min(len(common), len(p)) and common[n] == p[n]:
+                n += 1
+            common = common[:n]
+        return (tuple(common) or None, "backward", origin)
+
+
+__all__ = ["OpProvenance"]
