@@ -52,8 +52,8 @@ class Profile:
         self.session = session
         self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
-        if manifest and manifest.get("layers"):
-            attributor = ManifestAttributor(manifest, events.ops.keys())
+        if manifest and (manifest.get("layers") or manifest.get("ops")):
+            attributor = ManifestAttributor(manifest, TraceAttributor(events.ops.keys()))
             self.manifest_layers = attributor.layers
         else:
             attributor = TraceAttributor(events.ops.keys())

@@ -38,7 +38,8 @@ class ManifestAttributor:
 
     source = "manifest"
 
-    def __init__(self, manifest: dict, trace_ops: Iterable[tuple[str, str]] = ()):
+    def __init__(self, manifest: dict, fallback: TraceAttributor | None = None):
+        """`fallback` answers ops without a record (built by the caller over the trace)."""
         self._trie: dict = {}
         self.layers: dict[tuple[str, ...], dict] = {}
         for layer in manifest.get("layers") or []:
@@ -60,7 +61,7 @@ class ManifestAttributor:
             att = Attribution(path, phase, None if path else _bucket(phase, origin), "manifest_op")
             self.records[(name, op_type)] = att
             self._by_name.setdefault(name, att)
-        self._trace = TraceAttributor(trace_ops)
+        self._trace = fallback if fallback is not None else TraceAttributor(())
 
     def _scope_layer(self, name: str) -> tuple[str, ...] | None:
         """The layer whose recorded scope ends furthest right in the op's name."""

@@ -20,6 +20,8 @@ from typing import Any
 Record = tuple  # (layer path or None, phase, origin)
 _MARK = re.compile(r"^_\d+$")
 _CALL_ATTRS = ("f",)
+# Nodes the runtime adds around the recorded ops (arguments, copies of nothing known).
+_PLUMBING = (None, "other", "runtime")
 _LOOP_PARTS = {"body": "body", "cond": "cond", "then": "then_branch", "else": "else_branch"}
 
 
@@ -157,7 +159,7 @@ def op_table(
                 nodes.setdefault(node.name, node)
                 if node.op in ("_Send", "_HostSend") and "tensor_name" in node.attr:
                     sends[node.attr["tensor_name"].s.decode()] = node.name
-    counts = {"exact": 0, "derived": 0, "transfer": 0, "inputs": 0, "unknown": 0}
+    counts = {"exact": 0, "derived": 0, "transfer": 0, "inputs": 0, "argument": 0, "unknown": 0}
     memo: dict[str, tuple[Record | None, str]] = {}
 
     def resolve(name: str, depth: int = 0) -> tuple[Record | None, str]:
@@ -171,9 +173,11 @@ def op_table(
             if node.op in ("_Recv", "_HostRecv"):
                 tensor = node.attr["tensor_name"].s.decode() if "tensor_name" in node.attr else ""
                 source = [sends[tensor]] if tensor in sends else []
-            if source and depth < 64:
-                rec, _ = resolve(source[0], depth + 1)
-                result = (rec, "transfer")
+            # A control-only send (the partitioner grouping cross-device control edges)
+            # follows what it waits for; one that moves nothing we know is `other`.
+            source = source or _control_inputs(node)[:1]
+            rec = resolve(source[0], depth + 1)[0] if source and depth < 64 else None
+            result = (rec or _PLUMBING, "transfer")
         else:
             found = gmap.find(name)
             if found is not None:
@@ -181,6 +185,9 @@ def op_table(
                 rec = gmap.record.get(id(op))
                 if rec is not None and rec[2] != "unrecorded":
                     result = (rec, "exact" if exact else "derived")
+            if result[0] is None and node is not None and node.op == "_Arg":
+                # The function's own arguments (iterator handle, step inputs).
+                result = (_PLUMBING, "argument")
             if result[0] is None and node is not None and depth < 64:
                 for source in _data_inputs(node):
                     rec, _ = resolve(source, depth + 1)
@@ -201,14 +208,18 @@ def op_table(
         if rec is None:
             continue
         layer, phase, origin = rec
-        if how == "transfer":
-            origin = "transfer"
+        if how in ("transfer", "argument"):
+            origin = how
         rows.append([name, node.op, list(layer) if layer else None, phase, origin])
     return rows, counts
 
 
 def _data_inputs(node: Any) -> list[str]:
     return [i.split(":")[0] for i in node.input if not i.startswith("^")]
+
+
+def _control_inputs(node: Any) -> list[str]:
+    return [i[1:] for i in node.input if i.startswith("^")]
 
 
 __all__ = ["GraphMap", "op_table"]
