@@ -240,6 +240,7 @@ class _Resolver:
         self.origin = origin
         self.done: dict[int, tuple[tuple[str, ...] | None, str, str]] = {}
         self.busy: set[int] = set()
+        self.forward_of: dict[int, Any] = {}
         # Ops by (graph, type): the tape may hand a gradient function no outputs (when the
         # gradient does not need them); the forward op's type, scope and inputs remain.
         self.by_type: dict[tuple[int, str], list[Any]] = {}
@@ -273,7 +274,10 @@ class _Resolver:
                 return (None, "input", "input")
             return (None, "other", "outside_train_step")
         if kind == "grad":
-            forward = frame[1] or self._forward_by_scope(op, frame)
+            # Every op one gradient function made shares its frame: search once.
+            if id(frame) not in self.forward_of:
+                self.forward_of[id(frame)] = frame[1] or self._forward_by_scope(op, frame)
+            forward = self.forward_of[id(frame)]
             if forward is None:
                 return self._from_inputs(op, "gradient")
             layer, phase, _ = self.of(forward)
