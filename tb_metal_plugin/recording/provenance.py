@@ -18,8 +18,9 @@ per thread of "who is running now" and notes its top whenever TensorFlow creates
 Private hooks used (checked with TensorFlow 2.21 and Keras 3.15): `ops.Graph.
 _create_op_helper`, `pywrap_tfe.TFE_Py_RegisterGradientFunction` with
 `backprop._gradient_function`, `imperative_grad.imperative_grad`,
-`gradients_util._MaybeCompile` and `_AggregatedGrads`. Each hook that cannot be installed
-is reported in `missing`; the rest still records.
+`gradients_util._MaybeCompile` and `_AggregatedGrads`,
+`distribute_lib.ReplicaContext.merge_call`. Each hook that cannot be installed is
+reported in `missing`; the rest still records.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ _LOSS_METHODS = ("_compute_loss", "compute_loss")
 _METRIC_METHODS = ("compute_metrics",)
 _OPTIMIZER_METHODS = ("apply_gradients", "apply", "scale_loss", "stateless_apply")
 _METRIC_OBJECT_METHODS = ("update_state", "result", "reset_state")
-_ITERATOR_PREFIXES = ("Iterator", "MultiDeviceIterator", "AnonymousIterator")
+# Iterator ops and the Optional that carries the step in and out of the loop.
+_ITERATOR_PREFIXES = ("Iterator", "MultiDeviceIterator", "AnonymousIterator", "Optional")
 
 
 class _Stack(threading.local):
@@ -65,6 +67,7 @@ class OpProvenance:
             ("trainer phases (_compute_loss, compute_metrics, optimizer)", self._hook_phases),
             ("tape gradients (backprop._gradient_function)", self._hook_tape),
             ("symbolic gradients (gradients_util._MaybeCompile)", self._hook_gradients_util),
+            ("cross-replica merges (ReplicaContext.merge_call)", self._hook_merge_call),
         ):
             try:
                 install()
@@ -224,6 +227,31 @@ class OpProvenance:
             "_AggregatedGrads",
             self._framed(gradients_util._AggregatedGrads, ("aggregate",)),
         )
+
+    def _hook_merge_call(self) -> None:
+        from tensorflow.python.distribute import distribute_lib
+
+        stack = self._stack
+        merge_call = distribute_lib.ReplicaContext.merge_call
+
+        # MirroredStrategy runs `merge_fn` (the optimizer's update, for one) in the main
+        # thread while the replica threads wait: it works on behalf of the caller, so
+        # it runs under the caller's frames, whichever thread executes it.
+        def traced_merge_call(ctx: Any, merge_fn: Any, *args: Any, **kwargs: Any) -> Any:
+            frames = list(stack.frames)
+
+            @functools.wraps(merge_fn)
+            def on_behalf(*a: Any, **k: Any) -> Any:
+                saved = stack.frames
+                stack.frames = saved + frames
+                try:
+                    return merge_fn(*a, **k)
+                finally:
+                    stack.frames = saved
+
+            return merge_call(ctx, on_behalf, *args, **kwargs)
+
+        self._patch(distribute_lib.ReplicaContext, "merge_call", traced_merge_call)
 
     # -- results ------------------------------------------------------------------------
 
