@@ -50,6 +50,8 @@ def write_manifest(xplane_path: str | os.PathLike, data: dict[str, Any]) -> Path
     path = manifest_path_for(xplane_path)
     body = {"format": FORMAT, "version": VERSION, **data}
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=False), encoding="utf-8")
+    # Compact: the `ops` and `placement` tables of a large model run to tens of
+    # thousands of rows (`python -m json.tool` shows the file indented).
+    tmp.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -152,11 +152,17 @@ def op_table(
     """
     gmap = GraphMap(ops)
     nodes: dict[str, Any] = {}
+    # The same node can appear in several partition graphs with another kernel type
+    # (one function instantiated twice, rewritten differently): one row per type.
+    types: dict[str, list[str]] = {}
     sends: dict[str, str] = {}
     for function_graph in run_metadata.function_graphs:
         for graph in function_graph.partition_graphs:
             for node in graph.node:
                 nodes.setdefault(node.name, node)
+                seen_types = types.setdefault(node.name, [])
+                if node.op not in seen_types:
+                    seen_types.append(node.op)
                 if node.op in ("_Send", "_HostSend") and "tensor_name" in node.attr:
                     sends[node.attr["tensor_name"].s.decode()] = node.name
     counts = {"exact": 0, "derived": 0, "transfer": 0, "inputs": 0, "argument": 0, "unknown": 0}
@@ -198,19 +204,16 @@ def op_table(
         return result
 
     rows = []
-    seen = set()
-    for name, node in nodes.items():
-        if (name, node.op) in seen:
-            continue
-        seen.add((name, node.op))
+    for name in nodes:
         rec, how = resolve(name)
-        counts[how if rec is not None else "unknown"] += 1
-        if rec is None:
-            continue
-        layer, phase, origin = rec
-        if how in ("transfer", "argument"):
-            origin = how
-        rows.append([name, node.op, list(layer) if layer else None, phase, origin])
+        for op_type in types[name]:
+            counts[how if rec is not None else "unknown"] += 1
+            if rec is None:
+                continue
+            layer, phase, origin = rec
+            if how in ("transfer", "argument"):
+                origin = how
+            rows.append([name, op_type, list(layer) if layer else None, phase, origin])
     return rows, counts
 
 
