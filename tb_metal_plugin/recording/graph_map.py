@@ -96,10 +96,10 @@ class GraphMap:
 
     # -- name matching ------------------------------------------------------------------
 
-    def find(self, name: str) -> tuple[Any, bool] | None:
+    def find(self, name: str, roots: list[Any] | None = None) -> tuple[Any, bool] | None:
         """The recorded op a node name denotes, and whether it is that op exactly."""
         parts = name.split("/")
-        for graph in self.roots:
+        for graph in self.roots if roots is None else roots:
             found = self._match(graph, parts)
             if found is not None:
                 return found
@@ -148,24 +148,64 @@ def op_table(
 
     One row per executed node of the captured partition graphs whose creator is known;
     counts say how each was matched (`exact`, `derived`, `transfer`, `inputs`,
-    `unknown`).
+    `argument`, `unknown`). Each instantiated function is mapped through the recorded
+    graph it was made from; functions made from none (eager single ops, tf.data) give
+    no rows.
     """
     gmap = GraphMap(ops)
+    counts = {"exact": 0, "derived": 0, "transfer": 0, "inputs": 0, "argument": 0, "unknown": 0}
+    rows: list[list[Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for function_graph in run_metadata.function_graphs:
+        roots = _roots_of(gmap, function_graph)
+        if not roots:  # not a function Keras traced while we recorded: no claims
+            counts["unknown"] += sum(len(g.node) for g in function_graph.partition_graphs)
+            continue
+        for row in _function_rows(gmap, roots, function_graph.partition_graphs, counts):
+            if (row[0], row[1]) not in seen:
+                seen.add((row[0], row[1]))
+                rows.append(row)
+    return rows, counts
+
+
+def _roots_of(gmap: GraphMap, function_graph: Any) -> list[Any]:
+    """The recorded graph an instantiated function was made from ([] when none).
+
+    Its pre-optimization graph holds the function body's own node names (before
+    inlining adds the callees'): most of the recorded graph's ops must be there.
+    Without that graph (another TensorFlow), every recorded graph is a candidate.
+    """
+    pre = {node.name for node in function_graph.pre_optimization_graph.node}
+    if not pre:
+        return gmap.roots
+    best, best_share = None, 0.0
+    for graph in gmap.roots:
+        # Placeholders become the function's arguments under other names.
+        names = {n for n, op in gmap.index.get(id(graph), {}).items() if op.type != "Placeholder"}
+        if not names:
+            continue
+        share = len(pre.intersection(names)) / len(names)
+        if share > best_share:
+            best, best_share = graph, share
+    return [best] if best is not None and best_share >= 0.6 else []
+
+
+def _function_rows(
+    gmap: GraphMap, roots: list[Any], partition_graphs: Any, counts: dict[str, int]
+) -> list[list[Any]]:
     nodes: dict[str, Any] = {}
     # The same node can appear in several partition graphs with another kernel type
     # (one function instantiated twice, rewritten differently): one row per type.
     types: dict[str, list[str]] = {}
     sends: dict[str, str] = {}
-    for function_graph in run_metadata.function_graphs:
-        for graph in function_graph.partition_graphs:
-            for node in graph.node:
-                nodes.setdefault(node.name, node)
-                seen_types = types.setdefault(node.name, [])
-                if node.op not in seen_types:
-                    seen_types.append(node.op)
-                if node.op in ("_Send", "_HostSend") and "tensor_name" in node.attr:
-                    sends[node.attr["tensor_name"].s.decode()] = node.name
-    counts = {"exact": 0, "derived": 0, "transfer": 0, "inputs": 0, "argument": 0, "unknown": 0}
+    for graph in partition_graphs:
+        for node in graph.node:
+            nodes.setdefault(node.name, node)
+            seen_types = types.setdefault(node.name, [])
+            if node.op not in seen_types:
+                seen_types.append(node.op)
+            if node.op in ("_Send", "_HostSend") and "tensor_name" in node.attr:
+                sends[node.attr["tensor_name"].s.decode()] = node.name
     memo: dict[str, tuple[Record | None, str]] = {}
 
     def resolve(name: str, depth: int = 0) -> tuple[Record | None, str]:
@@ -185,7 +225,7 @@ def op_table(
             rec = resolve(source[0], depth + 1)[0] if source and depth < 64 else None
             result = (rec or _PLUMBING, "transfer")
         else:
-            found = gmap.find(name)
+            found = gmap.find(name, roots)
             if found is not None:
                 op, exact = found
                 rec = gmap.record.get(id(op))
@@ -214,7 +254,7 @@ def op_table(
             if how in ("transfer", "argument"):
                 origin = how
             rows.append([name, op_type, list(layer) if layer else None, phase, origin])
-    return rows, counts
+    return rows
 
 
 def _data_inputs(node: Any) -> list[str]:
