@@ -659,3 +659,55 @@ def test_two_logical_cpus_pinned_layer(tmp_path):
     assert any(placement[k].endswith("CPU:1") for k in step_ops)
     devices = {(tuple(r["path"]), r["device_name"]) for r in manifest["layer_benchmarks"]}
     assert (("two", "pinned"), "/CPU:1") in devices and (("two", "pinned"), "/CPU:0") in devices
+
+
+_MIRRORED = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    from tb_metal_plugin import MetalProfileCallback
+
+    strategy = tf.distribute.MirroredStrategy(["/CPU:0", "/CPU:1"])
+    with strategy.scope():
+        inp = keras.Input((8,))
+        h = keras.layers.Dense(16, name="hidden")(inp)
+        model = keras.Model(inp, keras.layers.Dense(3, name="head")(h), name="mir")
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.rand(64, 8).astype("float32"); y = np.random.randint(0, 3, 64)
+    cb = MetalProfileCallback(sys.argv[1], profile_batch=(2, 3))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    print(json.dumps({"manifest": str(cb.manifest_paths[0])}))
+    """
+)
+
+
+def test_mirrored_strategy_replicas_and_cross_replica_updates(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(_MIRRORED)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "logs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads(
+        Path(json.loads(done.stdout.strip().splitlines()[-1])["manifest"]).read_text()
+    )
+    assert manifest["warnings"] == []
+    records = _records(manifest)
+    # Both replicas' copies of a layer's ops belong to that layer: `replica_1` is not one.
+    replica = [k for k, (lay, _, _) in records.items() if "/replica_1/mir_1/hidden_1/" in k[0]]
+    assert replica and {records[k][0] for k in replica} == {("mir", "hidden")}
+    # The optimizer's update runs in the main thread on behalf of the replicas
+    # (merge_call): still the optimizer phase, collectives included.
+    adam = [k for k in records if "/adam/" in k[0] and records[k][2] != "transfer"]
+    assert adam and {records[k][1] for k in adam} == {"optimizer"}
+    assert any(t.startswith("Collective") for _, t in adam)

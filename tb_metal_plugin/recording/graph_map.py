@@ -96,8 +96,13 @@ class GraphMap:
 
     # -- name matching ------------------------------------------------------------------
 
-    def find(self, name: str, roots: list[Any] | None = None) -> tuple[Any, bool] | None:
-        """The recorded op a node name denotes, and whether it is that op exactly."""
+    def find(self, name: str, roots: list[Any] | None = None) -> tuple[Any, str] | None:
+        """The recorded op a node name denotes and how: `exact`, `derived` or `weak`.
+
+        `derived`: a node the runtime made from that op (a lowered loop's `Enter`).
+        `weak`: the name enters the op's function body but matches nothing there (a
+        Grappler-made node inside it): the op is only a last resort.
+        """
         parts = name.split("/")
         for graph in self.roots if roots is None else roots:
             found = self._match(graph, parts)
@@ -105,20 +110,26 @@ class GraphMap:
                 return found
         return None
 
-    def _match(self, graph: Any, parts: list[str]) -> tuple[Any, bool] | None:
+    def _match(self, graph: Any, parts: list[str]) -> tuple[Any, str] | None:
         index = self.index.get(id(graph), {})
         op = index.get("/".join(parts))
         if op is not None:
-            return op, True
+            return op, "exact"
         for k in range(len(parts) - 1, 0, -1):
             op = index.get("/".join(parts[:k]))
             if op is None:
                 continue
-            inner = self._descend(op, parts[k:])
-            return inner if inner is not None else (op, False)
+            rest = parts[k:]
+            inner = self._descend(op, rest)
+            if inner is not None:
+                return inner
+            enters_body = bool(self._attr_graphs(op, "f")) or (
+                len(rest) > 2 and _MARK.match(rest[1]) is not None
+            )
+            return op, "weak" if enters_body else "derived"
         return None
 
-    def _descend(self, op: Any, rest: list[str]) -> tuple[Any, bool] | None:
+    def _descend(self, op: Any, rest: list[str]) -> tuple[Any, str] | None:
         for graph in self._attr_graphs(op, "f"):
             found = self._match(graph, rest)
             if found is not None:
@@ -226,20 +237,28 @@ def _function_rows(
             result = (rec or _PLUMBING, "transfer")
         else:
             found = gmap.find(name, roots)
+            weak = None
             if found is not None:
-                op, exact = found
+                op, how = found
                 rec = gmap.record.get(id(op))
                 if rec is not None and rec[2] != "unrecorded":
-                    result = (rec, "exact" if exact else "derived")
+                    if how == "weak":
+                        weak = (rec, "derived")
+                    else:
+                        result = (rec, how)
             if result[0] is None and node is not None and node.op == "_Arg":
                 # The function's own arguments (iterator handle, step inputs).
                 result = (_PLUMBING, "argument")
             if result[0] is None and node is not None and depth < 64:
-                for source in _data_inputs(node):
-                    rec, _ = resolve(source, depth + 1)
-                    if rec is not None:
-                        result = (rec, "inputs")
-                        break
+                # A Grappler-made node (ArithmeticOptimizer's AddOpsRewrite, ...) is
+                # the work of what feeds it; arguments only when nothing else does.
+                found_inputs = [resolve(src, depth + 1)[0] for src in _data_inputs(node)]
+                known = [r for r in found_inputs if r is not None]
+                real = [r for r in known if r is not _PLUMBING]
+                if real or known:
+                    result = ((real or known)[0], "inputs")
+            if result[0] is None and weak is not None:
+                result = weak
         memo[name] = result
         return result
 

@@ -121,7 +121,7 @@ class OpProvenance:
 
         def create_op_helper(graph: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
             frame = stack.frames[-1] if stack.frames else ("outside",)
-            with lock:
+            with lock:  # replica threads (MirroredStrategy) create ops concurrently
                 origin[id(op)] = (op, frame)
             return original(graph, op, *args, **kwargs)
 
@@ -172,7 +172,11 @@ class OpProvenance:
                     wrapped = self._framed(getattr(optimizer, name), ("phase", "optimizer"))
                     self._patch(optimizer, name, wrapped, True)
         # The loss tracker is updated in train_step itself, outside compute_metrics.
-        for metric in list(getattr(model, "metrics", None) or []):
+        try:
+            metrics = list(getattr(model, "metrics", None) or [])
+        except Exception:  # not compiled yet, or an unusual model: phases still work
+            metrics = []
+        for metric in metrics:
             for name in _METRIC_OBJECT_METHODS:
                 if callable(getattr(metric, name, None)):
                     wrapped = self._framed(getattr(metric, name), ("phase", "metrics"))
@@ -185,16 +189,22 @@ class OpProvenance:
         gradient_function = backprop._gradient_function
         stack = self._stack
 
-        def traced_gradient_function(op_name: str, attr_tuple: Any, num_inputs: int,
-                                     inputs: Any, outputs: Any, *rest: Any) -> Any:  # fmt: skip
-            # The tape passes outputs (and inputs) only when the gradient needs them;
-            # otherwise the forward op is found again by type, scope and inputs.
-            forward = next((t.op for t in outputs or () if hasattr(t, "op")), None)
-            scope = rest[-1] if rest else None
-            names = None if inputs is None else tuple(getattr(t, "name", None) for t in inputs)
-            stack.frames.append(("grad", forward, op_name, scope, names))
+        def traced_gradient_function(*args: Any) -> Any:
+            # (op_name, attr_tuple, num_inputs, inputs, outputs, out_grads,
+            # skip_input_indices, forward_pass_name_scope). The tape passes outputs
+            # (and inputs) only when the gradient needs them; otherwise the forward op
+            # is found again by type, scope and inputs. Reading them must never break
+            # the user's step: any surprise just records less.
             try:
-                return gradient_function(op_name, attr_tuple, num_inputs, inputs, outputs, *rest)
+                op_name, inputs, outputs, scope = args[0], args[3], args[4], args[-1]
+                forward = next((t.op for t in outputs or () if hasattr(t, "op")), None)
+                names = None if inputs is None else tuple(t.name for t in inputs)
+                frame: tuple = ("grad", forward, op_name, scope, names)
+            except Exception:
+                frame = ("grad", None, None, None, None)
+            stack.frames.append(frame)
+            try:
+                return gradient_function(*args)
             finally:
                 stack.frames.pop()
 
@@ -214,10 +224,12 @@ class OpProvenance:
         stack = self._stack
         maybe_compile = gradients_util._MaybeCompile
 
-        def traced_maybe_compile(scope: Any, op: Any, func: Any, grad_fn: Any) -> Any:
+        def traced_maybe_compile(*args: Any, **kwargs: Any) -> Any:
+            # (scope, op, func, grad_fn): op is the forward op being differentiated.
+            op = args[1] if len(args) > 1 else kwargs.get("op")
             stack.frames.append(("grad", op, None, None, None))
             try:
-                return maybe_compile(scope, op, func, grad_fn)
+                return maybe_compile(*args, **kwargs)
             finally:
                 stack.frames.pop()
 
