@@ -291,7 +291,9 @@ class _Resolver:
         key = id(op)
         if key in self.done:
             return self.done[key]
-        if key in self.busy or key not in self.origin:
+        # Cycles (loop back edges) and very long chains of input-decided ops end here
+        # (a chain deeper than Python's stack allows decides nothing, never raises).
+        if key in self.busy or key not in self.origin or len(self.busy) > 150:
             return (None, "other", "unrecorded")
         self.busy.add(key)
         try:
