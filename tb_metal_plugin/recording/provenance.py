@@ -17,7 +17,7 @@ per thread of "who is running now" and notes its top whenever TensorFlow creates
 
 Private hooks used (checked with TensorFlow 2.21 and Keras 3.15): `ops.Graph.
 _create_op_helper`, `pywrap_tfe.TFE_Py_RegisterGradientFunction` with
-`backprop._gradient_function`, `imperative_grad.imperative_grad`,
+`backprop._gradient_function`, `record.record_operation`, `imperative_grad.imperative_grad`,
 `gradients_util._MaybeCompile` and `_AggregatedGrads`,
 `distribute_lib.ReplicaContext.merge_call`. Each hook that cannot be installed is
 reported in `missing`; the rest still records.
@@ -29,6 +29,7 @@ import functools
 import threading
 from typing import Any
 
+from .creators import Resolver, graph_op
 from .scopes import iter_layers
 
 # Trainer methods whose ops have a phase of their own (looked up on the model instance,
@@ -37,8 +38,6 @@ _LOSS_METHODS = ("_compute_loss", "compute_loss")
 _METRIC_METHODS = ("compute_metrics",)
 _OPTIMIZER_METHODS = ("apply_gradients", "apply", "scale_loss", "stateless_apply")
 _METRIC_OBJECT_METHODS = ("update_state", "result", "reset_state")
-# Iterator ops and the Optional that carries the step in and out of the loop.
-_ITERATOR_PREFIXES = ("Iterator", "MultiDeviceIterator", "AnonymousIterator", "Optional")
 
 
 class _Stack(threading.local):
@@ -184,7 +183,7 @@ class OpProvenance:
 
     def _hook_tape(self) -> None:
         from tensorflow.python import pywrap_tfe
-        from tensorflow.python.eager import backprop, imperative_grad
+        from tensorflow.python.eager import backprop, imperative_grad, record
 
         gradient_function = backprop._gradient_function
         stack = self._stack
@@ -210,6 +209,21 @@ class OpProvenance:
 
         pywrap_tfe.TFE_Py_RegisterGradientFunction(traced_gradient_function)
         self._undo.append(lambda: pywrap_tfe.TFE_Py_RegisterGradientFunction(gradient_function))
+        # Custom gradients (`tf.custom_gradient`: Keras's silu/swish, for one) and
+        # nested function calls give the tape their own backward function instead of
+        # a registered one: it works for the op whose outputs it was recorded with.
+        record_operation = record.record_operation
+
+        def traced_record_operation(*args: Any, **kwargs: Any) -> Any:
+            # (op_type, output_tensors, input_tensors, backward_function, ...), positional
+            # or by keyword. Anything unexpected: record it unchanged.
+            try:
+                args, kwargs = _with_grad_frame(stack, args, kwargs)
+            except Exception:
+                pass
+            return record_operation(*args, **kwargs)
+
+        self._patch(record, "record_operation", traced_record_operation)
         # Ops the tape creates between gradient functions (AddN of a tensor's gradients,
         # zeros for unused outputs) sit inside imperative_grad only.
         self._patch(
@@ -269,102 +283,29 @@ class OpProvenance:
 
     def resolve(self) -> dict[int, tuple[tuple[str, ...] | None, str, str]]:
         """Map id(op) -> (layer path or None, phase, origin) for every recorded op."""
-        resolver = _Resolver(self.origin)
+        resolver = Resolver(self.origin)
         return {key: resolver.of(op) for key, (op, _) in self.origin.items()}
 
 
-class _Resolver:
-    """Turns creation frames into (layer, phase, origin), following gradients and inputs."""
+def _with_grad_frame(stack: _Stack, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """record_operation's arguments with its backward function run under a grad frame."""
+    outputs = args[1] if len(args) > 1 else kwargs.get("output_tensors")
+    backward = args[3] if len(args) > 3 else kwargs.get("backward_function")
+    forward = next((op for op in map(graph_op, outputs or ()) if op is not None), None)
+    if forward is None or not callable(backward):
+        return args, kwargs
+    frame = ("grad", forward, None, None, None)
 
-    def __init__(self, origin: dict[int, tuple[Any, tuple]]) -> None:
-        self.origin = origin
-        self.done: dict[int, tuple[tuple[str, ...] | None, str, str]] = {}
-        self.busy: set[int] = set()
-        self.forward_of: dict[int, Any] = {}
-        # Ops by (graph, type): the tape may hand a gradient function no outputs (when the
-        # gradient does not need them); the forward op's type, scope and inputs remain.
-        self.by_type: dict[tuple[int, str], list[Any]] = {}
-        for op, _ in origin.values():
-            self.by_type.setdefault((id(op.graph), op.type), []).append(op)
-
-    def of(self, op: Any) -> tuple[tuple[str, ...] | None, str, str]:
-        key = id(op)
-        if key in self.done:
-            return self.done[key]
-        # Cycles (loop back edges) and very long chains of input-decided ops end here
-        # (a chain deeper than Python's stack allows decides nothing, never raises).
-        if key in self.busy or key not in self.origin or len(self.busy) > 150:
-            return (None, "other", "unrecorded")
-        self.busy.add(key)
+    def backward_for_forward(*a: Any, **k: Any) -> Any:
+        stack.frames.append(frame)
         try:
-            result = self._decide(op, self.origin[key][1])
+            return backward(*a, **k)
         finally:
-            self.busy.discard(key)
-        self.done[key] = result
-        return result
+            stack.frames.pop()
 
-    def _decide(self, op: Any, frame: tuple) -> tuple[tuple[str, ...] | None, str, str]:
-        kind = frame[0]
-        if kind == "layer":
-            return (frame[1], "forward", "layer_call")
-        if kind == "phase":
-            return (None, frame[1], frame[1])
-        if kind == "step":
-            return (None, "other", "train_step")
-        if kind == "outside":
-            if op.type.startswith(_ITERATOR_PREFIXES):
-                return (None, "input", "input")
-            return (None, "other", "outside_train_step")
-        if kind == "grad":
-            # Every op one gradient function made shares its frame: search once.
-            if id(frame) not in self.forward_of:
-                self.forward_of[id(frame)] = frame[1] or self._forward_by_scope(op, frame)
-            forward = self.forward_of[id(frame)]
-            if forward is None:
-                return self._from_inputs(op, "gradient")
-            layer, phase, _ = self.of(forward)
-            # Gradient of a gradient (or of a loss op): keep the forward op's phase
-            # where it has no layer, so the loss's gradient stays with the loss bucket.
-            return (layer, "backward", "gradient" if layer or phase != "loss" else "loss_gradient")
-        return self._from_inputs(op, "aggregation")
-
-    def _forward_by_scope(self, op: Any, frame: tuple) -> Any:
-        _, _, op_type, scope, inputs = frame
-        if op_type is None or scope is None:
-            return None
-        # The scope the tape saw is the op's own name (ops made inside
-        # `name_scope(name)`) or the scope around it.
-        found = [
-            f
-            for f in self.by_type.get((id(op.graph), op_type), [])
-            if f.name == scope or f.name.rpartition("/")[0] == scope
-        ]
-        if inputs is not None and len(found) > 1:
-            same = [f for f in found if tuple(t.name for t in f.inputs) == inputs]
-            found = same or found
-        owners = {self.of(f)[:2] for f in found}
-        return found[0] if len(owners) == 1 else None
-
-    def _from_inputs(self, op: Any, origin: str) -> tuple[tuple[str, ...] | None, str, str]:
-        """An aggregation belongs to the layer its inputs belong to (their common prefix)."""
-        paths = []
-        loss = False
-        for tensor in op.inputs:
-            layer, phase, how = self.of(tensor.op)
-            if how in ("unrecorded", "outside_train_step"):
-                continue
-            if layer is not None:
-                paths.append(layer)
-            loss = loss or how == "loss_gradient" or phase == "loss"
-        if not paths:
-            return (None, "backward", "loss_gradient" if loss else origin)
-        common = paths[0]
-        for p in paths[1:]:
-            n = 0
-            while n < min(len(common), len(p)) and common[n] == p[n]:
-                n += 1
-            common = common[:n]
-        return (tuple(common) or None, "backward", origin)
+    if len(args) > 3:
+        return (*args[:3], backward_for_forward, *args[4:]), kwargs
+    return args, {**kwargs, "backward_function": backward_for_forward}
 
 
 __all__ = ["OpProvenance"]
