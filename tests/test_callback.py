@@ -177,7 +177,8 @@ def _wrapped_regularized():
     inp = keras.Input((5, 4))
     h = L.TimeDistributed(L.Dense(3, name="inner"), name="td")(inp)
     h = L.Dense(8, name="a", kernel_regularizer="l2")(L.Flatten(name="flat")(h))
-    h = L.Add(name="add")([h, L.Dense(8, name="b")(h)])
+    # silu's gradient is a tf.custom_gradient: a backward function of its own.
+    h = L.Add(name="add")([h, L.Dense(8, activation="silu", name="b")(h)])
     model = keras.Model(inp, L.Dense(2, name="head")(h), name="wr")
     return _compiled(model, metrics=["mae"])
 
@@ -211,6 +212,11 @@ def test_op_records_say_who_created_every_step_op(tmp_path):
     # Gradient ops belong to the layer of the forward op they differentiate.
     head_grads = [(n, p) for n, p, o in by_layer[("wr", "head")] if o == "gradient"]
     assert head_grads and all(p == "backward" and "gradient_tape" in n for n, p in head_grads)
+    # The custom gradient's ops sit at the root of the step, yet belong to `b`.
+    sigmoid_grads = {
+        lay for (_, t), (lay, ph, _) in records.items() if t == "Sigmoid" and ph == "backward"
+    }
+    assert sigmoid_grads == {("wr", "b")}
     # Phases from where Keras created the op, whatever the name says.
     phases = {}
     for (_name, op_type), (layer, phase, _) in records.items():
