@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tb_metal_plugin import load_profile
-from tb_metal_plugin.attribution import ManifestAttributor, TraceAttributor
+from tb_metal_plugin.attribution import TraceAttributor
+from tb_metal_plugin.manifest_attribution import ManifestAttributor
 from tests import corpus as c
 
 
