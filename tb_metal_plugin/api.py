@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .attribution import ManifestAttributor, TraceAttributor
+from .attribution import TraceAttributor
 from .breakdown import (
     CPU_ONLY_NOTE,
     DEVICE_NOTE,
@@ -38,6 +38,7 @@ from .discovery import SessionInfo, find_sessions, host_of, select
 from .errors import NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
 from .manifest import load_manifest
+from .manifest_attribution import ManifestAttributor
 from .payload_views import LayersView
 from .schema import LayersPayload, OpsPayload, ProfileHeader
 from .selectors import parse_ops_filter, parse_step
@@ -96,11 +97,12 @@ class Profile:
         self.session = session
         self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
-        if manifest and manifest.get("layers"):
-            attributor = ManifestAttributor(manifest)
+        trace = TraceAttributor(events.ops.keys(), events.sequences, events.first_start)
+        if manifest and (manifest.get("layers") or manifest.get("ops")):
+            attributor = ManifestAttributor(manifest, trace)
             self.manifest_layers = attributor.layers
         else:
-            attributor = TraceAttributor(events.ops.keys(), events.sequences, events.first_start)
+            attributor = trace
             self.manifest_layers = {}
         self.attribution_source = attributor.source
         self._attributor = attributor

@@ -9,8 +9,8 @@ Two sources, same output:
   Keras's Trainer makes at the step's root, the layer of the tape's sums, of custom
   gradients and of input casts) is read off the op type, TF's creation counters and the
   op's neighbours on its thread: phases.py and neighbours.py.
-- a manifest (`ManifestAttributor`): the exact scopes each layer call used, recorded by
-  the training callback while the step was traced. Exact, no guessing.
+- a manifest (`ManifestAttributor`, in manifest_attribution.py): what the training
+  callback recorded while the step was traced. Exact, no guessing.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class Attribution:
     layer: tuple[str, ...] | None
     phase: str
     bucket: str | None  # key of BUCKETS when layer is None
-    source: str  # "manifest" or "trace_names"
+    source: str  # "manifest_op", "manifest_scopes" or "trace_names"
 
 
 def _scope_phase(tail: list[str]) -> str | None:
@@ -360,45 +360,3 @@ class TraceAttributor:
             bucket = None if layer else _ROOT_BUCKET.get(phase, "root")
             return Attribution(layer, phase, bucket, att.source)
         return att
-
-
-class ManifestAttributor:
-    """Attribute ops by the exact name scopes the callback recorded for each layer call."""
-
-    source = "manifest"
-
-    def __init__(self, manifest: dict):
-        self._trie: dict = {}
-        self.layers: dict[tuple[str, ...], dict] = {}
-        for layer in manifest.get("layers", []):
-            path = tuple(layer.get("path") or ())
-            if not path:
-                continue
-            self.layers[path] = layer
-            for scope in layer.get("scopes", []):
-                node = self._trie
-                for comp in layer_key(scope.split("/")):
-                    node = node.setdefault(comp, {})
-                # The deeper layer wins when two layers share a scope string.
-                if "$" not in node or len(node["$"]) < len(path):
-                    node["$"] = path
-
-    def layer_of(self, name: str) -> tuple[str, ...] | None:
-        """The layer whose recorded scope ends furthest right in the op's name."""
-        comps = list(layer_key(name.split("/")[:-1]))
-        best: tuple[int, int, tuple[str, ...]] | None = None
-        for start in range(len(comps)):
-            node = self._trie
-            for end in range(start, len(comps)):
-                node = node.get(comps[end])
-                if node is None:
-                    break
-                if "$" in node:
-                    cand = (end, end - start, node["$"])
-                    if best is None or cand[:2] > best[:2]:
-                        best = cand
-        return best[2] if best else None
-
-    def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
-        """Layer and phase of one op."""
-        return classify(name, op_type, line_kinds, self.layer_of(name), self.source)

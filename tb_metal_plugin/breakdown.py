@@ -85,7 +85,10 @@ def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
     out = []
     for op in ops:
         stats = op.rec.stats
-        if op.rec.type in SEND_RECV_TYPES and isinstance(stats.get("to"), str):
+        # A copy the callback recorded already has its owner (the op whose tensor it
+        # moves); the rule below is for copies known by name only.
+        exact = op.attribution.source == "manifest_op"
+        if not exact and op.rec.type in SEND_RECV_TYPES and isinstance(stats.get("to"), str):
             src, dst = by_name.get(str(stats.get("from"))), by_name.get(stats["to"])
             off_main = [x for x in (src, dst) if x is not None and x.placement.device != main]
             culprit = off_main[0] if len(off_main) == 1 else dst

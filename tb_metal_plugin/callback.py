@@ -1,58 +1,26 @@
 """`MetalProfileCallback`: a Keras callback that writes a profile plus the tb-metal manifest.
 
-Importing this module imports Keras and TensorFlow; `tb_metal_plugin` itself never does
-(the package exports the class lazily).
+This module is the Keras-facing part: the window (arm, start, stop, abort). What is
+recorded for the manifest lives in `recording/manifest_recorder.py`, the profiler and
+step-marker mechanics in `recording/window.py`, the layer benchmark in
+`recording/layer_bench.py`. Importing this module imports Keras and TensorFlow;
+`tb_metal_plugin` itself never does (the package exports the class lazily).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from .manifest import write_manifest
-
-
-def _created_by() -> str:
-    from . import __version__
-
-    return f"tb-metal {__version__}"
-
-
-def _parse_profile_batch(profile_batch: Any) -> tuple[int, int]:
-    # Same rules and message as keras.callbacks.TensorBoard, so a value that works
-    # there works here.
-    message = (
-        "profile_batch must be a non-negative integer or 2-tuple of positive integers. "
-        f"A pair of positive integers signifies a range of batches to profile. Found: "
-        f"{profile_batch}"
-    )
-    if isinstance(profile_batch, str):
-        try:
-            profile_batch = [int(p) for p in profile_batch.split(",")]
-        except ValueError as e:
-            raise ValueError(message) from e
-        if len(profile_batch) == 1:
-            profile_batch = profile_batch[0]
-    if isinstance(profile_batch, bool):
-        raise ValueError(message)
-    if isinstance(profile_batch, int):
-        start, stop = profile_batch, profile_batch
-    elif isinstance(profile_batch, (tuple, list)) and len(profile_batch) == 2:
-        start, stop = profile_batch
-    else:
-        raise ValueError(message)
-    if not isinstance(start, int) or not isinstance(stop, int):
-        raise ValueError(message)
-    if start < 0 or stop < start:
-        raise ValueError(message)
-    return start, stop
+from .recording import window
+from .recording.manifest_recorder import ManifestRecorder, profile_info
+from .recording.manifest_recorder import warn as _warn_user
+from .recording.window import parse_profile_batch as _parse_profile_batch
 
 
 class MetalProfileCallback(keras.callbacks.Callback):
@@ -69,14 +37,19 @@ class MetalProfileCallback(keras.callbacks.Callback):
             None writes into `log_dir` itself.
         record_placement: record the device of every op (run metadata).
         record_kernels: record the kernel registry for every op type placed.
+        record_ops: record who created every executed op (layer, phase, the forward op
+            of each gradient) while the step is retraced: exact attribution.
         layer_benchmark: after the window, time every layer's forward and backward
             pass in isolation on each device (slow: opt in).
-        benchmark_repeats, benchmark_warmup: repeats (median, p10-p90) and warm-up runs.
+        benchmark_repeats, benchmark_warmup: repeats (median taken) and warm-up runs.
         benchmark_devices: device names to benchmark on; default the first logical
             device of each type (CPU, GPU).
         benchmark_batch_size: batch dimension of the benchmark's inputs; default the one
             the train step was traced with (32 when it was traced with an unknown batch).
         profiler_options: a `tf.profiler.experimental.ProfilerOptions`, passed on.
+        summary: after the profiled window, print a `model.summary()`-like table of
+            per-layer time, clock, device split and CPU fallbacks (silent with
+            `fit(verbose=0)`).
     """
 
     def __init__(
@@ -86,12 +59,14 @@ class MetalProfileCallback(keras.callbacks.Callback):
         run_name: str | None = "train",
         record_placement: bool = True,
         record_kernels: bool = True,
+        record_ops: bool = True,
         layer_benchmark: bool = False,
         benchmark_repeats: int = 20,
         benchmark_warmup: int = 3,
         benchmark_devices: list[str] | None = None,
         profiler_options: Any = None,
         benchmark_batch_size: int | None = None,
+        summary: bool = True,
     ) -> None:
         super().__init__()
         self.log_dir = str(log_dir)
@@ -99,12 +74,16 @@ class MetalProfileCallback(keras.callbacks.Callback):
         self._start_batch, self._stop_batch = _parse_profile_batch(profile_batch)
         self.record_placement = record_placement
         self.record_kernels = record_kernels
+        self.record_ops = record_ops
         self.layer_benchmark = layer_benchmark
         self.benchmark_repeats = benchmark_repeats
         self.benchmark_warmup = benchmark_warmup
         self.benchmark_devices = benchmark_devices
         self.benchmark_batch_size = benchmark_batch_size
         self.profiler_options = profiler_options
+        self.summary = summary
+        # tb-metal doctor's verdict on this process's set-up, checked once at fit start.
+        self._doctor: dict | None = None
         # Written manifests, newest last: tests and notebooks read them from here.
         self.manifest_paths: list[Path] = []
         self.trace_paths: list[Path] = []
@@ -123,15 +102,10 @@ class MetalProfileCallback(keras.callbacks.Callback):
         self._batch = 0
         self._tracing = False
         self._step_num = 0
-        self._step_wrapper: _ProfiledStep | None = None
+        self._step_wrapper: window.ProfiledStep | None = None
         self._armed = False
         self._arm_batch = 0
-        self._scopes_cm: Any = None
-        self._scopes: dict[tuple[str, ...], list[str]] = {}
-        self._calls: Any = None
-        self._placement_capture: Any = None
-        self._placement: list[dict[str, str]] | None = None
-        self._warnings: list[str] = []
+        self._recorder = ManifestRecorder(self, self._warn)
         self._profiled: list[int] = []
         self._existing_traces: set[str] = set()
         # With start == 1 the arming batch is the first profiled one (as with the stock
@@ -147,12 +121,13 @@ class MetalProfileCallback(keras.callbacks.Callback):
         self._fit_calls += 1
         if self._stop_batch == 0:
             return
+        self._check_setup()
         self._warn_about_stock_profiler()
         if not self._profiler_warmed:
             # The first profiler session in a process pays one-time set-up; Keras's own
             # callback also starts and discards one before profiling.
             self._profiler_warmed = True
-            self._warm_up_profiler()
+            window.warm_up_profiler()
 
     # on_train_batch_end is deliberately not overridden: any override turns off Keras's
     # asynchronous batch-end dispatch for the whole fit (logs synchronised every batch),
@@ -212,76 +187,31 @@ class MetalProfileCallback(keras.callbacks.Callback):
             # Wait for the step's results inside the event, as the stock callback does
             # (it reads the logs in on_train_batch_end): a GPU step ends when its work
             # has finished, not when it has been queued.
-            _synchronize(logs)
+            window.synchronize(logs)
         return logs
 
     def _arm(self, n: int) -> None:
-        """Rebuild the train function with scope recording and run-metadata capture on."""
-        from .recording.layers import CallLog
-        from .recording.placement import PlacementCapture
-        from .recording.scopes import record_layer_scopes
-
-        if self._profiler_busy():
+        """Rebuild the train function with every recording hook on (see ManifestRecorder)."""
+        if window.profiler_busy():
             # Someone else's profiler holds the session: do not pay for a retrace
             # whose trace we could not write.
             return
         self._armed = True
         self._arm_batch = n
-        model = self.model
-        try:
-            if self.record_placement:
-                self._placement_capture = PlacementCapture()
-                self._placement_capture.start()
-        except Exception as e:
-            self._placement_capture = None
-            self._warn_missing("placement", e)
-        try:
-            self._calls = CallLog()
-            self._scopes_cm = record_layer_scopes(model, on_call=self._calls)
-            self._scopes = self._scopes_cm.__enter__()
-        except Exception as e:
-            self._scopes_cm = None
-            self._warn_missing("layer scopes", e)
-        try:
-            # Keras caches the traced step; a fresh one is traced (and instantiated) on
-            # the next call, with the wrappers and run-metadata capture active.
-            model.make_train_function(force=True)
-        except Exception as e:
-            self._warn_missing("layer scopes and placement (train function not rebuilt)", e)
+        self._recorder.arm(self.model)
         self._install_step_wrapper()
 
     def _disarm(self) -> None:
-        """Remove the wrappers and switch run metadata off (the traced call has run)."""
+        """Remove the hooks and switch run metadata off (the traced call has run)."""
         self._armed = False
-        if self._scopes_cm is not None:
-            cm, self._scopes_cm = self._scopes_cm, None
-            try:
-                cm.__exit__(None, None, None)
-            except Exception as e:
-                self._warn_missing("layer scopes (wrappers not removed cleanly)", e)
-        if self._placement_capture is not None:
-            capture, self._placement_capture = self._placement_capture, None
-            try:
-                self._placement = capture.stop()
-                if not self._placement:
-                    self._warn_missing(
-                        "placement", RuntimeError("run metadata held no partition graphs")
-                    )
-                    self._placement = None
-            except Exception as e:
-                self._placement = None
-                self._warn_missing("placement", e)
+        self._recorder.disarm()
         if not self._tracing:
             self._remove_step_wrapper()
-        if self._scopes and not any(self._scopes.values()):
-            self._warn_missing(
-                "layer scopes", RuntimeError("no layer call was traced (step not retraced?)")
-            )
 
     def _start_window(self) -> None:
         import tensorflow as tf
 
-        if self._profiler_busy():
+        if window.profiler_busy():
             self._warn(
                 "MetalProfileCallback: another profiler session is running (is "
                 "keras.callbacks.TensorBoard(profile_batch=...) profiling the same batches?); "
@@ -292,7 +222,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
                 self._disarm()
             return
         os.makedirs(self.profile_dir, exist_ok=True)
-        self._existing_traces = set(self._trace_files())
+        self._existing_traces = set(window.trace_files(self.profile_dir))
         try:
             tf.profiler.experimental.start(self.profile_dir, options=self.profiler_options)
         except Exception as e:
@@ -306,7 +236,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
         # window's length marks the steps (and cleans up if a step raises) without any
         # hook outside the window.
         if self._step_wrapper is None:
-            self._step_wrapper = _ProfiledStep(self, self.model.train_function)
+            self._step_wrapper = window.ProfiledStep(self, self.model.train_function)
             self.model.train_function = self._step_wrapper
 
     def _remove_step_wrapper(self) -> None:
@@ -317,7 +247,7 @@ class MetalProfileCallback(keras.callbacks.Callback):
     def _abort(self, error: BaseException) -> None:
         """A step raised (fit() will not call on_train_end): restore the model, keep the trace."""
         try:
-            self._warnings.append(
+            self._recorder.warnings.append(
                 f"training raised {type(error).__name__} inside the profiled window; "
                 "the trace stops there"
             )
@@ -335,81 +265,36 @@ class MetalProfileCallback(keras.callbacks.Callback):
             self._disarm()
         self._tracing = False
         self._remove_step_wrapper()
-        self._avoid_session_collision()
+        window.avoid_session_collision(self.profile_dir)
         try:
             tf.profiler.experimental.stop()
         except Exception as e:
             self._warn(f"MetalProfileCallback: the profiler did not stop cleanly ({e}).")
             return
-        new = [p for p in self._trace_files() if p not in self._existing_traces]
+        new = [p for p in window.trace_files(self.profile_dir) if p not in self._existing_traces]
         if not new:
             # Same session folder name as an earlier trace (rewritten): take the newest.
-            new = sorted(self._trace_files(), key=os.path.getmtime)[-1:]
+            new = sorted(window.trace_files(self.profile_dir), key=os.path.getmtime)[-1:]
         for path in new:
             self.trace_paths.append(Path(path))
             self._write_manifest(Path(path))
+        from .summary import print_after_window
 
-    # -- manifest ----------------------------------------------------------------------
+        print_after_window(new, (self.params or {}).get("verbose", 1), self.summary)
 
     def _write_manifest(self, xplane_path: Path) -> None:
         """Build and write the manifest; every part that fails becomes a warning instead."""
-        data: dict[str, Any] = {"created_by": _created_by()}
-        model = self.model
         try:
-            data["model"] = {"name": model.name, "class": type(model).__name__}
+            profile = profile_info(self, self.model)
         except Exception as e:
-            self._warn_missing("model", e)
-        try:
-            data["profile"] = {
-                "profile_batch": [self._start_batch, self._stop_batch],
-                "profiled_batches": list(self._profiled),
-                "steps_per_execution": int(getattr(model, "steps_per_execution", 1) or 1),
-                "fit_call": self._fit_calls,
-                "run_dir": os.path.abspath(self.profile_dir),
-            }
-        except Exception as e:
-            self._warn_missing("profile window", e)
-        try:
-            from .recording.layers import layer_tree
-
-            data["layers"] = layer_tree(model, self._scopes, self._calls)
-        except Exception as e:
-            self._warn_missing("layers", e)
-        if self._placement is not None:
-            data["placement"] = self._placement
-            if self.record_kernels:
-                try:
-                    from .recording.kernels import kernel_registry
-
-                    data["kernels"] = kernel_registry(p["type"] for p in self._placement)
-                except Exception as e:
-                    self._warn_missing("kernels", e)
-        elif self.record_placement and not any("placement" in w for w in self._warnings):
-            self._warn_missing("placement", RuntimeError("the train step was not rebuilt"))
-        try:
-            from .recording.environment import environment
-
-            data["environment"] = environment()
-        except Exception as e:
-            self._warn_missing("environment", e)
-        if self.layer_benchmark:
-            try:
-                from .recording.layer_bench import benchmark_layers
-
-                if self._calls is None or not self._calls.calls:
-                    raise RuntimeError("no layer input shapes were recorded")
-                data["layer_benchmarks"], problems = benchmark_layers(
-                    model,
-                    self._calls,
-                    devices=self.benchmark_devices,
-                    repeats=self.benchmark_repeats,
-                    warmup=self.benchmark_warmup,
-                    batch_size=self.benchmark_batch_size,
-                )
-                self._warnings.extend(problems)
-            except Exception as e:
-                self._warn_missing("layer_benchmarks", e)
-        data["warnings"] = list(self._warnings)
+            self._recorder.warn_missing("profile window", e)
+            profile = {}
+        data = self._recorder.build(self.model, profile)
+        if self._doctor is not None and isinstance(data.get("environment"), dict):
+            data["environment"]["doctor"] = self._doctor
+            if self._doctor.get("status") == "broken":
+                # Shown at the top of the run in the tab and the CLI.
+                data.setdefault("warnings", []).append(self._doctor["summary"])
         try:
             self.manifest_paths.append(write_manifest(xplane_path, data))
         except Exception as e:
@@ -420,50 +305,21 @@ class MetalProfileCallback(keras.callbacks.Callback):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _warn_missing(self, what: str, error: BaseException) -> None:
-        message = f"{what} not recorded: {type(error).__name__}: {error}"
-        self._warnings.append(message)
-        self._warn(f"MetalProfileCallback: {message} (training continues; the trace is kept).")
-
-    def _warn(self, message: str) -> None:
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-    def _trace_files(self) -> list[str]:
-        pattern = os.path.join(glob.escape(self.profile_dir), "plugins", "profile", "*", "*")
-        return [p for p in glob.glob(pattern) if p.endswith(".xplane.pb")]
-
-    def _avoid_session_collision(self) -> None:
-        # TensorFlow names the session folder after the stop time to the second; a second
-        # window ending within the same second would overwrite the first's trace.
-        root = os.path.join(self.profile_dir, "plugins", "profile")
-        for _ in range(3):
-            now = time.time()
-            names = {
-                time.strftime("%Y_%m_%d_%H_%M_%S", f(now)) for f in (time.localtime, time.gmtime)
-            }
-            if not any(os.path.exists(os.path.join(root, n)) for n in names):
-                return
-            time.sleep(1.0 - (now % 1.0) + 0.01)
-
-    @staticmethod
-    def _profiler_busy() -> bool:
-        try:
-            from tensorflow.python.profiler import profiler_v2
-
-            return getattr(profiler_v2, "_profiler", None) is not None
-        except Exception:  # private API moved: fall back to start() failing loudly
-            return False
-
-    def _warm_up_profiler(self) -> None:
-        import tensorflow as tf
-
-        if self._profiler_busy():
+    def _check_setup(self) -> None:
+        """tb-metal doctor on this process, once: a loud warning when the Mac set-up is broken
+        (tensorflow-metal installed but no GPU visible, a pair that cannot load)."""
+        if self._doctor is not None:
             return
         try:
-            tf.profiler.experimental.start("")
-            tf.profiler.experimental.stop(save=False)
-        except Exception:  # warming is an optimisation only
-            pass
+            from . import doctor
+            from .recording.environment import environment
+
+            self._doctor = doctor.check_at_fit_start(environment())
+        except Exception as e:  # the check must never stop training
+            self._warn(f"MetalProfileCallback: the set-up check failed ({e}).")
+
+    def _warn(self, message: str) -> None:
+        _warn_user(message)
 
     def _warn_about_stock_profiler(self) -> None:
         """Warn when a keras.callbacks.TensorBoard in the same fit profiles overlapping batches."""
@@ -481,55 +337,16 @@ class MetalProfileCallback(keras.callbacks.Callback):
             frame = frame.f_back
         else:
             return
-        for cb in getattr(owner, "callbacks", []):
-            if not isinstance(cb, keras.callbacks.TensorBoard):
-                continue
-            if not getattr(cb, "_should_trace", False):
-                continue
-            a, b = getattr(cb, "_start_batch", 0), getattr(cb, "_stop_batch", 0)
-            if a <= self._stop_batch and self._start_batch <= b:
-                self._warn(
-                    f"MetalProfileCallback: keras.callbacks.TensorBoard(profile_batch=({a}, {b})) "
-                    f"also profiles batches {a}..{b}; only one profiler can run at a time, so "
-                    "whichever callback comes first in the list wins. Set the stock callback's "
-                    "profile_batch=0: this callback writes the same trace (in the 'train' run) "
-                    "plus the tb-metal manifest."
-                )
-
-
-class _ProfiledStep:
-    """Stand-in for `model.train_function` during the window (removed when it closes)."""
-
-    def __init__(self, callback: MetalProfileCallback, train_function: Any) -> None:
-        self.callback = callback
-        self.train_function = train_function
-
-    def __call__(self, iterator: Any) -> Any:
-        callback = self.callback
-        try:
-            if callback._tracing:
-                return callback._profiled_step(self.train_function, iterator)
-            return self.train_function(iterator)
-        except StopIteration:  # the end of the data: fit() handles it
-            raise
-        except BaseException as e:
-            if type(e).__name__ != "OutOfRangeError":  # also the end of the data
-                try:
-                    callback._abort(e)
-                except Exception:  # never hide the user's error behind ours
-                    pass
-            raise
-
-
-def _synchronize(logs: Any) -> None:
-    try:
-        import tensorflow as tf
-
-        for value in tf.nest.flatten(logs):
-            if hasattr(value, "numpy"):
-                value.numpy()
-    except Exception:  # waiting is for timing only; never fail the step
-        pass
+        overlap = window.stock_profiler_overlap(owner, self._start_batch, self._stop_batch)
+        if overlap is not None:
+            a, b = overlap
+            self._warn(
+                f"MetalProfileCallback: keras.callbacks.TensorBoard(profile_batch=({a}, {b})) "
+                f"also profiles batches {a}..{b}; only one profiler can run at a time, so "
+                "whichever callback comes first in the list wins. Set the stock callback's "
+                "profile_batch=0: this callback writes the same trace (in the 'train' run) "
+                "plus the tb-metal manifest."
+            )
 
 
 __all__ = ["MetalProfileCallback"]

@@ -12,7 +12,9 @@ from .discovery import XPLANE_SUFFIX
 from .errors import TraceError
 
 FORMAT = "tb-metal-manifest"
-VERSION = 1
+# 2 added the `ops` table (who created each executed op); version 1 files still load
+# (they have layer scopes only, and attribution falls back for the rest).
+VERSION = 2
 SUFFIX = ".tb_metal.json"
 MAX_BYTES = 256 << 20  # far above any real manifest (placement of every op of a big model)
 
@@ -65,6 +67,8 @@ def write_manifest(xplane_path: str | os.PathLike, data: dict[str, Any]) -> Path
     path = manifest_path_for(xplane_path)
     body = {"format": FORMAT, "version": VERSION, **data}
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=False), encoding="utf-8")
+    # Compact: the `ops` and `placement` tables of a large model run to tens of
+    # thousands of rows (`python -m json.tool` shows the file indented).
+    tmp.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
     os.replace(tmp, path)
     return path

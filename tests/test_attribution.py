@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tb_metal_plugin import load_profile
-from tb_metal_plugin.attribution import INPUT_TYPES, ManifestAttributor, TraceAttributor
+from tb_metal_plugin.attribution import INPUT_TYPES, TraceAttributor
+from tb_metal_plugin.manifest_attribution import ManifestAttributor
 from tests import corpus as c
 
 FIXTURES = Path(__file__).parent / "fixtures" / "attribution"

@@ -49,12 +49,22 @@ def test_manifest_makes_attribution_and_devices_exact(two_devices):
     assert {o["device_id"] for o in pinned if o["phase"] == "backward"} == {"CPU:0"}
 
 
-def test_copies_are_charged_to_the_pinned_layer_boundary(two_devices):
+def test_copies_belong_to_the_producer_of_the_tensor_they_move(two_devices):
     data = two_devices.layers()
     copies = [c for c in data["copies"] if c["kind"] in ("_Send", "_Recv")]
-    assert copies and all(c["path"] == ["functional", "pinned"] for c in copies)
+    assert copies
+    layer_of = {o["name"]: o["layer"] for o in two_devices.ops()["ops"]}
+    for c in copies:
+        producer = c["between"][0]
+        # The callback recorded each copy with the op whose output it carries.
+        assert c["path"] == layer_of[producer], (c["op"], producer)
+    # Data crosses into `pinned` (pre's output) and out of it (to head): both layers
+    # own copies, and the layer tree shows them as copy time.
+    owners = {tuple(c["path"]) for c in copies if c["path"]}
+    assert ("functional", "pinned") in owners and len(owners) >= 2
     pinned = next(c for c in data["layers"][0]["children"] if c["name"] == "pinned")
-    assert pinned["copy_ps"] == sum(c["ps"] for c in copies) > 0
+    mine = sum(c["ps"] for c in copies if c["path"] == ["functional", "pinned"])
+    assert pinned["copy_ps"] == mine > 0
     assert pinned["class"] == "Pinned"
 
 

@@ -20,6 +20,9 @@ class PlacementCapture:
         self._context: Any = None
         self._graph_collection = False
         self.active = False
+        # The exported run metadata, kept after stop(): the op records map its partition
+        # graphs' nodes (names, inputs, send/recv pairs) to the ops Keras created.
+        self.run_metadata: Any = None
 
     def start(self) -> None:
         """Switch graph collection on (call before the train function is rebuilt)."""
@@ -51,6 +54,7 @@ class PlacementCapture:
                 self._context.disable_run_metadata()
         if run_metadata is None:
             return []
+        self.run_metadata = run_metadata
         return placement_from_run_metadata(run_metadata)
 
 
