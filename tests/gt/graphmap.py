@@ -163,13 +163,13 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
             oop, _ = structure.resolve(root, oname)
         if oop is not None and label_of(oop) is not None:
             orig_labels.append(label_of(oop))
-    if op is None and orig_labels:
+    if orig_labels and (op is None or how in ("lowering", "call glue")):
+        # A node Grappler made inside an inlined body: its debug info names what it replaced.
         op_label, how = orig_labels[-1], "original_node_names"
     elif op is not None:
         op_label = label_of(op)
     else:
-        reason = "xla" if "Xla" in n.op else "grappler-created"
-        rec.update(label=None, reason=reason)
+        rec.update(label=None, reason="xla" if "Xla" in n.op else "grappler-created")
         return rec
     if op_label is None:
         rec.update(label=None, reason="op created outside the labeller")

@@ -75,6 +75,19 @@ class _Tee:
         self._cls.export_run_metadata = export_run_metadata
 
 
+def _prebuild_optimizer(model) -> None:
+    """Create the optimizer's variables now: otherwise tf.function traces the train step
+    twice (a variable-creating trace, then the one that runs), doubling recording time.
+    The executed (second) trace is the same either way."""
+    opt = getattr(model, "optimizer", None)
+    if opt is None or getattr(opt, "built", True) or not model.built:
+        return
+    if not model.trainable_variables:
+        return
+    with model.distribute_strategy.scope():
+        opt.build(model.trainable_variables)
+
+
 def _record_one(name, outdir, mode, labeller, tee) -> dict:
     import keras
     from tensorflow.python.eager import context
@@ -83,6 +96,7 @@ def _record_one(name, outdir, mode, labeller, tee) -> dict:
 
     spec = _builder(name)()
     model = spec["model"]
+    _prebuild_optimizer(model)
     run_dir = os.path.join(outdir, name, mode)
     labeller.forget()
     tee.exports.clear()
