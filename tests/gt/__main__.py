@@ -1,4 +1,4 @@
-"""`python -m tests.gt record|score ...`."""
+"""`python -m tests.gt record|score|fixtures ...`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from importlib import import_module
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the record or score command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("record", "score"):
-        print("usage: python -m tests.gt record|score OUTDIR [...]", file=sys.stderr)
+    if not argv or argv[0] not in ("record", "score", "fixtures"):
+        print("usage: python -m tests.gt record|score|fixtures OUTDIR [...]", file=sys.stderr)
         return 2
-    module = import_module(f"{__package__}.{'record' if argv[0] == 'record' else 'score'}")
+    module = import_module(f"{__package__}.{argv[0]}")
     return module.main(argv[1:])
 
 

@@ -10,7 +10,9 @@ function structure the runtime flattened:
 - `<if op>/then/_N/<rest>`, `/else/_N/<rest>`: the branch graphs; other names: lowering;
 - inlined call glue (`<call op>/input/_N`, `/output/_N`, control nodes): the call op;
 - a node Grappler created or renamed: `experimental_debug_info.original_node_names`
-  (names inside the function `original_func_names` names);
+  (names inside the function `original_func_names` names); without debug info, the
+  label its data inputs all share (else its consumers), read off the executed graph's
+  edges; when they disagree it stays unmapped ("grappler-created");
 - `_Send`/`_Recv`: the producer of the tensor they move (input / matching tensor_name).
 No layer name is ever parsed.
 """
@@ -95,7 +97,9 @@ class Structure:
                 op, how = self.resolve(callee, "/".join(rest), depth + 1)
                 if op is not None:
                     return op, how
-                return head, "call glue"
+                if _is_glue(rest):
+                    return head, "call glue"
+                return None, "no such node"
         return None, "no such node"
 
     def _branch(self, head, attr, rest, depth):
@@ -104,7 +108,15 @@ class Structure:
             op, how = self.resolve(sub, "/".join(rest[2:]), depth + 1)
             if op is not None:
                 return op, how
-        return head, "lowering"
+            return None, "no such node"
+        if _is_glue(rest):
+            return head, "lowering"
+        return None, "no such node"
+
+
+def _is_glue(rest: list[str]) -> bool:
+    """Names the inliner / control-flow lowering give their own nodes: `<kind>` or `<kind>/_N`."""
+    return len(rest) == 1 or (len(rest) == 2 and bool(_N.match(rest[1])))
 
 
 def label_of(op) -> dict | None:
@@ -125,7 +137,42 @@ def label_partition(structure: Structure, root, run_metadata_graph) -> dict[str,
             sends[n.attr["tensor_name"].s.decode()] = n
     for name, n in nodes.items():
         out[name] = _record(structure, root, n, nodes, sends)
+    _label_by_edges(nodes, out)
     return out
+
+
+def _key(label: dict) -> tuple:
+    return (tuple(label["layer"]) if label["layer"] else None, label["phase"])
+
+
+def _label_by_edges(nodes: dict, out: dict) -> None:
+    """Nodes Grappler created without debug info: the label all their data inputs share
+    (else all their consumers share), found through the executed graph's edges."""
+    consumers: dict[str, list[str]] = {}
+    for n in nodes.values():
+        for i in n.input:
+            if not i.startswith("^"):
+                consumers.setdefault(i.split(":")[0], []).append(n.name)
+    pending = [k for k, r in out.items() if r.get("reason") == "grappler-created"]
+    for _ in range(4):  # chains of created nodes settle in a few rounds
+        progress = False
+        for name in pending:
+            if out[name].get("label") is not None:
+                continue
+            inputs = [i.split(":")[0] for i in nodes[name].input if not i.startswith("^")]
+            for how, around in (("inputs", inputs), ("consumers", consumers.get(name, []))):
+                labels = [out[x]["label"] for x in around if out.get(x, {}).get("label")]
+                if (
+                    labels
+                    and len({_key(lab) for lab in labels}) == 1
+                    and len(labels) == len(around)
+                ):
+                    out[name].update(label=labels[0], how=f"grappler node: its {how}")
+                    out[name].pop("reason", None)
+                    progress = True
+                    break
+        if not progress:
+            break
 
 
 def _producer(n, sends):
