@@ -173,6 +173,9 @@ def _label_by_edges(nodes: dict, out: dict) -> None:
                     break
         if not progress:
             break
+    for name in pending:
+        if out[name].get("label") is None:
+            out[name]["reason"] = "grappler-created, neighbours in several layers/phases"
 
 
 def _producer(n, sends):
