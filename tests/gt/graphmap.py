@@ -231,4 +231,38 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
         rec["fused_across_layers"] = [list(x) if x else None for x in sorted(layers, key=str)]
     if op is not None and op.type != n.op and how == "exact":
         rec["rewritten_from"] = op.type
+        fused = _fused_away(op, n, nodes)
+        if fused:
+            rec["fused_ops"] = len(fused)
+            flayers = {tuple(x["layer"]) if x["layer"] else None for x in fused}
+            flayers.add(tuple(op_label["layer"]) if op_label["layer"] else None)
+            if len(flayers) > 1:
+                rec["fused_across_layers"] = [
+                    list(x) if x else None for x in sorted(flayers, key=str)
+                ]
     return rec
+
+
+def _fused_away(op, n, nodes, limit: int = 6) -> list[dict]:
+    """Labels of the Python ops a rewritten node swallowed: walking back from the op its
+    name comes from, every producer that no longer exists in the executed graph (until
+    the node's surviving inputs), e.g. the MatMul and BiasAdd inside a fused Relu."""
+    if not n.name.endswith(op.name):
+        return []
+    prefix = n.name[: len(n.name) - len(op.name)]
+    out, seen, frontier = [], {op.name}, [op]
+    for _ in range(limit):
+        nxt = []
+        for o in frontier:
+            for t in o.inputs:
+                p = t.op
+                if p.name in seen or p.type in ("Placeholder", "Const"):
+                    continue
+                seen.add(p.name)
+                if prefix + p.name in nodes:
+                    continue  # still executed: the fusion's boundary
+                if label_of(p) is not None:
+                    out.append(label_of(p))
+                nxt.append(p)
+        frontier = nxt
+    return out

@@ -73,7 +73,7 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
     data_ops = _data_graph_ops(labeller)
     events = {}
     unmapped: dict[str, int] = {}
-    total = 0
+    total = fused_across = 0
     for key, ev in xtrace.op_events(trace).items():
         rec = executed.get(ev["name"])
         entry = {"self_ps": ev["self_ps"], "count": ev["count"], "lines": ev["lines"]}
@@ -81,7 +81,7 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
         if rec is not None and rec["type"] == ev["type"]:
             label = rec.get("label")
             entry["how"] = rec.get("how")
-            for k in ("fused_across_layers", "rewritten_from"):
+            for k in ("fused_across_layers", "rewritten_from", "fused_ops"):
                 if k in rec:
                     entry[k] = rec[k]
             if label is None:
@@ -105,6 +105,8 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
         else:
             unmapped[entry["reason"]] = unmapped.get(entry["reason"], 0) + ev["self_ps"]
         total += ev["self_ps"]
+        if entry.get("fused_across_layers"):
+            fused_across += ev["self_ps"]
         events[key] = entry
     return {
         "schema": SCHEMA,
@@ -121,5 +123,8 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
             "unmapped_ps": unmapped,
             "unmapped_share": (sum(unmapped.values()) / total) if total else 0.0,
             "unmapped_events": sum(1 for e in events.values() if "reason" in e),
+            # Op time in nodes that fused ops of several layers: the name's owner is the
+            # label, but no attribution can split that time from the trace.
+            "fused_across_layers_share": (fused_across / total) if total else 0.0,
         },
     }

@@ -9,7 +9,9 @@ trace only (the stock TensorBoard trace, no manifest) and manifest (the trace wr
 MetalProfileCallback, manifest beside it). Figures, per model:
 - layer accuracy, time-weighted (by self time) and per op, over ops whose label has a layer;
 - phase accuracy, time-weighted, over ops with a label;
-- unmapped: share of op self time the ground truth could not label (not scored).
+- unmapped: share of op self time the ground truth could not label (not scored);
+- xfused: share of op self time in nodes that fused ops of several layers (scored against
+  the layer that created the op whose name the node kept; no trace can split it).
 This module does not import TensorFlow.
 """
 
@@ -79,6 +81,7 @@ def score(labels: dict, rows: dict[str, dict]) -> dict:
         "phase_tw": pc / pt if pt else 1.0,
         "layer_ops": n_layer,
         "unmapped": labels["summary"]["unmapped_share"],
+        "xfused": labels["summary"].get("fused_across_layers_share", 0.0),
         "worst": [{"self_ps": w, "op": k, "expected": e, "got": g} for w, k, e, g in wrong[:8]],
     }
 
@@ -109,10 +112,10 @@ def _pct(x) -> str:
 
 def table(results: dict[str, dict[str, dict]]) -> str:
     """The per-model table with min and mean rows."""
-    cols = ("layer_tw", "layer_op", "phase_tw", "unmapped")
+    cols = ("layer_tw", "layer_op", "phase_tw", "unmapped", "xfused")
     sub = " ".join(f"{c:>8s}" for c in cols) + "  "
     lines = [
-        f"{'':24s}| {'trace only (stock TensorBoard trace)':38s}| manifest (MetalProfileCallback)",
+        f"{'':24s}| {'trace only (stock TensorBoard trace)':47s}| manifest (MetalProfileCallback)",
         f"{'model':24s}| {sub}| {sub}",
     ]
     lines.append("-" * len(lines[-1]))
@@ -122,7 +125,7 @@ def table(results: dict[str, dict[str, dict]]) -> str:
         for mode in MODES:
             r = modes.get(mode) or {"error": "not recorded"}
             if "error" in r:
-                cells.append(f"{r['error'][:38]:38s}")
+                cells.append(f"{r['error'][:47]:47s}")
                 continue
             miss = any(r[k] < t for k, t in THRESHOLDS[mode].items())
             below[mode] += miss
