@@ -160,7 +160,12 @@ def _label_by_edges(nodes: dict, out: dict) -> None:
             if out[name].get("label") is not None:
                 continue
             inputs = [i.split(":")[0] for i in nodes[name].input if not i.startswith("^")]
-            for how, around in (("inputs", inputs), ("consumers", consumers.get(name, []))):
+            controls = [i[1:] for i in nodes[name].input if i.startswith("^")]
+            for how, around in (
+                ("inputs", inputs),
+                ("control inputs", controls),  # the partitioner's dummy for a control edge
+                ("consumers", consumers.get(name, [])),
+            ):
                 labels = [out[x]["label"] for x in around if out.get(x, {}).get("label")]
                 if (
                     labels
@@ -176,6 +181,12 @@ def _label_by_edges(nodes: dict, out: dict) -> None:
     for name in pending:
         if out[name].get("label") is None:
             out[name]["reason"] = "grappler-created, neighbours in several layers/phases"
+    # Copies of nodes labelled only now (a control edge's dummy) take their label.
+    for rec in out.values():
+        prod = rec.get("producer")
+        if rec.get("label") is None and prod and out.get(prod, {}).get("label"):
+            rec["label"] = out[prod]["label"]
+            rec.pop("reason", None)
 
 
 def _producer(n, sends):
@@ -197,8 +208,10 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
             inner = {k: v for k, v in inner.items() if k not in ("type", "device")}
             rec.update(inner)
             rec["how"] = "copy of " + prod
+            if rec.get("label") is None:
+                rec["producer"] = prod
             return rec
-        rec.update(label=None, reason="copy without producer")
+        rec.update(label=None, reason="copy of a node with no label", producer=prod)
         return rec
     op, how = structure.resolve(root, n.name)
     originals = list(n.experimental_debug_info.original_node_names)
@@ -231,7 +244,8 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
         rec["fused_across_layers"] = [list(x) if x else None for x in sorted(layers, key=str)]
     if op is not None and op.type != n.op and how == "exact":
         rec["rewritten_from"] = op.type
-        fused = _fused_away(op, n, nodes)
+        # Only a fusion kernel swallows neighbours; other rewrites (oneDNN renames) do not.
+        fused = _fused_away(op, n, nodes) if "Fused" in n.op else []
         if fused:
             rec["fused_ops"] = len(fused)
             flayers = {tuple(x["layer"]) if x["layer"] else None for x in fused}
@@ -243,7 +257,10 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
     return rec
 
 
-def _fused_away(op, n, nodes, limit: int = 6) -> list[dict]:
+PASS_THROUGH = {"Identity", "IdentityN", "Snapshot", "StopGradient"}
+
+
+def _fused_away(op, n, nodes, limit: int = 3) -> list[dict]:
     """Labels of the Python ops a rewritten node swallowed: walking back from the op its
     name comes from, every producer that no longer exists in the executed graph (until
     the node's surviving inputs), e.g. the MatMul and BiasAdd inside a fused Relu."""
@@ -261,7 +278,7 @@ def _fused_away(op, n, nodes, limit: int = 6) -> list[dict]:
                 seen.add(p.name)
                 if prefix + p.name in nodes:
                     continue  # still executed: the fusion's boundary
-                if label_of(p) is not None:
+                if label_of(p) is not None and p.type not in PASS_THROUGH:
                     out.append(label_of(p))
                 nxt.append(p)
         frontier = nxt
