@@ -260,15 +260,16 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
 PASS_THROUGH = {"Identity", "IdentityN", "Snapshot", "StopGradient"}
 
 
-def _fused_away(op, n, nodes, limit: int = 3) -> list[dict]:
-    """Labels of the Python ops a rewritten node swallowed: walking back from the op its
-    name comes from, every producer that no longer exists in the executed graph (until
-    the node's surviving inputs), e.g. the MatMul and BiasAdd inside a fused Relu."""
+def _fused_away(op, n, nodes) -> list[dict]:
+    """Labels of the Python ops a fusion kernel swallowed besides the op it is named after:
+    as many removed producers as the kernel's `fused_ops` attr says it merged (one when
+    the attr is absent), nearest first, skipping pass-through ops Grappler drops anyway."""
     if not n.name.endswith(op.name):
         return []
     prefix = n.name[: len(n.name) - len(op.name)]
+    want = len(n.attr["fused_ops"].list.s) if "fused_ops" in n.attr else 1
     out, seen, frontier = [], {op.name}, [op]
-    for _ in range(limit):
+    while frontier and len(out) < want:
         nxt = []
         for o in frontier:
             for t in o.inputs:
@@ -278,8 +279,8 @@ def _fused_away(op, n, nodes, limit: int = 3) -> list[dict]:
                 seen.add(p.name)
                 if prefix + p.name in nodes:
                     continue  # still executed: the fusion's boundary
-                if label_of(p) is not None and p.type not in PASS_THROUGH:
+                if p.type not in PASS_THROUGH and label_of(p) is not None:
                     out.append(label_of(p))
                 nxt.append(p)
         frontier = nxt
-    return out
+    return out[:want]
