@@ -1,0 +1,325 @@
+"""Creation-time labels for every TF graph op: which Keras layer and which phase made it.
+
+Independent of tb_metal_plugin (imports nothing from it). While installed, every op
+TensorFlow adds to a graph gets a label read off the Python stack at that moment:
+
+- inside a gradient function (tape `_gradient_function`, symbolic `_MaybeCompile`, a
+  recorded custom/backward function): phase "backward", layer of the forward op whose
+  gradient it is;
+- inside `GradientTape.gradient` but outside any gradient function (the tape's own
+  AddN / zeros / ones): "backward", layer from the op's inputs (kind "tape");
+- inside the innermost `Layer.__call__`: "forward", path of layer names from the
+  outermost layer call on the stack;
+- inside `Trainer._compute_loss` / `compute_loss`: "loss"; `compute_metrics` or any
+  `Metric` method (loss tracker too): "metrics"; any optimizer method: "optimizer";
+- code of `tensorflow.python.data` (iterators, Optional): "input"; else "other".
+
+The innermost deciding frame wins. Hooks are private TF/Keras names, checked with the
+versions in PINNED; `install()` raises `HookError` when one no longer resolves.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+PINNED = {"tensorflow": "2.21.0", "keras": "3.15.1"}
+
+
+class HookError(RuntimeError):
+    """A private TF/Keras name the labeller hooks is gone: the ground truth cannot be trusted."""
+
+
+def _resolve(module, dotted: str):
+    obj = module
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            raise HookError(
+                f"labeller hook {module.__name__}.{dotted} does not resolve "
+                f"(checked with {PINNED}); update tests/gt/labeller.py"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+class _Tagged(tuple):
+    """The attr tuple handed to the tape, carrying the forward op back to its gradient."""
+
+
+class Labeller:
+    """Installs the hooks; `labelled_graphs()` lists every graph that received ops."""
+
+    def __init__(self) -> None:
+        self._undo: list = []
+        self._codes: dict = {}
+        self.graphs: list = []
+        self._graph_ids: set[int] = set()
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    # -- install / uninstall ------------------------------------------------------------
+
+    def install(self) -> Labeller:
+        """Wrap the hooks (raises HookError if any private name is missing)."""
+        import keras
+        import tensorflow as tf
+        from keras.src.backend.tensorflow import trainer as tf_trainer
+        from keras.src.layers import layer as layer_mod
+        from keras.src.metrics import metric as metric_mod
+        from keras.src.optimizers import base_optimizer
+        from keras.src.trainers import trainer as trainer_mod
+        from tensorflow.python import pywrap_tfe
+        from tensorflow.python.eager import backprop, execute, record
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import gradients_util
+
+        got = {"tensorflow": tf.__version__, "keras": keras.__version__}
+        if got != PINNED:
+            print(f"labeller: checked with {PINNED}, running {got}", file=sys.stderr)
+        self._Metric = _resolve(metric_mod, "Metric")
+        self._Optimizer = _resolve(base_optimizer, "BaseOptimizer")
+        lab = self
+
+        # Op creation: both Python-built and C-API-built ops pass _create_op_helper.
+        orig_helper = _resolve(ops, "Graph._create_op_helper")
+
+        def _create_op_helper(graph, op, *a, **kw):
+            out = orig_helper(graph, op, *a, **kw)
+            try:
+                op._gt_label = lab._label(op)
+            except Exception as e:  # never break the user's trace; count instead
+                lab.errors.append(f"{op.name}: {type(e).__name__}: {e}")
+            if id(graph) not in lab._graph_ids:
+                lab._graph_ids.add(id(graph))
+                lab.graphs.append(graph)
+            return out
+
+        self._patch(ops.Graph, "_create_op_helper", _create_op_helper)
+
+        # Layer calls.
+        orig_call = _resolve(layer_mod, "Layer.__call__")
+
+        def layer_call(self, *args, **kwargs):
+            _gt_layer = self  # noqa: F841  (read from the frame)
+            return orig_call(self, *args, **kwargs)
+
+        self._patch(layer_mod.Layer, "__call__", layer_call)
+        self._codes[layer_call.__code__] = "layer"
+
+        # Loss and metrics methods of the trainer (base class and the TF trainer).
+        for name, kind in (
+            ("compute_loss", "loss"),
+            ("_compute_loss", "loss"),
+            ("compute_metrics", "metrics"),
+        ):
+            for cls in (trainer_mod.Trainer, tf_trainer.TensorFlowTrainer):
+                if name in vars(cls):
+                    self._wrap_method(cls, name, kind)
+            _resolve(trainer_mod, f"Trainer.{name}")
+
+        # Gradient tape: the gradient function carries the forward op via its attrs.
+        orig_record = _resolve(execute, "record_gradient")
+        orig_gradfn = _resolve(backprop, "_gradient_function")
+        _resolve(pywrap_tfe, "TFE_Py_RegisterGradientFunction")
+
+        def record_gradient(op_name, inputs, attrs, outputs):
+            tagged = _Tagged(attrs or ())
+            try:
+                tagged.fwd = outputs[0].op
+            except Exception:
+                tagged.fwd = None
+            return orig_record(op_name, inputs, tagged, outputs)
+
+        def gradient_function(op_name, attr_tuple, *rest):
+            _gt_fwd = getattr(attr_tuple, "fwd", None)  # noqa: F841
+            return orig_gradfn(op_name, attr_tuple, *rest)
+
+        execute.record_gradient = record_gradient
+        self._undo.append(lambda: setattr(execute, "record_gradient", orig_record))
+        pywrap_tfe.TFE_Py_RegisterGradientFunction(gradient_function)
+        self._undo.append(lambda: pywrap_tfe.TFE_Py_RegisterGradientFunction(orig_gradfn))
+        self._codes[gradient_function.__code__] = "gradfn"
+
+        # Symbolic gradients (while/cond bodies, tf.gradients): one call per forward op.
+        orig_maybe = _resolve(gradients_util, "_MaybeCompile")
+
+        def maybe_compile(scope, op, func, grad_fn):
+            _gt_fwd = op  # noqa: F841
+            return orig_maybe(scope, op, func, grad_fn)
+
+        self._patch_attr(gradients_util, "_MaybeCompile", maybe_compile)
+        self._codes[maybe_compile.__code__] = "gradfn"
+
+        # Backward functions recorded directly (custom_gradient, function calls).
+        for name in ("record_operation", "record_operation_backprop_only"):
+            orig = _resolve(record, name)
+            self._patch_attr(record, name, self._make_record_op(orig))
+
+        # The tape's own ops (aggregation, zeros, ones) are made inside gradient().
+        orig_grad = _resolve(backprop, "GradientTape.gradient")
+
+        def tape_gradient(self, *args, **kwargs):
+            _gt_tape = True  # noqa: F841
+            return orig_grad(self, *args, **kwargs)
+
+        self._patch(backprop.GradientTape, "gradient", tape_gradient)
+        self._codes[tape_gradient.__code__] = "tape"
+
+        # Distribution strategies run merge_fn (e.g. the optimizer's variable updates) on
+        # another thread than the replica that asked: carry the asker's label across.
+        from tensorflow.python.distribute import distribute_lib
+
+        orig_merge = _resolve(distribute_lib, "ReplicaContext.merge_call")
+
+        def merge_call(self, merge_fn, args=(), kwargs=None):
+            label = lab._label_from(sys._getframe(1), None)
+
+            def merged(*a, **kw):
+                _gt_merge = label  # noqa: F841
+                return merge_fn(*a, **kw)
+
+            lab._codes[merged.__code__] = "merge"
+            return orig_merge(self, merged, args, kwargs)
+
+        self._patch(distribute_lib.ReplicaContext, "merge_call", merge_call)
+        return self
+
+    def _make_record_op(self, orig):
+        lab = self
+
+        def record_op(op_type, output_tensors, input_tensors, backward_function, *a, **kw):
+            try:
+                fwd = output_tensors[0].op
+            except Exception:
+                fwd = None
+
+            def backward(*args, **kwargs):
+                _gt_fwd = fwd  # noqa: F841
+                return backward_function(*args, **kwargs)
+
+            lab._codes[backward.__code__] = "gradfn"
+            return orig(op_type, output_tensors, input_tensors, backward, *a, **kw)
+
+        return record_op
+
+    def _wrap_method(self, cls, name, kind):
+        orig = vars(cls)[name]
+
+        def method(self, *args, **kwargs):
+            _gt_kind = kind  # noqa: F841
+            return orig(self, *args, **kwargs)
+
+        self._patch(cls, name, method)
+        # One code object serves every wrapped method: the frame's `_gt_kind` says which.
+        self._codes[method.__code__] = "method"
+
+    def _patch(self, cls, name, fn):
+        had = name in vars(cls)
+        orig = vars(cls).get(name)
+        setattr(cls, name, fn)
+        self._undo.append(lambda: setattr(cls, name, orig) if had else delattr(cls, name))
+
+    def _patch_attr(self, module, name, fn):
+        orig = getattr(module, name)
+        setattr(module, name, fn)
+        self._undo.append(lambda: setattr(module, name, orig))
+
+    def uninstall(self) -> None:
+        """Restore every hook (in reverse order)."""
+        while self._undo:
+            self._undo.pop()()
+
+    def __enter__(self) -> Labeller:
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.uninstall()
+
+    def forget(self) -> None:
+        """Drop the graphs seen so far (between models)."""
+        self.graphs = []
+        self._graph_ids = set()
+
+    # -- labelling ----------------------------------------------------------------------
+
+    def _label(self, op) -> dict:
+        """The label of an op being created now, from the innermost deciding frame."""
+        return self._label_from(sys._getframe(2), op)
+
+    def _label_from(self, frame, op) -> dict:
+        """Walk outward from `frame` to the first frame that decides (op: the new op)."""
+        codes = self._codes
+        while frame is not None:
+            code = frame.f_code
+            kind = codes.get(code)
+            if kind is not None:
+                return self._from_wrapper(kind, frame, op)
+            if code.co_argcount and code.co_varnames[0] == "self":
+                owner = frame.f_locals.get("self")
+                if isinstance(owner, self._Metric):
+                    return {"phase": "metrics", "layer": None, "kind": "metric"}
+                if isinstance(owner, self._Optimizer):
+                    return {"phase": "optimizer", "layer": None, "kind": "optimizer"}
+            if frame.f_globals.get("__name__", "").startswith("tensorflow.python.data."):
+                return {"phase": "input", "layer": None, "kind": "data"}
+            frame = frame.f_back
+        return {"phase": "other", "layer": None, "kind": "other"}
+
+    def _from_wrapper(self, kind: str, frame, op) -> dict:
+        if kind == "layer":
+            path = []
+            f = frame
+            while f is not None:
+                if self._codes.get(f.f_code) == "layer":
+                    path.append(f.f_locals["_gt_layer"].name)
+                f = f.f_back
+            return {"phase": "forward", "layer": list(reversed(path)), "kind": "layer"}
+        if kind == "gradfn":
+            fwd = frame.f_locals.get("_gt_fwd")
+            fl = getattr(fwd, "_gt_label", None) if fwd is not None else None
+            return {
+                "phase": "backward",
+                "layer": fl["layer"] if fl else None,
+                "kind": "gradient",
+                "fwd": fwd.name if fwd is not None else None,
+            }
+        if kind == "tape":
+            if op is None:
+                return {"phase": "backward", "layer": None, "kind": "tape"}
+            layers = [_input_layer(t.op) for t in op.inputs if getattr(t.op, "_gt_label", None)]
+            layers = [x for x in layers if x is not _SKIP]
+            layer, mixed = _common(layers)
+            out = {"phase": "backward", "layer": layer, "kind": "tape"}
+            if mixed:
+                out["mixed_inputs"] = True
+            return out
+        if kind == "merge":
+            return dict(frame.f_locals["_gt_merge"])
+        if kind == "method":
+            kind = frame.f_locals["_gt_kind"]
+        return {"phase": kind, "layer": None, "kind": kind}
+
+
+_SKIP = object()
+
+
+def _input_layer(op):
+    """Layer an input of a tape op contributes; constants made by the tape say nothing."""
+    lab = op._gt_label
+    if lab["kind"] == "tape" and not list(op.inputs):
+        return _SKIP
+    return tuple(lab["layer"]) if lab["layer"] is not None else None
+
+
+def _common(layers: list) -> tuple[list | None, bool]:
+    """Deepest layer shared by all inputs (None if any has none); flag when they differ."""
+    if not layers:
+        return None, False
+    if any(x is None for x in layers):
+        return None, len(set(layers)) > 1
+    first = layers[0]
+    n = min(len(x) for x in layers)
+    k = 0
+    while k < n and all(x[k] == first[k] for x in layers):
+        k += 1
+    return (list(first[:k]) or None), len(set(layers)) > 1

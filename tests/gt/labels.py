@@ -1,0 +1,130 @@
+"""Turn one recorded run into its labels JSON: every trace op event -> expected label.
+
+For each op event `<name>:<type>` of the trace: the executed node of that name
+(partition graphs of the run metadata) mapped structurally to the labelled graph op
+(graphmap), its layer path and phase, how it was found, and when it could not be found,
+why (`reason`). Self time per event comes from the trace (xtrace) so that unmapped time
+can be reported without the package under test.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import graphmap, xtrace
+from .labeller import PINNED
+
+SCHEMA = 1
+
+
+def _root_for(structure, fg) -> object | None:
+    """The labelled graph whose top-level node names the partition graphs use most."""
+    heads = set()
+    for pg in fg.partition_graphs:
+        for n in pg.node:
+            if n.op not in ("_Arg", "_Retval", "_Send", "_Recv", "_DeviceArg", "_DeviceRetval"):
+                heads.add(n.name.split("/")[0])
+    best, best_hits = None, 0
+    for g in structure.graphs:
+        names = structure.names(g)
+        hits = sum(1 for h in heads if h in names)
+        if hits >= best_hits and hits:
+            best, best_hits = g, hits
+    if best is None or best_hits < max(1, len(heads) // 2):
+        return None
+    return best
+
+
+def executed_labels(labeller, exports) -> dict[str, dict]:
+    """{executed node name: record} over every function the run instantiated (last wins)."""
+    structure = graphmap.Structure(labeller.graphs)
+    out: dict[str, dict] = {}
+    for md in exports:
+        for fg in md.function_graphs:
+            root = _root_for(structure, fg)
+            if root is None:
+                continue
+            out.update(graphmap.label_partition(structure, root, fg))
+    return out
+
+
+def _data_graph_ops(labeller) -> dict[str, dict]:
+    """Ops of tf.data function graphs (run by tf.data, not in run metadata), by name."""
+    out = {}
+    for g in labeller.graphs:
+        ops = g.get_operations()
+        labels = [graphmap.label_of(op) for op in ops]
+        if ops and all(lab and lab["phase"] == "input" for lab in labels):
+            for op, lab in zip(ops, labels, strict=True):
+                out.setdefault(f"{op.name}:{op.type}", lab)
+    return out
+
+
+def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
+    """The labels JSON of one run."""
+    import keras
+    import tensorflow as tf
+
+    traces = xtrace.find_traces(run_dir)
+    if not traces:
+        raise RuntimeError(f"no trace under {run_dir}")
+    trace = traces[-1]
+    executed = executed_labels(labeller, exports)
+    data_ops = _data_graph_ops(labeller)
+    events = {}
+    unmapped: dict[str, int] = {}
+    total = fused_across = 0
+    for key, ev in xtrace.op_events(trace).items():
+        rec = executed.get(ev["name"])
+        entry = {"self_ps": ev["self_ps"], "count": ev["count"], "lines": ev["lines"]}
+        label = None
+        if rec is not None and rec["type"] == ev["type"]:
+            label = rec.get("label")
+            entry["how"] = rec.get("how")
+            for k in ("fused_across_layers", "rewritten_from", "fused_ops"):
+                if k in rec:
+                    entry[k] = rec[k]
+            if label is None:
+                entry["reason"] = rec.get("reason", "unlabelled")
+        elif rec is not None:
+            entry["reason"] = f"executed node has type {rec['type']}"
+        elif key in data_ops:
+            label, entry["how"] = data_ops[key], "tf.data function graph"
+        elif ev["lines"] == ["python"]:
+            entry["reason"] = "eager op (not in an executed graph)"
+        else:
+            entry["reason"] = "not in any executed graph"
+        if label is not None:
+            entry["layer"] = label["layer"]
+            entry["phase"] = label["phase"]
+            entry["kind"] = label["kind"]
+            if label.get("fwd"):
+                entry["fwd"] = label["fwd"]
+            if label.get("mixed_inputs"):
+                entry["mixed_inputs"] = True
+        else:
+            unmapped[entry["reason"]] = unmapped.get(entry["reason"], 0) + ev["self_ps"]
+        total += ev["self_ps"]
+        if entry.get("fused_across_layers"):
+            fused_across += ev["self_ps"]
+        events[key] = entry
+    return {
+        "schema": SCHEMA,
+        "model": model,
+        "mode": mode,
+        "trace": os.path.relpath(trace, os.path.dirname(run_dir)),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "pinned": PINNED,
+        "labeller_errors": labeller.errors[:20],
+        "events": events,
+        "summary": {
+            "op_events": len(events),
+            "op_self_ps": total,
+            "unmapped_ps": unmapped,
+            "unmapped_share": (sum(unmapped.values()) / total) if total else 0.0,
+            "unmapped_events": sum(1 for e in events.values() if "reason" in e),
+            # Op time in nodes that fused ops of several layers: the name's owner is the
+            # label, but no attribution can split that time from the trace.
+            "fused_across_layers_share": (fused_across / total) if total else 0.0,
+        },
+    }

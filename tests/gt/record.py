@@ -1,0 +1,217 @@
+"""Record the corpus: each model trained under a profiler with the labeller active.
+
+    python -m tests.gt record OUTDIR [--only a,b] [--mode stock|callback|both]
+
+Per model and mode it writes OUTDIR/<model>/<mode>/ (the TensorBoard run: stock
+`keras.callbacks.TensorBoard(profile_batch=...)` or `tb_metal_plugin.MetalProfileCallback`
+from whatever tb_metal_plugin is on sys.path) and OUTDIR/<model>/<mode>.labels.json.
+Models run in worker processes (one at a time: the machine has two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _boot import as_package  # type: ignore[import-not-found]
+
+    __package__ = as_package()
+
+from importlib import import_module
+
+PROFILE_BATCH = (3, 4)
+# Worker processes, run one after another: small models first (a slow machine loses the
+# least if it times out), the Keras applications, then the model that needs two logical
+# CPUs configured before TensorFlow starts.
+GROUPS = {
+    "small": [
+        "conv_bn", "resnet_like", "lstm", "gru", "simple_rnn", "bidirectional", "stacked_rnn",
+        "time_distributed", "conv_lstm2d", "transformer", "einsum_dense",
+        "augmentation", "normalization", "embedding", "subclassed_add_loss",
+        "custom_train_step", "shared_layers", "nested_models", "colliding_names",
+        "multi_io", "mixed_float16", "steps_per_execution", "jit_compile", "py_function",
+    ],
+    "apps": ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121"],
+    "two_cpus": ["mirrored"],
+}  # fmt: skip
+TWO_CPUS = set(GROUPS["two_cpus"])
+ALL = [m for group in GROUPS.values() for m in group]
+# Recordable with --only, not in the default corpus (the issue accepts resnet_like instead).
+EXTRA = ["resnet50_v2"]
+MODULES = ("models", "models_b")
+
+
+def _builder(name):
+    for module in MODULES:
+        fn = getattr(import_module(f"{__package__}.{module}"), name, None)
+        if fn is not None and not name.startswith("_"):
+            return fn
+    raise KeyError(name)
+
+
+# -- worker side -------------------------------------------------------------------------
+
+
+class _Tee:
+    """Keeps a copy of every RunMetadata anyone exports (Keras' and the callback's too)."""
+
+    def __init__(self):
+        from tensorflow.python.eager import context
+
+        self.exports: list = []
+        self._cls = context.Context
+        self._orig = context.Context.export_run_metadata
+        tee = self
+
+        def export_run_metadata(ctx):
+            md = tee._orig(ctx)
+            if md is not None:
+                tee.exports.append(md)
+            return md
+
+        self._cls.export_run_metadata = export_run_metadata
+
+
+def _prebuild_optimizer(model) -> None:
+    """Create the optimizer's variables now: otherwise tf.function traces the train step
+    twice (a variable-creating trace, then the one that runs), doubling recording time.
+    The executed (second) trace is the same either way."""
+    opt = getattr(model, "optimizer", None)
+    if opt is None or getattr(opt, "built", True) or not model.built:
+        return
+    if not model.trainable_variables:
+        return
+    with model.distribute_strategy.scope():
+        opt.build(model.trainable_variables)
+
+
+def _record_one(name, outdir, mode, labeller, tee) -> dict:
+    import keras
+    from tensorflow.python.eager import context
+
+    from . import labels as labels_mod
+
+    spec = _builder(name)()
+    model = spec["model"]
+    _prebuild_optimizer(model)
+    run_dir = os.path.join(outdir, name, mode)
+    labeller.forget()
+    tee.exports.clear()
+    ctx = context.context()
+    ctx.enable_run_metadata()
+    if mode == "stock":
+        cb = keras.callbacks.TensorBoard(run_dir, profile_batch=PROFILE_BATCH, write_graph=False)
+    else:
+        from tb_metal_plugin import MetalProfileCallback
+
+        cb = MetalProfileCallback(run_dir, profile_batch=PROFILE_BATCH)
+    t0 = time.time()
+    model.fit(
+        spec["x"],
+        spec["y"],
+        batch_size=spec["batch_size"],
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[cb],
+    )
+    fit_s = time.time() - t0
+    ctx.export_run_metadata()
+    ctx.disable_run_metadata()
+    out = labels_mod.build(name, mode, run_dir, labeller, tee.exports)
+    out["fit_s"] = round(fit_s, 2)
+    path = os.path.join(outdir, name, f"{mode}.labels.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+    keras.backend.clear_session()
+    return out["summary"]
+
+
+def worker(outdir: str, names: list[str], modes: list[str]) -> int:
+    """Record `names` in this process (TensorFlow imported here)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if TWO_CPUS & set(names):
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+    from .labeller import Labeller
+
+    labeller = Labeller().install()
+    tee = _Tee()
+    failed = 0
+    for name in names:
+        for mode in modes:
+            t0 = time.time()
+            try:
+                s = _record_one(name, outdir, mode, labeller, tee)
+                print(
+                    f"{name:22s} {mode:8s} {time.time() - t0:6.1f}s  ops {s['op_events']:5d}  "
+                    f"unmapped {100 * s['unmapped_share']:5.2f}% of op time",
+                    flush=True,
+                )
+            except Exception as e:  # one model's failure must not stop the corpus
+                failed += 1
+                print(f"{name:22s} {mode:8s} FAILED {type(e).__name__}: {e}", flush=True)
+    return 1 if failed else 0
+
+
+# -- driver side -------------------------------------------------------------------------
+
+
+def _package_root() -> str | None:
+    spec = importlib.util.find_spec("tb_metal_plugin")
+    if spec is None or not spec.origin:
+        return None
+    return os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Record the corpus (or --only some models) into OUTDIR."""
+    p = argparse.ArgumentParser(prog="python -m tests.gt record")
+    p.add_argument("outdir")
+    p.add_argument("--only", default="", help="comma-separated model names")
+    p.add_argument("--mode", default="both", choices=("stock", "callback", "both"))
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per worker process")
+    a = p.parse_args(argv)
+    modes = ["stock", "callback"] if a.mode == "both" else [a.mode]
+    names = [n for n in a.only.split(",") if n] or ALL
+    unknown = [n for n in names if n not in ALL + EXTRA]
+    if unknown:
+        p.error(f"unknown models {unknown}; known: {', '.join(ALL + EXTRA)}")
+    os.makedirs(a.outdir, exist_ok=True)
+    if a.worker:
+        return worker(a.outdir, names, modes)
+    env = dict(os.environ)
+    root = _package_root()
+    if root:  # the workers score/record with the same tb_metal_plugin as this process
+        env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    print(f"tb_metal_plugin from {root}; modes {modes}", flush=True)
+    groups = [[n for n in names if n in g] for g in GROUPS.values()]
+    groups.insert(2, [n for n in names if n in EXTRA])
+    t0 = time.time()
+    rc = 0
+    for group in filter(None, groups):
+        cmd = [sys.executable, os.path.abspath(__file__), a.outdir, "--worker"]
+        cmd += ["--only", ",".join(group), "--mode", a.mode]
+        try:
+            rc |= subprocess.run(cmd, env=env, timeout=a.timeout).returncode
+        except subprocess.TimeoutExpired:
+            print(f"worker for {group} timed out after {a.timeout}s", flush=True)
+            rc |= 1
+    print(f"recorded {len(names)} models x {len(modes)} modes in {time.time() - t0:.0f}s")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Attribution against the independent ground truth of tests/gt (issue 9).
+
+Fast tier: committed real traces (tests/fixtures/gt/<model>/{stock,callback}/...) with
+the labels recorded when Keras created each op; the package's public API must reach the
+issue's thresholds on every model, in trace-only mode (stock TensorBoard trace) and in
+manifest mode (MetalProfileCallback trace). No TensorFlow import here.
+Slow tier: record two models with the labeller and check that its hooks still map the
+trace (a TF/Keras upgrade that breaks a private hook must fail loudly here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gt import score as gt
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gt"
+PHASES = {"forward", "backward", "optimizer", "loss", "metrics", "input", "other"}
+
+
+def _cases() -> list[tuple[str, str]]:
+    if not FIXTURES.is_dir():
+        return []
+    return [
+        (m.name, mode)
+        for m in sorted(FIXTURES.iterdir())
+        if m.is_dir()
+        for mode, rec in gt.MODES.items()
+        if (m / f"{rec}.labels.json").exists()
+    ]
+
+
+CASES = _cases()
+
+
+def _labels(model: str, mode: str) -> dict:
+    return gt.load_labels(str(FIXTURES / model / f"{gt.MODES[mode]}.labels.json"))
+
+
+def test_fixture_corpus_is_there():
+    models = {m for m, _ in CASES}
+    assert len(models) >= 4, f"committed ground-truth models: {sorted(models)}"
+    assert {mode for _, mode in CASES} == set(gt.MODES)
+
+
+@pytest.mark.parametrize("model,mode", CASES)
+def test_attribution_meets_issue_thresholds(model, mode):
+    labels = _labels(model, mode)
+    rows = gt.predictions(str(FIXTURES / model / labels["trace"]))
+    r = gt.score(labels, rows)
+    failing = {k: round(r[k], 4) for k, t in gt.THRESHOLDS[mode].items() if r[k] < t}
+    assert not failing, f"{model} ({mode}) below {gt.THRESHOLDS[mode]}: {failing}; worst: " + (
+        "; ".join(f"{w['op']} expected {w['expected']} got {w['got']}" for w in r["worst"][:4])
+    )
+
+
+@pytest.mark.parametrize("model,mode", CASES)
+def test_labels_cover_the_trace(model, mode):
+    """Every op event has a label or a stated reason; at most 2% of op time is unlabelled
+    (partitioner control-edge copies and cross-layer Grappler rewrites)."""
+    labels = _labels(model, mode)
+    for key, ev in labels["events"].items():
+        assert ev.get("phase") in PHASES or ev.get("reason"), key
+        assert ev.get("layer") is None or ev.get("phase") in PHASES, key
+    assert labels["summary"]["unmapped_share"] <= 0.02, labels["summary"]
+
+
+def test_scorer_counts_a_wrong_layer_and_phase():
+    """The scorer is not vacuous: perfect rows score 1.0, one wrong row lowers each figure."""
+    model, mode = next((m, md) for m, md in CASES if md == "trace")
+    labels = _labels(model, mode)
+    rows = {
+        k: {"layer": ev.get("layer"), "phase": ev.get("phase"), "self_ps": ev["self_ps"]}
+        for k, ev in labels["events"].items()
+    }
+    perfect = gt.score(labels, rows)
+    assert (perfect["layer_tw"], perfect["layer_op"], perfect["phase_tw"]) == (1.0, 1.0, 1.0)
+    key = max(
+        (k for k, ev in labels["events"].items() if ev.get("layer")),
+        key=lambda k: labels["events"][k]["self_ps"],
+    )
+    rows[key] = dict(rows[key], layer=["elsewhere"], phase="other")
+    worse = gt.score(labels, rows)
+    assert worse["layer_tw"] < 1.0 and worse["layer_op"] < 1.0 and worse["phase_tw"] < 1.0
+    assert worse["worst"][0]["op"] == key
+
+
+# -- slow: the labeller's hooks against the installed TensorFlow / Keras ----------------------
+
+
+@pytest.mark.slow
+def test_labeller_maps_recorded_traces(tmp_path):
+    out = tmp_path / "gt"
+    cmd = [sys.executable, "-m", "tests.gt", "record", str(out), "--only", "conv_bn,lstm"]
+    cmd += ["--mode", "stock"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    root = Path(__file__).parent.parent
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    expect = {
+        # Every layer with weights must show up with forward and backward work.
+        "conv_bn": {("conv_bn", n) for n in ("stem", "stem_bn", "conv_a", "bn_a", "proj", "head")},
+        "lstm": {("lstm_model", "lstm", "lstm_cell"), ("lstm_model", "head")},
+    }
+    for model, layers in expect.items():
+        with open(out / model / "stock.labels.json") as f:
+            labels = json.load(f)
+        assert not labels["labeller_errors"], labels["labeller_errors"]
+        assert labels["summary"]["unmapped_share"] <= 0.01, labels["summary"]
+        seen = {
+            (tuple(ev["layer"]), ev["phase"]) for ev in labels["events"].values() if ev.get("layer")
+        }
+        for layer in layers:
+            assert (layer, "forward") in seen and (layer, "backward") in seen, (model, layer)
+        phases = {ev.get("phase") for ev in labels["events"].values()}
+        assert {"forward", "backward", "loss", "optimizer", "input"} <= phases, phases
