@@ -18,6 +18,7 @@ from typing import Any
 
 from tb_metal_plugin import errors
 from tb_metal_plugin.discovery import XPLANE_SUFFIX
+from tb_metal_plugin.plugin_responses import EncodedCache
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class Job:
         self.started = time.monotonic()
         self.load_s: float | None = None
         self.done = threading.Event()
-        self.payloads: dict[Any, dict] = {}
+        # Serialised answers of this profile (plugin_responses.Encoded), per payload key.
+        self.answers = EncodedCache(max_entries=64)
         self.payload_lock = threading.Lock()
 
     def progress(self, fraction: float, message: str) -> None:
