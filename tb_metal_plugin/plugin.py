@@ -240,11 +240,15 @@ class MetalPlugin(base_plugin.TBPlugin):
         enc = job.answers.get(("disk", key))
         if enc is None:
             step, kind, params = disk
-            cached = self._disk.get(job.identity, step, kind, params)
-            if cached is None:
+            found = self._disk.get_with_json(job.identity, step, kind, params)
+            if found is None:
                 return None
+            cached, body = found
             cached["cached"] = True
-            enc = job.answers.put(("disk", key), cached)
+            # The stored bytes are this payload's compact JSON object: add the flag in place
+            # rather than serialise megabytes again.
+            raw = body[:-1] + (b',"cached":true}' if len(body) > 2 else b'"cached":true}')
+            enc = job.answers.put(("disk", key), cached, raw)
         return enc
 
     def _answer(self, request, key: tuple, make, disk: tuple | None):

@@ -182,6 +182,13 @@ class DiskCache:
         self, identity: tuple, step: Any, kind: str = "layers", params: tuple = ()
     ) -> dict | None:
         """The ``kind`` payload stored for this file identity, step and params, if intact."""
+        found = self.get_with_json(identity, step, kind, params)
+        return None if found is None else found[0]
+
+    def get_with_json(
+        self, identity: tuple, step: Any, kind: str = "layers", params: tuple = ()
+    ) -> tuple[dict, bytes] | None:
+        """(payload, its compact JSON bytes as stored) when intact, else None."""
         key = self._key(identity, step, kind, params)
         f = self._file(key)
         if f is None:
@@ -209,7 +216,7 @@ class DiskCache:
             ):
                 payload = json.loads(body)
                 if VALIDATORS[kind](payload):
-                    return payload
+                    return payload, body
         except (OSError, ValueError, AttributeError, TypeError, RecursionError):
             pass
         logger.info("tb-metal: ignoring a damaged cache entry %s", f)
@@ -228,7 +235,7 @@ class DiskCache:
         if f is None:
             return
         try:
-            body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+            body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("ascii")
         except ValueError:  # not JSON (NaN): nothing worth caching
             return
         entry = {"format": FORMAT, "key": key, "kind": kind}

@@ -13,12 +13,17 @@ import pytest
 
 from tb_metal_plugin import api
 from tests.test_plugin import BASE, blocked_loads, by_run, get, make_client
-from tests.test_plugin_support import shared_logdir
+
+FIXTURES = Path(__file__).parent / "fixtures" / "attribution"
 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory) -> Path:
-    return shared_logdir(tmp_path_factory)
+    """Two committed real traces as two runs (the fast tier records nothing)."""
+    root = tmp_path_factory.mktemp("answers_logdir")
+    for run in ("conv_bn", "lstm"):
+        shutil.copytree(FIXTURES / run, root / run)
+    return root
 
 
 def _count_calls(monkeypatch, name: str) -> list[int]:
@@ -36,7 +41,7 @@ def _count_calls(monkeypatch, name: str) -> list[int]:
 def test_repeats_are_served_from_memory_with_the_same_bytes(logdir, tmp_path, monkeypatch):
     monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
     c, _ = make_client(logdir)
-    name = by_run(c, "baseline/train")
+    name = by_run(c, "conv_bn")
     ops_calls = _count_calls(monkeypatch, "ops")
     layers_calls = _count_calls(monkeypatch, "layers")
     for route, calls in (("/ops", ops_calls), ("/layers", layers_calls)):
@@ -54,7 +59,7 @@ def test_repeats_are_served_from_memory_with_the_same_bytes(logdir, tmp_path, mo
 def test_gzip_only_for_clients_that_accept_it(logdir, tmp_path, monkeypatch):
     monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
     c, _ = make_client(logdir)
-    name = by_run(c, "baseline/train")
+    name = by_run(c, "conv_bn")
     q = {"session": name, "wait": "60"}
     plain = c.get(f"{BASE}/ops", query_string=q)
     assert "Content-Encoding" not in plain.headers
@@ -70,7 +75,7 @@ def test_restarted_tensorboard_serves_ops_and_readiness_from_disk(tmp_path, logd
     root = tmp_path / "logs"
     shutil.copytree(logdir, root)
     first, _ = make_client(root)
-    name = by_run(first, "baseline/train")
+    name = by_run(first, "conv_bn")
     layer = get(first, "/layers", session=name).json["layers"][0]["path"]
     want = {
         "ops": get(first, "/ops", session=name, layer="/".join(layer)).json,
@@ -97,9 +102,9 @@ def test_restarted_tensorboard_serves_ops_and_readiness_from_disk(tmp_path, logd
 def test_a_disk_entry_of_the_wrong_shape_is_refused(tmp_path, logdir, monkeypatch):
     monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "logs"
-    shutil.copytree(logdir / "baseline", root / "baseline")
+    shutil.copytree(logdir / "conv_bn", root / "conv_bn")
     first, _ = make_client(root)
-    name = by_run(first, "baseline/train")
+    name = by_run(first, "conv_bn")
     assert get(first, "/ops", session=name).status_code == 200
     (entry,) = (tmp_path / "cache").glob("*.json")
     head, _, body = entry.read_text().partition("\n")
