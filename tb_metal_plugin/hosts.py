@@ -134,7 +134,12 @@ def load_session(
     return load_hosts(picked, chosen, max_workers, progress, steps)
 
 
-def _stat(per_host: dict[str, int], n: int) -> dict:
+def _one_clock(clocks) -> str | None:
+    clocks = set(clocks) - {None}
+    return next(iter(clocks)) if len(clocks) == 1 else ("mixed" if clocks else None)
+
+
+def _stat(per_host: dict[str, int], n: int, clock: str | None) -> dict:
     slowest = max(sorted(per_host), key=lambda h: per_host[h]) if per_host else None
     total = sum(per_host.values())
     return {
@@ -143,6 +148,7 @@ def _stat(per_host: dict[str, int], n: int) -> dict:
         "max_ps": per_host[slowest] if slowest is not None else 0,
         "slowest_host": slowest,
         "per_host": per_host,
+        "clock": clock,
     }
 
 
@@ -220,14 +226,12 @@ class HostsProfile:
                 {
                     "path": list(path),
                     "bucket": bucket,
-                    "clock": next(iter(clocks)) if len(clocks) == 1 else "mixed",
-                    **_stat(row["per_host"], n),
+                    **_stat(row["per_host"], n, _one_clock(clocks)),
                 }
             )
         layers.sort(key=lambda r: (-r["sum_ps"], r["bucket"], r["path"]))
         first = payloads[self.hosts[0]]
         warnings = [f"{h}: {w}" for h, p in payloads.items() for w in p["warnings"]]
-        totals = [p["clock"] for p in payloads.values() if p.get("clock")]
         return {
             "tb_metal_version": __version__,
             "session": self.session.name if self.session else None,
@@ -237,9 +241,12 @@ class HostsProfile:
             "host_errors": [{"host": h, "message": m} for h, m in sorted(self.errors.items())],
             "files": {h: self.files.get(h, p["file"]) for h, p in payloads.items()},
             "step": first["step"],
-            "clock": totals[0] if len(set(totals)) == 1 else "mixed",
-            "total": _stat({h: p["total_ps"] for h, p in payloads.items()}, n),
-            "step_time": _stat({h: p["step_time_ps"] for h, p in payloads.items()}, n),
+            "total": _stat(
+                {h: p["total_ps"] for h, p in payloads.items()},
+                n,
+                _one_clock(p.get("clock") for p in payloads.values()),
+            ),
+            "step_time_ps": {h: p["step_time_ps"] for h, p in payloads.items()},
             "step_time_clock": "wall",
             "layers": layers,
             "warnings": warnings,

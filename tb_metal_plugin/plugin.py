@@ -308,9 +308,40 @@ class MetalPlugin(base_plugin.TBPlugin):
         }
         return http_util.Respond(request, body, _JSON)
 
+    def _all_hosts(self, request, step):
+        """/layers?host=all: every host of the session, side by side (``hosts.py``)."""
+        name = _check_name(request.args.get("session", ""), "session")
+        if not name:
+            raise errors.InvalidArgumentError("missing 'session' (\"run/session\")")
+        info = self._index.find(name)
+        traces = {}
+        for host in sorted(dict(info.hosts)):
+            _, _, path = self._pick(name, host)
+            traces[host] = path
+        if not traces:
+            raise errors.NotFoundError(f"session {name!r} has no host files")
+        job = self._cache.get_all(traces, info, step)
+        job.wait(_parse_wait(request.args.get("wait")))
+        if job.state == "loading":
+            return http_util.Respond(request, job.status(), _JSON, code=202)
+        if job.state == "error":
+            return self._failed(request, job)
+
+        def make() -> dict:
+            payload = job.profile.layers(step)
+            payload["files"] = {h: self._rel(f) for h, f in payload["files"].items()}
+            return payload
+
+        return self._answer_of(job, ("layers", step), make, None).respond(request)
+
     @_route
     def _serve_layers(self, request):
         step = selectors.parse_step(request.args.get("step"))
+        name = _check_name(request.args.get("session", ""), "session")
+        if request.args.get("host") == "all" and name:
+            # A host really named "all" keeps its name.
+            if "all" not in dict(self._index.find(name).hosts):
+                return self._all_hosts(request, step)
         return self._answer(
             request,
             ("layers", step),

@@ -199,6 +199,50 @@ class ProfileCache:
         self._pool.submit(self._load, job, path, info)
         return job
 
+    def get_all(self, traces: dict[str, Path], info: Any, step: Any) -> Job:
+        """The job loading every host of a session (``hosts.load_hosts``, in worker
+        processes) for the all-hosts view of ``step``; keyed by every trace's identity."""
+        try:
+            idents = tuple(file_identity(traces[h]) for h in sorted(traces))
+        except OSError as exc:
+            raise errors.NotFoundError(f"a trace of {info.name} is gone ({exc.strerror})") from exc
+        # Same shape as a file's identity: a name, then the bytes it stands for.
+        identity = (f"all:{info.name}:{step}", sum(i[1] for i in idents), *idents)
+        with self._lock:
+            job = self._jobs.get(identity)
+            if job is not None:
+                self._jobs.move_to_end(identity)
+                return job
+            job = Job(identity)
+            for old in [k for k in self._jobs if k[0] == identity[0]]:
+                del self._jobs[old]
+            self._jobs[identity] = job
+            while len(self._jobs) > 1 and (
+                len(self._jobs) > self._max or sum(k[1] for k in self._jobs) > self._max_bytes
+            ):
+                self._jobs.popitem(last=False)
+        self._pool.submit(self._load_all, job, traces, info, step)
+        return job
+
+    @staticmethod
+    def _load_all(job: Job, traces: dict[str, Path], info: Any, step: Any) -> None:
+        from tb_metal_plugin import hosts
+
+        job.progress(0.0, f"loading {len(traces)} hosts")
+        t0 = time.monotonic()
+        steps = hosts.DEFAULT_STEPS + ((step,) if isinstance(step, int) else ())
+        try:
+            job.profile = hosts.load_hosts(traces, info, progress=job.progress, steps=steps)
+            job.state = "ready"
+            job.fraction, job.message = 1.0, "ready"
+        except Exception as exc:  # noqa: BLE001 - reported to the client, remembered
+            logger.exception("tb-metal: loading the hosts of %s failed", info.name)
+            job.error = exc
+            job.state = "error"
+        finally:
+            job.load_s = time.monotonic() - t0
+            job.done.set()
+
     @staticmethod
     def _load(job: Job, path: Path, info: Any) -> None:
         from tb_metal_plugin import api
