@@ -26,7 +26,6 @@ from .opnames import (
     could_be_layer,
     in_train_function,
     is_accumulator,
-    is_backward,
     is_mark,
     layer_key,
     name_is_backward,
@@ -156,7 +155,7 @@ def classify(
     if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
     tail_ = list(name_tail(name))
-    backward = is_backward(components) or is_accumulator(components, op_type)
+    backward = name_is_backward(name) or is_accumulator(components, op_type)
     scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)

@@ -173,6 +173,9 @@ def is_backward(components: list[str]) -> bool:
 @functools.lru_cache(maxsize=1 << 16)
 def name_is_backward(name: str) -> bool:
     """`is_backward` of a whole op name, cached (a pure function of the name)."""
+    # Each of is_backward's marks contains "grad": most forward names are out at once.
+    if "grad" not in name.rpartition("/")[0]:
+        return False
     return is_backward(name.split("/"))
 
 
