@@ -260,9 +260,11 @@ class MetalPlugin(base_plugin.TBPlugin):
         if enc is not None:
             return enc.respond(request)
         if job.state == "loading" and disk is not None:
-            enc = self._from_disk(job, key, disk)
-            if enc is not None:
-                return enc.respond(request)
+            with self._cache.answering:  # the reload waits while this answer is made
+                enc = self._from_disk(job, key, disk)
+                if enc is not None:
+                    self._cache.answering.served()
+                    return enc.respond(request)
         job.wait(wait_s)
         if job.state == "loading":
             return http_util.Respond(request, job.status(), _JSON, code=202)
@@ -401,10 +403,15 @@ class MetalPlugin(base_plugin.TBPlugin):
             if job.state == "error":
                 return self._failed(request, job)
         # Profiles still loading can be compared from an earlier TensorBoard's payloads.
-        cached = {
-            i: self._disk.get(j.identity, step) for i, j in enumerate(jobs) if j.state == "loading"
-        }
+        with self._cache.answering:
+            cached = {
+                i: self._disk.get(j.identity, step)
+                for i, j in enumerate(jobs)
+                if j.state == "loading"
+            }
         loading = [jobs[i] for i, c in cached.items() if c is None]
+        if cached and not loading:
+            self._cache.answering.served()
         if loading:
             status = {
                 "status": "loading",

@@ -157,6 +157,52 @@ class Job:
             self.done.wait(seconds)
 
 
+class Answering:
+    """Counts requests being answered from memory or disk, so a load can step aside.
+
+    A load and a request share one interpreter (one GIL): a restarted TensorBoard's first
+    answers, all from the disk cache, would wait on the reload of the very profile they
+    stand in for. So a load starts once no such answer was made for ``quiet_s`` (at most
+    ``max_wait_s`` late; a cold start, with nothing on disk, is not delayed), and pauses
+    between trace lines (at most ``max_pause_s`` each time) while one is being made.
+    """
+
+    def __init__(self, max_pause_s: float = 0.25, quiet_s: float = 0.5, max_wait_s: float = 3.0):
+        self._n = 0
+        self._lock = threading.Lock()
+        self._max_pause_s = max_pause_s
+        self._quiet_s = quiet_s
+        self._max_wait_s = max_wait_s
+        self._last = -1e18
+
+    def __enter__(self):
+        with self._lock:
+            self._n += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._n -= 1
+
+    def served(self) -> None:
+        """An answer came from the disk cache (more may follow: the tab opens several)."""
+        self._last = time.monotonic()
+
+    def wait_quiet(self) -> None:
+        """Before a load: wait until answers from the disk cache have stopped coming."""
+        deadline = time.monotonic() + self._max_wait_s
+        while time.monotonic() < deadline and (
+            self._n or time.monotonic() - self._last < self._quiet_s
+        ):
+            time.sleep(0.01)
+
+    def step_aside(self) -> None:
+        """In a load: sleep (releasing the GIL) while an answer is being made."""
+        deadline = time.monotonic() + self._max_pause_s
+        while self._n and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
 class ProfileCache:
     """LRU of loaded (or failed) profiles keyed by file identity; loads on a thread pool."""
 
@@ -171,6 +217,7 @@ class ProfileCache:
         self._max_bytes = max_trace_bytes
         # Loads are CPU-bound Python: running several at once only slows each down.
         self._pool = ThreadPoolExecutor(max_parallel_loads, thread_name_prefix="tb-metal-load")
+        self.answering = Answering()
 
     def get(self, path: Path, info: Any) -> Job:
         """The job for this file's current identity, started in the background if new.
@@ -243,14 +290,19 @@ class ProfileCache:
             job.load_s = time.monotonic() - t0
             job.done.set()
 
-    @staticmethod
-    def _load(job: Job, path: Path, info: Any) -> None:
+    def _load(self, job: Job, path: Path, info: Any) -> None:
         from tb_metal_plugin import api
 
         job.progress(0.0, "reading " + path.name)
+        self.answering.wait_quiet()
         t0 = time.monotonic()
+
+        def progress(fraction: float, message: str) -> None:
+            job.progress(fraction, message)
+            self.answering.step_aside()
+
         try:
-            job.profile = api.load_file(path, info, job.progress)
+            job.profile = api.load_file(path, info, progress)
             job.state = "ready"
             job.fraction, job.message = 1.0, "ready"
         except Exception as exc:  # noqa: BLE001 - reported to the client, remembered

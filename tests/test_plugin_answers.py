@@ -123,3 +123,18 @@ def test_a_disk_entry_of_the_wrong_shape_is_refused(tmp_path, logdir, monkeypatc
         assert not entry.exists()
     finally:
         release.set()
+
+
+def test_a_reload_waits_for_answers_from_disk_but_a_cold_load_does_not():
+    import time
+
+    from tb_metal_plugin.plugin_loads import Answering
+
+    answering = Answering(quiet_s=0.2, max_wait_s=1.0)
+    t0 = time.monotonic()
+    answering.wait_quiet()  # nothing served from disk: a cold load starts at once
+    assert time.monotonic() - t0 < 0.05
+    answering.served()
+    t0 = time.monotonic()
+    answering.wait_quiet()  # right after a disk answer: the reload steps aside a moment
+    assert 0.15 <= time.monotonic() - t0 < 0.9
