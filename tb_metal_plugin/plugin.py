@@ -27,7 +27,7 @@ from tb_metal_plugin.plugin_loads import (  # noqa: F401 - re-exported for calle
     SessionIndex,
     has_profile_files,
 )
-from tb_metal_plugin.plugin_responses import Encoded, EncodedCache
+from tb_metal_plugin.plugin_responses import Encoded, EncodedCache, answer_of, from_disk
 
 logger = logging.getLogger(__name__)
 
@@ -222,34 +222,10 @@ class MetalPlugin(base_plugin.TBPlugin):
         return make
 
     def _answer_of(self, job: Job, key: tuple, make, disk: tuple | None) -> Encoded:
-        """The serialised answer ``key`` of a loaded profile: made, cached (memory and disk)."""
-        enc = job.answers.get(key)
-        if enc is not None:
-            return enc
-        with job.payload_lock:
-            enc = job.answers.get(key)
-            if enc is None:
-                payload = make()
-                enc = job.answers.put(key, payload)
-                if disk is not None:
-                    self._disk.put(job.identity, *disk[:1], payload, disk[1], disk[2])
-        return enc
+        return answer_of(self._disk, job, key, make, disk)
 
     def _from_disk(self, job: Job, key: tuple, disk: tuple) -> Encoded | None:
-        """While a profile reloads: its payload as an earlier TensorBoard computed it."""
-        enc = job.answers.get(("disk", key))
-        if enc is None:
-            step, kind, params = disk
-            found = self._disk.get_with_json(job.identity, step, kind, params)
-            if found is None:
-                return None
-            cached, body = found
-            cached["cached"] = True
-            # The stored bytes are this payload's compact JSON object: add the flag in place
-            # rather than serialise megabytes again.
-            raw = body[:-1] + (b',"cached":true}' if len(body) > 2 else b'"cached":true}')
-            enc = job.answers.put(("disk", key), cached, raw)
-        return enc
+        return from_disk(self._disk, job, key, disk)
 
     def _answer(self, request, key: tuple, make, disk: tuple | None):
         """Answer a one-profile route: from memory, from disk while loading, or computed."""

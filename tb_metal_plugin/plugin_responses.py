@@ -99,3 +99,39 @@ class EncodedCache:
         with self._lock:
             for key in [k for k in self._items if predicate(k)]:
                 self._bytes -= len(self._items.pop(key).raw)
+
+
+def answer_of(disk, job, key: tuple, make, disk_key: tuple | None) -> Encoded:
+    """The serialised answer ``key`` of a loaded profile (``job``): made once by ``make``,
+    kept with the job, and written to the disk cache under ``disk_key`` (step, kind,
+    params) when given."""
+    enc = job.answers.get(key)
+    if enc is not None:
+        return enc
+    with job.payload_lock:
+        enc = job.answers.get(key)
+        if enc is None:
+            payload = make()
+            enc = job.answers.put(key, payload)
+            if disk_key is not None:
+                step, kind, params = disk_key
+                disk.put(job.identity, step, payload, kind, params)
+    return enc
+
+
+def from_disk(disk, job, key: tuple, disk_key: tuple) -> Encoded | None:
+    """While a profile reloads: its payload as an earlier TensorBoard computed it, marked
+    ``"cached": true``; None when the disk cache holds no intact entry."""
+    enc = job.answers.get(("disk", key))
+    if enc is None:
+        step, kind, params = disk_key
+        found = disk.get_with_json(job.identity, step, kind, params)
+        if found is None:
+            return None
+        cached, body = found
+        cached["cached"] = True
+        # The stored bytes are this payload's compact JSON object: add the flag in place
+        # rather than serialise megabytes again.
+        raw = body[:-1] + (b',"cached":true}' if len(body) > 2 else b'"cached":true}')
+        enc = job.answers.put(("disk", key), cached, raw)
+    return enc
