@@ -337,4 +337,20 @@ __all__ = [
     "find_sessions",
     "load_file",
     "load_profile",
+    "load_session",
 ]
+
+
+def load_session(
+    path: str | os.PathLike,
+    run: str | None = None,
+    session: str | None = None,
+    hosts: str = "all",
+    max_workers: int | None = None,
+    progress: Progress | None = None,
+):
+    """Every host of one session, loaded in parallel: `.layers(step)` is the all-hosts view,
+    `.host(name)` one host's Profile (see `hosts.py`)."""
+    from .hosts import load_session as load_hosts_of
+
+    return load_hosts_of(path, run, session, hosts, max_workers, progress)

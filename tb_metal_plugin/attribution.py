@@ -26,11 +26,11 @@ from .opnames import (
     could_be_layer,
     in_train_function,
     is_accumulator,
-    is_backward,
     is_mark,
     layer_key,
+    name_is_backward,
+    name_scopes,
     name_tail,
-    restart,
     strip_suffix,
 )
 from .phases import RootPhases
@@ -155,7 +155,7 @@ def classify(
     if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
     tail_ = list(name_tail(name))
-    backward = is_backward(components) or is_accumulator(components, op_type)
+    backward = name_is_backward(name) or is_accumulator(components, op_type)
     scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)
@@ -209,9 +209,9 @@ class TraceAttributor:
         # scopes, so a gradient loop's `gradients/` insert still lines up).
         self._forward_scopes: set[tuple[str, ...]] = set()
         for name, op_type in ops:
-            comps = name.split("/")
-            if is_backward(comps):
+            if name_is_backward(name):
                 continue
+            comps = name.split("/")
             # A variable read sits under the op that reads it (`conv_1/convolution/
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
             # Counting reads keeps a layer whose compute op was fused into a neighbour's
@@ -219,26 +219,26 @@ class TraceAttributor:
             if len(comps) > 1 and is_mark(comps[-1]):
                 name = name.rpartition("/")[0]  # `<op>/_<k>`: a partitioner's copy of <op>
             drop = 2 if op_type in NON_COMPUTE else 1
-            key = layer_key(restart(list(name_tail(name)))[:-drop])
+            key = layer_key(name_scopes(name)[:-drop])
             for i in range(1, len(key) + 1):
                 self._forward_scopes.add(key[:i])
         # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/<grad
         # op>`), so what is above those two is a scope even when no forward op of it ran
         # (TimeDistributed(Flatten): its slices fold away, their gradients do not).
         for name, _ in ops:
-            comps = name.split("/")
-            if is_backward(comps) and "gradient_tape" in comps:
-                key = layer_key(restart(list(name_tail(name)))[:-2])
+            if name_is_backward(name) and "gradient_tape" in name.split("/"):
+                key = layer_key(name_scopes(name)[:-2])
                 for i in range(1, len(key) + 1):
                     if key[: i - 1] in self._forward_scopes or i == 1:
                         self._forward_scopes.add(key[:i])
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
+        self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         # Every scope or op path (keys as above), to tell `moments_1` (a second `moments`
         # beside the first) from a layer someone named `moments`.
         self._paths: set[tuple[str, ...]] = set()
         for name, _ in ops:
-            key = layer_key(restart(list(name_tail(name))))
+            key = layer_key(name_scopes(name))
             for i in range(1, len(key) + 1):
                 self._paths.add(key[:i])
         self._layers: dict[str, tuple[str, ...] | None] = {}
@@ -276,7 +276,7 @@ class TraceAttributor:
         for (name, op_type), t in first_start.items():
             if op_type in NON_COMPUTE or op_type.startswith("Assign"):
                 continue
-            if is_backward(name.split("/")):
+            if name_is_backward(name):
                 continue
             layer = self._name_layer(name)
             if layer:
@@ -285,7 +285,7 @@ class TraceAttributor:
 
     def _gradient_layer(self, name: str) -> tuple[str, ...] | None:
         """The layer of a gradient op or of a tape sum (None for any other op)."""
-        if is_backward(name.split("/")):
+        if name_is_backward(name):
             return self._name_layer(name)
         if name in self._layers and self._roots.of(name) == "backward":
             return self._layers[name]
@@ -294,7 +294,7 @@ class TraceAttributor:
     def _backward_layer(self, ops) -> tuple[str, ...] | None:
         """The layer of the first gradient op among `ops`, if any."""
         for name, _ in ops:
-            if is_backward(name.split("/")):
+            if name_is_backward(name):
                 return self._name_layer(name)
         return None
 
@@ -309,10 +309,18 @@ class TraceAttributor:
         head, _, last = name.rpartition("/")
         if head and is_mark(last):
             name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
-        tail_ = restart(list(name_tail(name)))
+        # The answer depends on the scopes above the op only (and this trace's scope
+        # sets, fixed once built): ops under one scope share it.
+        scopes = name_scopes(name)[:-1]
+        if scopes in self._scope_layers:
+            return self._scope_layers[scopes]
+        layer = self._scope_layers[scopes] = self._layer_of_scopes(scopes)
+        return layer
+
+    def _layer_of_scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
         key: list[str] = []
         path: list[str] = []
-        for comp in tail_[:-1]:
+        for comp in scopes:
             if comp in PASS_THROUGH or is_mark(comp):
                 continue
             key.append(comp)

@@ -77,7 +77,11 @@ def selectors(f):
         [
             click.option("--run", help="Run (folder above plugins/profile), relative to PATH."),
             click.option("--session", help="Session folder name, or run/session."),
-            click.option("--host", help="Host (trace file name without .xplane.pb)."),
+            click.option(
+                "--host",
+                help="Host (trace file name without .xplane.pb); `layers --host all`: "
+                "every host side by side.",
+            ),
             click.option(
                 "--step",
                 default="all",
@@ -203,7 +207,18 @@ def main() -> None:
 @selectors
 @errors_to_exit
 def layers(path, run, session, host, step, fmt, wide):
-    """Per-layer breakdown: time per phase and device, share, fallbacks."""
+    """Per-layer breakdown: time per phase and device, share, fallbacks.
+
+    --host all: every host of the session (loaded in parallel), per layer the sum over
+    hosts, the mean per host and the slowest host."""
+    if host == "all":
+        from . import api, formatting_hosts, hosts
+
+        chosen, _, _ = api.choose(path, run, session)
+        if "all" not in chosen.hosts:  # a host really named "all" keeps its name
+            data = hosts.load_session(path, run, session, "all").layers(step)
+            emit(fmt, data, formatting_hosts.hosts_table, formatting_hosts.hosts_csv)
+            return
     prof = load(path, run, session, host, warn=fmt != "table")  # the table lists them
     data = prof.layers(step)
     width = terminal_width(wide)

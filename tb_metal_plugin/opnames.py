@@ -170,6 +170,21 @@ def is_backward(components: list[str]) -> bool:
     return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def name_is_backward(name: str) -> bool:
+    """`is_backward` of a whole op name, cached (a pure function of the name)."""
+    # Each of is_backward's marks contains "grad": most forward names are out at once.
+    if "grad" not in name.rpartition("/")[0]:
+        return False
+    return is_backward(name.split("/"))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def name_scopes(name: str) -> tuple[str, ...]:
+    """`restart(tail(...))` of a whole op name, cached (a pure function of the name)."""
+    return tuple(restart(list(name_tail(name))))
+
+
 def layer_key(components) -> tuple[str, ...]:
     """Scope components that can be layers, in order: pass-through scopes removed."""
     return tuple(c for c in components if c not in PASS_THROUGH and not is_mark(c))

@@ -17,6 +17,7 @@ which; three things in the trace do, all generic Keras/TF behaviour rather than 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from .opnames import (
@@ -82,6 +83,7 @@ def step_path(name: str) -> list[str] | None:
     return comps[start:] if start is not None else None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a pure function of its arguments, asked ~3x per op
 def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
     """(namespace, owner) for an op created at the step's root, else None.
 

@@ -27,6 +27,7 @@ from tb_metal_plugin.plugin_loads import (  # noqa: F401 - re-exported for calle
     SessionIndex,
     has_profile_files,
 )
+from tb_metal_plugin.plugin_responses import Encoded, EncodedCache, answer_of, from_disk
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class MetalPlugin(base_plugin.TBPlugin):
         self._index = SessionIndex(self._logdir)
         self._cache = ProfileCache()
         self._disk = DiskCache(default_dir())
+        self._compares = EncodedCache(max_entries=32)
 
     # -- TBPlugin interface -------------------------------------------------
 
@@ -198,32 +200,53 @@ class MetalPlugin(base_plugin.TBPlugin):
         return http_util.Respond(request, body, _JSON, code=500)
 
     def _layers_payload(self, job: Job, info: Any, host: str, path: Path, step) -> dict:
-        key = ("layers", step)
-        with job.payload_lock:
-            payload = job.payloads.get(key)
-            if payload is None:
-                payload = dict(job.profile.layers(step=step))
-                payload.setdefault("session", info.name)
-                payload.setdefault("host", host)
-                payload["run"] = getattr(info, "run", None)
-                # Paths relative to the logdir: the page needs no more, and shows less.
-                payload["file"] = self._rel(path)
-                payload["load_s"] = round(job.load_s or 0.0, 3)
-                job.payloads[key] = payload
-                self._disk.put(job.identity, step, payload)
-        return payload
+        """The /layers payload of a loaded profile (computed once, kept serialised)."""
+        return self._answer_of(
+            job,
+            ("layers", step),
+            self._layers_maker(job, info, host, path, step),
+            (step, "layers", ()),
+        ).payload
 
-    def _loaded_job(self, request):
-        """The request's profile once loaded, or the 202 (loading) / error response instead."""
+    def _layers_maker(self, job: Job, info: Any, host: str, path: Path, step):
+        def make() -> dict:
+            payload = dict(job.profile.layers(step=step))
+            payload.setdefault("session", info.name)
+            payload.setdefault("host", host)
+            payload["run"] = getattr(info, "run", None)
+            # Paths relative to the logdir: the page needs no more, and shows less.
+            payload["file"] = self._rel(path)
+            payload["load_s"] = round(job.load_s or 0.0, 3)
+            return payload
+
+        return make
+
+    def _answer_of(self, job: Job, key: tuple, make, disk: tuple | None) -> Encoded:
+        return answer_of(self._disk, job, key, make, disk)
+
+    def _from_disk(self, job: Job, key: tuple, disk: tuple) -> Encoded | None:
+        return from_disk(self._disk, job, key, disk)
+
+    def _answer(self, request, key: tuple, make, disk: tuple | None):
+        """Answer a one-profile route: from memory, from disk while loading, or computed."""
         wait_s = _parse_wait(request.args.get("wait"))
         info, host, path = self._session_host(request)
         job = self._job(info, host, path)
+        enc = job.answers.get(key)
+        if enc is not None:
+            return enc.respond(request)
+        if job.state == "loading" and disk is not None:
+            with self._cache.answering:  # the reload waits while this answer is made
+                enc = self._from_disk(job, key, disk)
+                if enc is not None:
+                    self._cache.answering.served()
+                    return enc.respond(request)
         job.wait(wait_s)
         if job.state == "loading":
-            return job, http_util.Respond(request, job.status(), _JSON, code=202), path
+            return http_util.Respond(request, job.status(), _JSON, code=202)
         if job.state == "error":
-            return job, self._failed(request, job), path
-        return job, None, path
+            return self._failed(request, job)
+        return self._answer_of(job, key, make(job, info, host, path), disk).respond(request)
 
     # -- routes --------------------------------------------------------------
 
@@ -263,23 +286,46 @@ class MetalPlugin(base_plugin.TBPlugin):
         }
         return http_util.Respond(request, body, _JSON)
 
-    @_route
-    def _serve_layers(self, request):
-        step = selectors.parse_step(request.args.get("step"))
-        wait_s = _parse_wait(request.args.get("wait"))
-        info, host, path = self._session_host(request)
-        job = self._job(info, host, path)
-        job.wait(wait_s)
+    def _all_hosts(self, request, step):
+        """/layers?host=all: every host of the session, side by side (``hosts.py``)."""
+        name = _check_name(request.args.get("session", ""), "session")
+        if not name:
+            raise errors.InvalidArgumentError("missing 'session' (\"run/session\")")
+        info = self._index.find(name)
+        traces = {}
+        for host in sorted(dict(info.hosts)):
+            _, _, path = self._pick(name, host)
+            traces[host] = path
+        if not traces:
+            raise errors.NotFoundError(f"session {name!r} has no host files")
+        job = self._cache.get_all(traces, info, step)
+        job.wait(_parse_wait(request.args.get("wait")))
         if job.state == "loading":
-            # A payload computed by an earlier TensorBoard for this very file: show it now.
-            cached = self._disk.get(job.identity, step)
-            if cached is not None:
-                cached["cached"] = True
-                return http_util.Respond(request, cached, _JSON)
             return http_util.Respond(request, job.status(), _JSON, code=202)
         if job.state == "error":
             return self._failed(request, job)
-        return http_util.Respond(request, self._layers_payload(job, info, host, path, step), _JSON)
+
+        def make() -> dict:
+            payload = job.profile.layers(step)
+            payload["files"] = {h: self._rel(f) for h, f in payload["files"].items()}
+            return payload
+
+        return self._answer_of(job, ("layers", step), make, None).respond(request)
+
+    @_route
+    def _serve_layers(self, request):
+        step = selectors.parse_step(request.args.get("step"))
+        name = _check_name(request.args.get("session", ""), "session")
+        if request.args.get("host") == "all" and name:
+            # A host really named "all" keeps its name.
+            if "all" not in dict(self._index.find(name).hosts):
+                return self._all_hosts(request, step)
+        return self._answer(
+            request,
+            ("layers", step),
+            lambda job, info, host, path: self._layers_maker(job, info, host, path, step),
+            (step, "layers", ()),
+        )
 
     @_route
     def _serve_ops(self, request):
@@ -288,17 +334,17 @@ class MetalPlugin(base_plugin.TBPlugin):
         layer, bucket = selectors.parse_ops_filter(
             request.args.get("layer"), request.args.get("bucket")
         )
-        job, early, path = self._loaded_job(request)
-        if early is not None:
-            return early
-        key = ("ops", step, layer, bucket)
-        with job.payload_lock:
-            payload = job.payloads.get(key)
-            if payload is None:
+
+        def maker(job, info, host, path):
+            def make() -> dict:
                 payload = dict(job.profile.ops(step, layer, bucket))
                 payload["file"] = self._rel(path)
-                job.payloads[key] = payload
-        return http_util.Respond(request, payload, _JSON)
+                return payload
+
+            return make
+
+        params = (layer, bucket)
+        return self._answer(request, ("ops", step, *params), maker, (step, "ops", params))
 
     @_route
     def _serve_compare(self, request):
@@ -318,6 +364,14 @@ class MetalPlugin(base_plugin.TBPlugin):
         wait_s = _parse_wait(request.args.get("wait"))
         picks = [self._pick(n, h) for n, h in zip(names, hosts, strict=True)]
         jobs = [self._job(*p) for p in picks]
+        labels = [
+            n + ("" if len({h for _, h, _ in picks}) == 1 else f" ({h})")
+            for n, (_, h, _) in zip(names, picks, strict=True)
+        ]
+        key = (tuple(j.identity for j in jobs), tuple(labels), step)
+        enc = self._compares.get(key)
+        if enc is not None and all(j.state == "ready" for j in jobs):
+            return enc.respond(request)
         deadline = time.monotonic() + wait_s
         for job in jobs:
             job.wait(max(0.0, deadline - time.monotonic()))
@@ -325,10 +379,15 @@ class MetalPlugin(base_plugin.TBPlugin):
             if job.state == "error":
                 return self._failed(request, job)
         # Profiles still loading can be compared from an earlier TensorBoard's payloads.
-        cached = {
-            i: self._disk.get(j.identity, step) for i, j in enumerate(jobs) if j.state == "loading"
-        }
+        with self._cache.answering:
+            cached = {
+                i: self._disk.get(j.identity, step)
+                for i, j in enumerate(jobs)
+                if j.state == "loading"
+            }
         loading = [jobs[i] for i, c in cached.items() if c is None]
+        if cached and not loading:
+            self._cache.answering.served()
         if loading:
             status = {
                 "status": "loading",
@@ -344,7 +403,10 @@ class MetalPlugin(base_plugin.TBPlugin):
             p["session"] + ("" if len({h for _, h, _ in picks}) == 1 else f" ({h})")
             for p, (_, h, _) in zip(payloads, picks, strict=True)
         ]
-        return http_util.Respond(request, compare(payloads, labels), _JSON)
+        body = compare(payloads, labels)
+        if not cached:  # computed from loaded profiles only: the same on every repeat
+            return self._compares.put(key, body).respond(request)
+        return http_util.Respond(request, body, _JSON)
 
     @_route
     def _serve_readiness(self, request):
@@ -352,17 +414,17 @@ class MetalPlugin(base_plugin.TBPlugin):
 
         step = selectors.parse_step(request.args.get("step"))
         version = _parse_metal_version(request.args.get("metal_version"))
-        job, early, path = self._loaded_job(request)
-        if early is not None:
-            return early
-        key = ("readiness", step, version)
-        with job.payload_lock:
-            payload = job.payloads.get(key)
-            if payload is None:
+
+        def maker(job, info, host, path):
+            def make() -> dict:
                 ops = job.profile.ops(step=step)
                 payload = readiness.check(ops, job.profile.manifest, version)
                 payload["file"] = self._rel(path)
                 # The picker's choices, newest (the default) first.
                 payload["metal_versions"] = readiness.available_metal_versions()
-                job.payloads[key] = payload
-        return http_util.Respond(request, payload, _JSON)
+                return payload
+
+            return make
+
+        disk = (step, "readiness", (version,))
+        return self._answer(request, ("readiness", step, version), maker, disk)

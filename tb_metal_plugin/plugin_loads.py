@@ -18,6 +18,7 @@ from typing import Any
 
 from tb_metal_plugin import errors
 from tb_metal_plugin.discovery import XPLANE_SUFFIX
+from tb_metal_plugin.plugin_responses import EncodedCache
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class Job:
         self.started = time.monotonic()
         self.load_s: float | None = None
         self.done = threading.Event()
-        self.payloads: dict[Any, dict] = {}
+        # Serialised answers of this profile (plugin_responses.Encoded), per payload key.
+        self.answers = EncodedCache(max_entries=64)
         self.payload_lock = threading.Lock()
 
     def progress(self, fraction: float, message: str) -> None:
@@ -155,6 +157,52 @@ class Job:
             self.done.wait(seconds)
 
 
+class Answering:
+    """Counts requests being answered from memory or disk, so a load can step aside.
+
+    A load and a request share one interpreter (one GIL): a restarted TensorBoard's first
+    answers, all from the disk cache, would wait on the reload of the very profile they
+    stand in for. So a load starts once no such answer was made for ``quiet_s`` (at most
+    ``max_wait_s`` late; a cold start, with nothing on disk, is not delayed), and pauses
+    between trace lines (at most ``max_pause_s`` each time) while one is being made.
+    """
+
+    def __init__(self, max_pause_s: float = 0.25, quiet_s: float = 0.5, max_wait_s: float = 3.0):
+        self._n = 0
+        self._lock = threading.Lock()
+        self._max_pause_s = max_pause_s
+        self._quiet_s = quiet_s
+        self._max_wait_s = max_wait_s
+        self._last = -1e18
+
+    def __enter__(self):
+        with self._lock:
+            self._n += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._n -= 1
+
+    def served(self) -> None:
+        """An answer came from the disk cache (more may follow: the tab opens several)."""
+        self._last = time.monotonic()
+
+    def wait_quiet(self) -> None:
+        """Before a load: wait until answers from the disk cache have stopped coming."""
+        deadline = time.monotonic() + self._max_wait_s
+        while time.monotonic() < deadline and (
+            self._n or time.monotonic() - self._last < self._quiet_s
+        ):
+            time.sleep(0.01)
+
+    def step_aside(self) -> None:
+        """In a load: sleep (releasing the GIL) while an answer is being made."""
+        deadline = time.monotonic() + self._max_pause_s
+        while self._n and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
 class ProfileCache:
     """LRU of loaded (or failed) profiles keyed by file identity; loads on a thread pool."""
 
@@ -169,6 +217,7 @@ class ProfileCache:
         self._max_bytes = max_trace_bytes
         # Loads are CPU-bound Python: running several at once only slows each down.
         self._pool = ThreadPoolExecutor(max_parallel_loads, thread_name_prefix="tb-metal-load")
+        self.answering = Answering()
 
     def get(self, path: Path, info: Any) -> Job:
         """The job for this file's current identity, started in the background if new.
@@ -197,14 +246,63 @@ class ProfileCache:
         self._pool.submit(self._load, job, path, info)
         return job
 
+    def get_all(self, traces: dict[str, Path], info: Any, step: Any) -> Job:
+        """The job loading every host of a session (``hosts.load_hosts``, in worker
+        processes) for the all-hosts view of ``step``; keyed by every trace's identity."""
+        try:
+            idents = tuple(file_identity(traces[h]) for h in sorted(traces))
+        except OSError as exc:
+            raise errors.NotFoundError(f"a trace of {info.name} is gone ({exc.strerror})") from exc
+        # Same shape as a file's identity: a name, then the bytes it stands for.
+        identity = (f"all:{info.name}:{step}", sum(i[1] for i in idents), *idents)
+        with self._lock:
+            job = self._jobs.get(identity)
+            if job is not None:
+                self._jobs.move_to_end(identity)
+                return job
+            job = Job(identity)
+            for old in [k for k in self._jobs if k[0] == identity[0]]:
+                del self._jobs[old]
+            self._jobs[identity] = job
+            while len(self._jobs) > 1 and (
+                len(self._jobs) > self._max or sum(k[1] for k in self._jobs) > self._max_bytes
+            ):
+                self._jobs.popitem(last=False)
+        self._pool.submit(self._load_all, job, traces, info, step)
+        return job
+
     @staticmethod
-    def _load(job: Job, path: Path, info: Any) -> None:
+    def _load_all(job: Job, traces: dict[str, Path], info: Any, step: Any) -> None:
+        from tb_metal_plugin import hosts
+
+        job.progress(0.0, f"loading {len(traces)} hosts")
+        t0 = time.monotonic()
+        steps = hosts.DEFAULT_STEPS + ((step,) if isinstance(step, int) else ())
+        try:
+            job.profile = hosts.load_hosts(traces, info, progress=job.progress, steps=steps)
+            job.state = "ready"
+            job.fraction, job.message = 1.0, "ready"
+        except Exception as exc:  # noqa: BLE001 - reported to the client, remembered
+            logger.exception("tb-metal: loading the hosts of %s failed", info.name)
+            job.error = exc
+            job.state = "error"
+        finally:
+            job.load_s = time.monotonic() - t0
+            job.done.set()
+
+    def _load(self, job: Job, path: Path, info: Any) -> None:
         from tb_metal_plugin import api
 
         job.progress(0.0, "reading " + path.name)
+        self.answering.wait_quiet()
         t0 = time.monotonic()
+
+        def progress(fraction: float, message: str) -> None:
+            job.progress(fraction, message)
+            self.answering.step_aside()
+
         try:
-            job.profile = api.load_file(path, info, job.progress)
+            job.profile = api.load_file(path, info, progress)
             job.state = "ready"
             job.fraction, job.message = 1.0, "ready"
         except Exception as exc:  # noqa: BLE001 - reported to the client, remembered

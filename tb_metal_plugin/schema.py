@@ -630,6 +630,53 @@ class ReadinessPayload(ProfileHeader):
 
 
 # ---------------------------------------------------------------------------
+# /layers?host=all
+
+
+class HostStat(TypedDict):
+    """One figure over the hosts of a session: sum, mean per host, the slowest host."""
+
+    sum_ps: Annotated[Ps, Clock("field:clock"), "summed over the hosts"]
+    mean_ps: Annotated[float, Clock("field:clock"), "mean per loaded host (a host without it: 0)"]
+    max_ps: Annotated[Ps, Clock("field:clock"), "the slowest host's figure"]
+    slowest_host: Annotated[str | None, "the host with the largest figure (ties: first by name)"]
+    per_host: Annotated[dict[str, Ps], Clock("field:clock"), "each host's figure"]
+    clock: Annotated[NodeClock | None, "clock of the figures (`mixed` when hosts or ops differ)"]
+
+
+class HostsLayerRow(HostStat):
+    """A layer (or bucket) over the hosts: its `total_ps` on each host, summed and compared."""
+
+    path: Annotated[list[str], "layer path (a bucket: `[name]`)"]
+    bucket: Annotated[bool, "true for a bucket of ops outside any layer"]
+
+
+class HostError(TypedDict):
+    """A host of the session that could not be loaded."""
+
+    host: Annotated[str, "the host"]
+    message: Annotated[str, "what went wrong"]
+
+
+class HostsLayersPayload(TypedDict):
+    """`GET /layers?host=all`, `tb-metal layers --host all`: `load_session(...).layers(step)`."""
+
+    tb_metal_version: Annotated[str, "the tb-metal version that computed the payload"]
+    session: Annotated[str | None, "`run/session`"]
+    run: Annotated[str | None, "the run (folder above `plugins/profile`)"]
+    host: Annotated[Literal["all"], "always `all`"]
+    hosts: Annotated[list[str], "the hosts that loaded, sorted"]
+    host_errors: Annotated[list[HostError], "hosts that did not load (the rest are shown)"]
+    files: Annotated[dict[str, str], "each host's trace file"]
+    step: Annotated[StepLabel, "the step selection the figures cover"]
+    total: Annotated[HostStat, "all op time of each host's selection"]
+    step_time_ps: Annotated[dict[str, Ps], Clock("wall"), "each host's step time"]
+    step_time_clock: Annotated[Literal["wall"], "the clock of `step_time_ps`"]
+    layers: Annotated[list[HostsLayerRow], "every layer and bucket of any host, most time first"]
+    warnings: Annotated[list[str], "each host's warnings, prefixed with its name"]
+
+
+# ---------------------------------------------------------------------------
 # Route status bodies
 
 
@@ -664,6 +711,7 @@ PAYLOADS = (
     OpsPayload,
     ComparePayload,
     ReadinessPayload,
+    HostsLayersPayload,
     DoctorVerdict,
     DoctorLogdirPayload,
     LoadingStatus,

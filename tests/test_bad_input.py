@@ -478,19 +478,21 @@ def test_damaged_cache_entries_are_ignored_and_rewritten(served, monkeypatch, tm
     entries = _cache_files(root)
     assert len(entries) == 2
     for f in entries:
-        entry = json.loads(f.read_text())
+        # An entry is a header line (key, kind, digest of the payload bytes), then the payload.
+        head, _, body = f.read_text().partition("\n")
+        payload = json.loads(body)
         if damage == "list":
             f.write_text("[1, 2, 3]")
         elif damage == "empty":
             f.write_text("{}")
         elif damage == "numbers":
-            entry["payload"]["total_ps"] += 1000
-            entry["payload"]["layers"][0]["total_ps"] += 1000
-            entry["payload"]["layers"][0]["self_ps"] += 1000
-            f.write_text(json.dumps(entry))
+            payload["total_ps"] += 1000
+            payload["layers"][0]["total_ps"] += 1000
+            payload["layers"][0]["self_ps"] += 1000
+            f.write_text(head + "\n" + json.dumps(payload))
         elif damage == "symlink":
             target = tmp_path / f"elsewhere-{f.name}"
-            target.write_text(json.dumps(entry))
+            target.write_text(head + "\n" + body)
             f.unlink()
             f.symlink_to(target)
         else:

@@ -241,7 +241,7 @@ def test_route_payloads_validate(client):
 
 FACES = {
     "cli", "cli_checks", "plugin", "plugin_cache", "formatting", "formatting_compare", "notebook",
-    "table_fit", "summary",
+    "table_fit", "summary", "formatting_hosts", "plugin_responses", "plugin_loads",
 }  # fmt: skip
 
 

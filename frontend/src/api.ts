@@ -14,7 +14,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function getJson<T>(url: string, progress?: Progress, signal?: AbortSignal): Promise<T> {
+export async function getJson<T>(url: string, progress?: Progress, signal?: AbortSignal): Promise<T> {
   // A 202 answer means the profile is still loading in the background: poll.
   let delay = 200;
   for (;;) {

@@ -3,6 +3,7 @@
 import { ApiError, fetchLayers, fetchReadiness, fetchSessions } from "./api";
 import { topLayers, TopChart, type StackBy } from "./chart";
 import { CompareView } from "./compare";
+import { ALL_HOSTS, allHostsView, fetchAllHosts } from "./hosts";
 import { describeAttribution, describeTimeline, devicesOf, findNode, newestFirst, sumSources } from "./describe";
 import { clear, h } from "./dom";
 import { clockHeading, fmtPct, fmtTime, pathKey, pathLabel } from "./format";
@@ -132,7 +133,8 @@ class App {
       this.chosenByUser = false;
     }
     const s = st.sessions.find((x) => x.name === st.run);
-    if (s && (!st.host || !s.hosts.includes(st.host))) st.host = s.hosts[0] ?? null;
+    const allOk = st.host === ALL_HOSTS && (s?.hosts.length ?? 0) > 1;
+    if (s && !allOk && (!st.host || !s.hosts.includes(st.host))) st.host = s.hosts[0] ?? null;
   }
 
   private renderFatal(msg: string): void {
@@ -171,7 +173,8 @@ class App {
       sessSel.addEventListener("change", () => { st.run = sessSel.value; this.chosenByUser = true; st.layer = null; st.host = null; this.fixSession(); st.step = null; this.saveUrl(true); this.renderHeader(); void this.showView(); });
       const sess = st.sessions.find((s) => s.name === st.run);
       const hostSel = h("select", { "aria-label": "host", "data-testid": "host-select" },
-        ...(sess?.hosts ?? []).map((x) => h("option", { value: x, selected: x === st.host }, x))) as HTMLSelectElement;
+        ...(sess?.hosts ?? []).map((x) => h("option", { value: x, selected: x === st.host }, x)),
+        (sess?.hosts.length ?? 0) > 1 ? h("option", { value: ALL_HOSTS, selected: st.host === ALL_HOSTS }, "all hosts") : null) as HTMLSelectElement;
       hostSel.addEventListener("change", () => { st.host = hostSel.value; st.layer = null; this.saveUrl(true); void this.showView(); });
       const steps = this.layers && this.layers.session === st.run ? this.layers.steps : [];
       const stepSel = h("select", { "aria-label": "step", "data-testid": "step-select" },
@@ -209,6 +212,7 @@ class App {
   }
 
   private async showView(): Promise<void> {
+    if (this.state.host === ALL_HOSTS && this.state.run && this.state.view !== "compare") return this.loadAllHosts(this.state.run);
     if (this.state.view === "compare") {
       this.loadSeq++;
       this.abort?.abort();
@@ -217,6 +221,23 @@ class App {
       return;
     }
     await this.loadLayers();
+  }
+
+  /** Host "all hosts": every host of the session side by side (one table, any view). */
+  private async loadAllHosts(run: string): Promise<void> {
+    const seq = ++this.loadSeq;
+    this.abort?.abort();
+    const ctrl = (this.abort = new AbortController());
+    clear(this.main);
+    this.showProgress(0, "loading every host");
+    try {
+      const payload = await fetchAllHosts(run, this.state.step, (f, m) => { if (seq === this.loadSeq) this.showProgress(f, m); }, ctrl.signal);
+      if (seq === this.loadSeq) this.main.append(allHostsView(payload));
+    } catch (e) {
+      if (seq === this.loadSeq && !ctrl.signal.aborted) this.renderLoadError(e);
+    } finally {
+      if (seq === this.loadSeq) this.hideProgress();
+    }
   }
 
   private async loadLayers(): Promise<void> {
