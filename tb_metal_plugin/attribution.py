@@ -176,15 +176,6 @@ COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 
 
-def _common(a, b):
-    if not a or not b:
-        return a or b
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return a[:n] or None
-
-
 def _op_keys(seq) -> list[tuple[str, str]]:
     return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 

@@ -229,11 +229,18 @@ class ProfileCache:
             identity = file_identity(path)
         except OSError as exc:
             raise errors.NotFoundError(f"{path.name}: the trace is gone ({exc.strerror})") from exc
+        job, new = self._register(identity)
+        if new:
+            self._pool.submit(self._load, job, path, info)
+        return job
+
+    def _register(self, identity: tuple) -> tuple[Job, bool]:
+        """The job of an identity, and whether it is new (then the caller starts its load)."""
         with self._lock:
             job = self._jobs.get(identity)
             if job is not None:
                 self._jobs.move_to_end(identity)
-                return job
+                return job, False
             job = Job(identity)
             # A rewritten file replaces its older identities right away.
             for old in [k for k in self._jobs if k[0] == identity[0]]:
@@ -243,8 +250,7 @@ class ProfileCache:
                 len(self._jobs) > self._max or sum(k[1] for k in self._jobs) > self._max_bytes
             ):
                 self._jobs.popitem(last=False)
-        self._pool.submit(self._load, job, path, info)
-        return job
+        return job, True
 
     def get_all(self, traces: dict[str, Path], info: Any, step: Any) -> Job:
         """The job loading every host of a session (``hosts.load_hosts``, in worker
@@ -255,20 +261,9 @@ class ProfileCache:
             raise errors.NotFoundError(f"a trace of {info.name} is gone ({exc.strerror})") from exc
         # Same shape as a file's identity: a name, then the bytes it stands for.
         identity = (f"all:{info.name}:{step}", sum(i[1] for i in idents), *idents)
-        with self._lock:
-            job = self._jobs.get(identity)
-            if job is not None:
-                self._jobs.move_to_end(identity)
-                return job
-            job = Job(identity)
-            for old in [k for k in self._jobs if k[0] == identity[0]]:
-                del self._jobs[old]
-            self._jobs[identity] = job
-            while len(self._jobs) > 1 and (
-                len(self._jobs) > self._max or sum(k[1] for k in self._jobs) > self._max_bytes
-            ):
-                self._jobs.popitem(last=False)
-        self._pool.submit(self._load_all, job, traces, info, step)
+        job, new = self._register(identity)
+        if new:
+            self._pool.submit(self._load_all, job, traces, info, step)
         return job
 
     @staticmethod
