@@ -173,6 +173,8 @@ def errors_to_exit(f):
         except TbMetalError as e:
             click.echo(f"tb-metal: error: {e}", err=True)
             sys.exit(2)
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
         except Exception as e:
             # A bug, triggered by some file: say which, without a traceback (set
             # TB_METAL_DEBUG=1 to get one).

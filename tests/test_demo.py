@@ -77,14 +77,16 @@ def test_metal_check_names_the_fallback_layers_with_op_types_and_share(demo_logd
 
     from tb_metal_plugin.cli import main
 
-    run = CliRunner().invoke(main, ["metal-check", str(demo_logdir), "--run", "augment/train"])
+    # --wide: whole layer names (at the default 80 columns they are shortened in the middle).
+    args = ["metal-check", str(demo_logdir), "--wide", "--run"]
+    run = CliRunner().invoke(main, [*args, "augment/train"])
     assert run.exit_code == 0, run.output
     assert run.output.startswith("PREDICTION for tensorflow-metal ")
     rot = next(line for line in run.output.splitlines() if "random_rotation" in line)
     assert "cpu_fallback" in rot and "ImageProjectiveTransformV3" in rot
     conv = next(line for line in run.output.splitlines() if "/conv1" in line)
     assert "metal_gpu" in conv
-    run = CliRunner().invoke(main, ["metal-check", str(demo_logdir), "--run", "custom_op/train"])
+    run = CliRunner().invoke(main, [*args, "custom_op/train"])
     py = next(line for line in run.output.splitlines() if "py_tanh" in line)
     assert "cpu_only_by_nature" in py and "EagerPyFunc" in py
     assert "runs on the CPU by nature" in run.output

@@ -100,10 +100,12 @@ def test_layers_and_buckets_add_up_to_total(corpus):
             check(n)
 
 
-def test_host_only_trace_says_times_are_host_side(corpus):
+def test_host_only_cpu_trace_says_times_are_cpu_time(corpus):
+    # No device timeline and no GPU: CPU time, and no word of GPU-placed ops (the
+    # host-side note belongs to runs with a GPU; tests/test_clocks.py covers that case).
     data = load_profile(corpus["sequential"]).layers()
-    assert data["timeline"] == "host_only"
-    assert "host-side" in data["time_note"]
+    assert data["timeline"] == "host_only" and not data["has_gpu"]
+    assert "no GPU" in data["time_note"] and "host-side" not in data["time_note"]
     ops = load_profile(corpus["sequential"]).ops()["ops"]
     assert {o["device_source"] for o in ops} == {"assumed"}
 

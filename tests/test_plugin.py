@@ -323,8 +323,11 @@ def test_ops_of_a_bucket(client):
 @pytest.mark.parametrize(
     ("params", "status"),
     [
-        ({"layer": "mlp/dense_in"}, 400),
-        ({"layer": '{"a": 1}'}, 400),
+        # A path is `model/layer` text or a JSON array, as in the CLI and the API: an
+        # unknown one is a 404 naming the closest layers, malformed JSON a 400.
+        ({"layer": "mlp/no_such_layer"}, 404),
+        ({"layer": '{"a": 1}'}, 404),
+        ({"layer": '[{"a": 1}]'}, 400),
         ({"layer": "[1, 2]"}, 400),
         ({"layer": '["mlp"]', "bucket": "optimizer"}, 400),
         ({"step": "abc"}, 400),
