@@ -278,8 +278,8 @@ def test_a_layer_mixing_clocks_shows_each_apart():
 def test_time_note_names_the_clock_of_the_run(metal_cnn):
     # A Mac-like run (a GPU, no device timeline) says its GPU times are host-side dispatch;
     # its CPU-only twin speaks of CPU time only.
-    metal = load_profile(metal_cnn).layers()
-    cpu = load_profile(DEMO / "cnn_cpu").layers()
+    metal = api.load_profile(metal_cnn).layers()
+    cpu = api.load_profile(DEMO / "cnn_cpu").layers()
     assert metal["has_gpu"] and "host-side" in metal["time_note"]
     assert not cpu["has_gpu"] and "no GPU" in cpu["time_note"]
     assert "host-side" not in cpu["time_note"]
