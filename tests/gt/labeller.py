@@ -144,7 +144,11 @@ class Labeller:
                 return fn
 
             def gradient(op, *grads, **kw):
-                _gt_fwd = _forward_op(op, mock_cls)  # noqa: F841
+                try:
+                    _gt_fwd = _forward_op(op, mock_cls)  # noqa: F841
+                except Exception as e:  # never break the user's gradient; count instead
+                    lab.errors.append(f"forward op of a {name} gradient: {type(e).__name__}: {e}")
+                    _gt_fwd = None  # noqa: F841
                 return fn(op, *grads, **kw)
 
             lab._codes[gradient.__code__] = "gradfn"
@@ -329,10 +333,17 @@ def _forward_op(op, mock_cls):
     fwd = getattr(op.attrs, "fwd", None)
     if fwd is not None:
         return fwd
-    inputs = list(op.inputs or ())
-    if not inputs or not hasattr(inputs[0], "consumers"):
+    # Eager gradients (e.g. inside a py_function's gradient) have no graph op to find.
+    inputs = [t for t in (op.inputs or ()) if hasattr(t, "graph")]
+    if not inputs or len(inputs) != len(op.inputs):
         return None
-    found = [c for c in inputs[0].consumers() if c.type == op.type and list(c.inputs) == inputs]
+    # Compare by (op, output index): Tensor.__eq__ would build Equal ops in the graph.
+    want = [(t.op, t.value_index) for t in inputs]
+    found = [
+        c
+        for c in inputs[0].consumers()
+        if c.type == op.type and [(t.op, t.value_index) for t in c.inputs] == want
+    ]
     return found[0] if len(found) == 1 else None
 
 
