@@ -7,7 +7,8 @@ TensorFlow adds to a graph gets a label read off the Python stack at that moment
   tape or by tf.gradients; symbolic `_MaybeCompile`; a recorded custom/backward
   function): phase "backward", layer of the forward op whose gradient it is;
 - inside `GradientTape.gradient` but outside any gradient function (the tape's own
-  AddN / zeros / ones): "backward", layer from the op's inputs (kind "tape");
+  AddN / zeros / ones), or inside tf.gradients' `_AggregatedGrads` (the same summing in
+  while/cond gradient bodies): "backward", layer from the op's inputs (kind "tape");
 - inside the innermost `Layer.__call__`: "forward", path of layer names from the
   outermost layer call on the stack;
 - inside `Trainer._compute_loss` / `compute_loss`: "loss"; `compute_metrics` or any
@@ -167,6 +168,17 @@ class Labeller:
 
         self._patch_attr(gradients_util, "_MaybeCompile", maybe_compile)
         self._codes[maybe_compile.__code__] = "gradfn"
+
+        # Symbolic aggregation of a tensor's gradients (AddN inside while/cond gradient
+        # bodies): the same job as the tape's own AddN, so the same rule (from its inputs),
+        # not the layer of the enclosing While whose gradient function builds the body.
+        orig_agg = _resolve(gradients_util, "_AggregatedGrads")
+
+        def aggregated_grads(*args, **kwargs):
+            return orig_agg(*args, **kwargs)
+
+        self._patch_attr(gradients_util, "_AggregatedGrads", aggregated_grads)
+        self._codes[aggregated_grads.__code__] = "tape"
 
         # Backward functions recorded directly (custom_gradient, function calls).
         for name in ("record_operation", "record_operation_backprop_only"):
