@@ -120,3 +120,35 @@ def test_labeller_maps_recorded_traces(tmp_path):
             assert (layer, "forward") in seen and (layer, "backward") in seen, (model, layer)
         phases = {ev.get("phase") for ev in labels["events"].values()}
         assert {"forward", "backward", "loss", "optimizer", "input"} <= phases, phases
+
+
+@pytest.mark.slow
+def test_gradient_ops_carry_the_forward_layer_under_the_callback(tmp_path):
+    """With MetalProfileCallback installed (it re-registers the tape's gradient function),
+    the BatchNorm moments' gradient ops are still that BN's backward work, not tape ops."""
+    out = tmp_path / "gt"
+    cmd = [sys.executable, "-m", "tests.gt", "record", str(out), "--only", "conv_bn"]
+    cmd += ["--mode", "callback"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    root = Path(__file__).parent.parent
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "conv_bn" / "callback.labels.json") as f:
+        labels = json.load(f)
+    assert not labels["labeller_errors"], labels["labeller_errors"]
+    events = labels["events"]
+    for bn in ("stem_bn", "bn_a"):
+        # The tape names a gradient op after its forward op's scope.
+        grads = {
+            k: ev for k, ev in events.items() if f"gradient_tape/conv_bn_1/{bn}_1/moments/" in k
+        }
+        assert len(grads) >= 3, (bn, sorted(events))
+        for key, ev in grads.items():
+            assert ev["kind"] == "gradient" and ev["phase"] == "backward", (key, ev)
+            assert ev["layer"] == ["conv_bn", bn], (key, ev)
+            assert f"{bn}_1/moments/" in (ev.get("fwd") or ""), (key, ev)
+    # No op made inside a gradient function may fall back to the tape's own label.
+    wrong = {
+        k: ev for k, ev in events.items() if "gradient_tape/" in k and ev["kind"] != "gradient"
+    }
+    assert not wrong, wrong

@@ -3,11 +3,12 @@
 Independent of tb_metal_plugin (imports nothing from it). While installed, every op
 TensorFlow adds to a graph gets a label read off the Python stack at that moment:
 
-- inside a gradient function (tape `_gradient_function`, symbolic `_MaybeCompile`, a
-  recorded custom/backward function): phase "backward", layer of the forward op whose
-  gradient it is;
+- inside a gradient function (any function fetched from the gradient registry, by the
+  tape or by tf.gradients; symbolic `_MaybeCompile`; a recorded custom/backward
+  function): phase "backward", layer of the forward op whose gradient it is;
 - inside `GradientTape.gradient` but outside any gradient function (the tape's own
-  AddN / zeros / ones): "backward", layer from the op's inputs (kind "tape");
+  AddN / zeros / ones), or inside tf.gradients' `_AggregatedGrads` (the same summing in
+  while/cond gradient bodies): "backward", layer from the op's inputs (kind "tape");
 - inside the innermost `Layer.__call__`: "forward", path of layer names from the
   outermost layer call on the stack;
 - inside `Trainer._compute_loss` / `compute_loss`: "loss"; `compute_metrics` or any
@@ -35,7 +36,8 @@ def _resolve(module, dotted: str):
     for part in dotted.split("."):
         if not hasattr(obj, part):
             raise HookError(
-                f"labeller hook {module.__name__}.{dotted} does not resolve "
+                f"labeller hook {getattr(module, '__name__', type(module).__name__)}.{dotted} "
+                "does not resolve "
                 f"(checked with {PINNED}); update tests/gt/labeller.py"
             )
         obj = getattr(obj, part)
@@ -68,7 +70,6 @@ class Labeller:
         from keras.src.metrics import metric as metric_mod
         from keras.src.optimizers import base_optimizer
         from keras.src.trainers import trainer as trainer_mod
-        from tensorflow.python import pywrap_tfe
         from tensorflow.python.eager import backprop, execute, record
         from tensorflow.python.framework import ops
         from tensorflow.python.ops import gradients_util
@@ -117,10 +118,18 @@ class Labeller:
                     self._wrap_method(cls, name, kind)
             _resolve(trainer_mod, f"Trainer.{name}")
 
-        # Gradient tape: the gradient function carries the forward op via its attrs.
+        # Gradients. Every gradient function is fetched from the one gradient registry
+        # (`_gradient_function` of the tape, `get_gradient_function` of tf.gradients), so the
+        # registry's lookup is where the forward op is attached: whatever C++ entry point or
+        # chained wrapper (the tb_metal_plugin callback re-registers the tape's gradient
+        # function, bypassing any wrapper registered before it) ends up calling it.
+        # The tape hands the gradient function a mock op; its attrs tuple is the object
+        # `record_gradient` was given, so tagging it there carries the forward op across.
         orig_record = _resolve(execute, "record_gradient")
-        orig_gradfn = _resolve(backprop, "_gradient_function")
-        _resolve(pywrap_tfe, "TFE_Py_RegisterGradientFunction")
+        mock_cls = _resolve(backprop, "_MockOp")
+        registry = _resolve(ops, "_gradient_registry")
+        # Registry has __slots__: patch the class, acting only for the gradient registry.
+        orig_lookup = _resolve(type(registry), "lookup")
 
         def record_gradient(op_name, inputs, attrs, outputs):
             tagged = _Tagged(attrs or ())
@@ -130,15 +139,25 @@ class Labeller:
                 tagged.fwd = None
             return orig_record(op_name, inputs, tagged, outputs)
 
-        def gradient_function(op_name, attr_tuple, *rest):
-            _gt_fwd = getattr(attr_tuple, "fwd", None)  # noqa: F841
-            return orig_gradfn(op_name, attr_tuple, *rest)
+        def lookup(reg, name):
+            fn = orig_lookup(reg, name)
+            if reg is not registry or fn is None or not callable(fn):
+                return fn
+
+            def gradient(op, *grads, **kw):
+                try:
+                    _gt_fwd = _forward_op(op, mock_cls)  # noqa: F841
+                except Exception as e:  # never break the user's gradient; count instead
+                    lab.errors.append(f"forward op of a {name} gradient: {type(e).__name__}: {e}")
+                    _gt_fwd = None  # noqa: F841
+                return fn(op, *grads, **kw)
+
+            lab._codes[gradient.__code__] = "gradfn"
+            return gradient
 
         execute.record_gradient = record_gradient
         self._undo.append(lambda: setattr(execute, "record_gradient", orig_record))
-        pywrap_tfe.TFE_Py_RegisterGradientFunction(gradient_function)
-        self._undo.append(lambda: pywrap_tfe.TFE_Py_RegisterGradientFunction(orig_gradfn))
-        self._codes[gradient_function.__code__] = "gradfn"
+        self._patch(type(registry), "lookup", lookup)
 
         # Symbolic gradients (while/cond bodies, tf.gradients): one call per forward op.
         orig_maybe = _resolve(gradients_util, "_MaybeCompile")
@@ -149,6 +168,17 @@ class Labeller:
 
         self._patch_attr(gradients_util, "_MaybeCompile", maybe_compile)
         self._codes[maybe_compile.__code__] = "gradfn"
+
+        # Symbolic aggregation of a tensor's gradients (AddN inside while/cond gradient
+        # bodies): the same job as the tape's own AddN, so the same rule (from its inputs),
+        # not the layer of the enclosing While whose gradient function builds the body.
+        orig_agg = _resolve(gradients_util, "_AggregatedGrads")
+
+        def aggregated_grads(*args, **kwargs):
+            return orig_agg(*args, **kwargs)
+
+        self._patch_attr(gradients_util, "_AggregatedGrads", aggregated_grads)
+        self._codes[aggregated_grads.__code__] = "tape"
 
         # Backward functions recorded directly (custom_gradient, function calls).
         for name in ("record_operation", "record_operation_backprop_only"):
@@ -301,6 +331,32 @@ class Labeller:
 
 
 _SKIP = object()
+
+
+def _forward_op(op, mock_cls):
+    """The graph op a gradient function differentiates (None when it cannot be known).
+
+    A real Operation (symbolic gradients) is its own forward op. A tape mock op carries it
+    in its attrs (tagged by our `record_gradient`); failing that, it is the op of that type
+    consuming exactly the inputs the tape kept (None when several distinct ones qualify).
+    """
+    if not isinstance(op, mock_cls):
+        return op
+    fwd = getattr(op.attrs, "fwd", None)
+    if fwd is not None:
+        return fwd
+    # Eager gradients (e.g. inside a py_function's gradient) have no graph op to find.
+    inputs = [t for t in (op.inputs or ()) if hasattr(t, "graph")]
+    if not inputs or len(inputs) != len(op.inputs):
+        return None
+    # Compare by (op, output index): Tensor.__eq__ would build Equal ops in the graph.
+    want = [(t.op, t.value_index) for t in inputs]
+    found = [
+        c
+        for c in inputs[0].consumers()
+        if c.type == op.type and [(t.op, t.value_index) for t in c.inputs] == want
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _input_layer(op):
