@@ -1,7 +1,7 @@
 """The host plane's per-line aggregation: the C scanner when it is built, else the Python twin.
 
 `_hostline` (tb_metal_plugin/_hostline.c, an optional extension built on install where a
-compiler exists) does what `events._Collector.host_line` does, over the raw line bytes,
+compiler exists) does what its pure-Python twin `twin_line` below does, over the raw line bytes,
 writing into the same OpRecord arrays and applying the same value checks. A line the
 scanner does not accept exactly as protobuf would is handed to the Python twin, so both
 paths give identical figures (tests/test_native.py holds them to it).
@@ -11,6 +11,7 @@ paths give identical figures (tests/test_native.py holds them to it).
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,7 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
     """
     if _native is None:
         for i in range(len(plane.line_spans)):
-            col.host_line(plane, i, op_ids)
+            twin_line(col, plane, i, op_ids)
             on_line(i)
         return
     recs: list = []
@@ -83,7 +84,7 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
                 # Bytes the scanner does not take as protobuf would: the twin reads them
                 # (and raises the same TraceError when protobuf refuses them).
                 LINES["twin"] += 1
-                col.host_line(plane, i, op_ids)
+                twin_line(col, plane, i, op_ids)
             else:
                 LINES["native"] += 1
                 check.total_ps, accepted = agg.budget
@@ -144,3 +145,85 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
             key, t = (rec.name, rec.type), base + off
             if t < starts.get(key, t + 1):
                 starts[key] = t
+
+
+def twin_line(col, plane, index: int, op_ids: dict) -> None:
+    """The pure-Python twin: add one host line's op events (count, total and self time per
+    step slot) to col, applying the reader's value checks."""
+    from .events import line_kind
+
+    line = plane.line_lite(index)
+    line_name = line.name
+    kind = line_kind(line_name)
+    base = line.timestamp_ns * 1000
+    check = plane.checks
+    if not check.line_timestamp(line.timestamp_ns):
+        return
+    events = line.events
+    col.event_count += len(events)
+    # Pass 1 touches every event once and keeps only op events (most events on a host
+    # line are threadpool and executor bookkeeping), in compact arrays.
+    get = op_ids.get
+    offs = array("q")
+    durs = array("q")
+    recs: list = []
+    need_stats = False
+    last_off = -1
+    ordered = True
+    for ev in events:
+        rec = get(ev.metadata_id)
+        if rec is not None:
+            off = ev.offset_ps
+            if off < last_off:
+                ordered = False
+            last_off = off
+            offs.append(off)
+            durs.append(ev.duration_ps)
+            recs.append(rec)
+            need_stats = need_stats or rec.wants_stats
+    del events, line
+    offs, durs, recs = check.events(offs, durs, recs)
+    if not recs:
+        return
+    if need_stats:
+        col._read_stats(plane, index, op_ids)
+    if not ordered:
+        # The profiler writes lines in start order; a stable sort keeps the parent
+        # first when starts are equal.
+        order = sorted(range(len(recs)), key=offs.__getitem__)
+        offs = array("q", (offs[i] for i in order))
+        durs = array("q", (durs[i] for i in order))
+        recs = [recs[i] for i in order]
+    starts, ends, nsteps = col.starts, col.ends, len(col.starts)
+    stack: list[tuple[int, object, int]] = []  # (end, record, slot) of open op events
+    si = 0
+    last = 0
+    seq: list = []
+    first = col.first_start
+    for off, dur, rec in zip(offs, durs, recs, strict=True):
+        t = base + off
+        while si < nsteps and t >= ends[si]:
+            si += 1
+        slot = si if si < nsteps and t >= starts[si] else nsteps
+        while stack and stack[-1][0] <= off:
+            stack.pop()
+        if stack:
+            parent = stack[-1]
+            parent[1].self_ps[parent[2]] -= check.nested(off, dur, parent[0])
+        if slot == 0:  # the first step, or the whole window when there are no steps
+            seq.append(rec)
+            key = (rec.name, rec.type)
+            if t < first.get(key, t + 1):
+                first[key] = t
+        rec.count[slot] += 1
+        rec.total_ps[slot] += dur
+        rec.self_ps[slot] += dur
+        end = off + dur
+        stack.append((end, rec, slot))
+        if end > last:
+            last = end
+    if seq:
+        col.sequences.setdefault(line_name, []).extend(seq)
+    for rec in set(recs):
+        rec.line_kinds.add(kind)
+    col._span(base + offs[0], base + last)
