@@ -115,3 +115,15 @@ def test_typescript_typechecks():
         cwd=FRONTEND, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_frontend_logic_unit_tests_pass():
+    """The tab's pure logic (formatting, clock headings, fallback grouping) under node's
+    test runner: `npm run test:unit` in frontend/."""
+    if not (FRONTEND / "node_modules" / "esbuild").exists() or not shutil.which("node"):
+        pytest.skip("frontend dependencies not installed (npm ci in frontend/)")
+    run = subprocess.run(
+        ["node", "run-unit-tests.mjs"], cwd=FRONTEND, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "# fail 0" in run.stdout and "# pass 0" not in run.stdout
