@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from . import neighbours
 from .opnames import (
+    INTERNAL,
     NON_COMPUTE,
     PASS_THROUGH,
     SUFFIX,
@@ -111,7 +112,8 @@ def _scope_phase(tail: list[str]) -> str | None:
     scopes = [c for c in tail[:-1] if c not in ("gradient_tape", "gradients")]
     if not scopes:
         return None
-    head = scopes[0]
+    # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.
+    head = scopes[0].lower()
     base = strip_suffix(head)
     if head in OPTIMIZER_SCOPES or base in OPTIMIZER_SCOPES:
         return "optimizer"
@@ -180,6 +182,22 @@ def _op_keys(seq) -> list[tuple[str, str]]:
     return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
 
+def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
+    """True for a trace whose model scopes carry no `_<k>` (tf.keras, Keras 2).
+
+    Keras 3 enters a layer's scope more than once, so every layer component of its op names
+    is uniquified, the outermost model's (`functional_1`) included; tf.keras writes plain
+    names (`model/dense/MatMul`). Read off the top-level forward scopes that are not the
+    optimizer's, loss's or metrics' (those are unsuffixed in both).
+    """
+    tops = {
+        key[0]
+        for key in forward_scopes
+        if len(key) == 1 and _scope_phase([key[0].lower(), ""]) is None
+    }
+    return bool(tops) and not any(SUFFIX.match(t) for t in tops)
+
+
 class TraceAttributor:
     """Attribute ops from their names, using every op name of the trace as context.
 
@@ -222,6 +240,7 @@ class TraceAttributor:
                 for i in range(1, len(key) + 1):
                     if key[: i - 1] in self._forward_scopes or i == 1:
                         self._forward_scopes.add(key[:i])
+        self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
@@ -316,7 +335,7 @@ class TraceAttributor:
                 continue
             key.append(comp)
             if self._is_layer_scope(tuple(key)):
-                path.append(strip_suffix(comp))
+                path.append(comp if self._unsuffixed else strip_suffix(comp))
                 continue
             break
         return tuple(path) or None
@@ -329,7 +348,13 @@ class TraceAttributor:
         scope named like an op function is a layer when no unsuffixed sibling exists.
         """
         comp = key[-1]
-        if key not in self._forward_scopes or not SUFFIX.match(comp):
+        if key not in self._forward_scopes:
+            return False
+        if self._unsuffixed:
+            # tf.keras (Keras 2) enters each layer's scope once: no `_<k>` to strip, and any
+            # forward scope that is not an op function's is a layer.
+            return comp not in INTERNAL and comp not in PASS_THROUGH
+        if not SUFFIX.match(comp):
             return False
         if could_be_layer(comp):
             return True

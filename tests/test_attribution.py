@@ -350,3 +350,31 @@ def test_manifest_attribution_is_exact(corpus):
         att = ManifestAttributor(manifest)
         for r in _ops(corpus[case]):
             assert att.layer_of(r["name"]) == c.expected_layer(r["name"], labels), r["name"]
+
+
+def test_tf_keras_names_without_suffixes_are_layers():
+    # tf.keras (Keras 2) writes each layer's scope once, unsuffixed: `dense_1` is a real
+    # layer name there, never `dense` uniquified; replicas and op-function scopes are not
+    # layers. Names as in a public MirroredStrategy trace (replica_<k>/<model>/...).
+    ops = [
+        ("replica_0/model/dense/MatMul", "MatMul"),
+        ("replica_0/model/dense/BiasAdd", "BiasAdd"),
+        ("replica_0/model/dense_1/Tensordot/MatMul", "MatMul"),
+        ("replica_1/model/conv2d/Conv2D", "Conv2D"),
+        ("gradient_tape/replica_0/model/dense/MatMul/MatMul_1", "MatMul"),
+        ("Adam/Adam/AssignAddVariableOp", "AssignAddVariableOp"),
+    ]
+    att = TraceAttributor(ops)
+    assert att.layer_of("replica_0/model/dense/MatMul") == ("model", "dense")
+    assert att.layer_of("replica_0/model/dense_1/Tensordot/MatMul") == ("model", "dense_1")
+    assert att.layer_of("replica_1/model/conv2d/Conv2D") == ("model", "conv2d")
+    grad = att.attribute("gradient_tape/replica_0/model/dense/MatMul/MatMul_1", "MatMul", ())
+    assert (grad.layer, grad.phase) == (("model", "dense"), "backward")
+    assert att.attribute("Adam/Adam/AssignAddVariableOp", "AssignAddVariableOp", ()).layer is None
+
+
+def test_keras3_names_still_strip_one_suffix():
+    ops = [("functional_1/dense_1/MatMul", "MatMul"), ("functional_1/dense_1_1/MatMul", "MatMul")]
+    att = TraceAttributor(ops)
+    assert att.layer_of("functional_1/dense_1/MatMul") == ("functional", "dense")
+    assert att.layer_of("functional_1/dense_1_1/MatMul") == ("functional", "dense_1")
