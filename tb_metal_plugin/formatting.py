@@ -224,6 +224,15 @@ def layers_table(data: dict, width: int | None = None) -> str:
         ],
         width,
     )
+    # Each device timeline apart (multi-GPU runs): its busy time, never summed across devices.
+    out += wrap_fields(
+        [
+            f"{t['device']} busy {fmt_time(t['busy_ps'])} "
+            f"({t['step_share'] * 100:.1f}% of step, device clock)"
+            for t in data.get("device_timelines") or []
+        ],
+        width,
+    )
     out += ["", table] + hidden_note(hidden, width) + [""]
     if any(HOST_SIDE_MARK in f["devices"] for _, _, f in nodes):
         out += wrap(HOST_SIDE_LEGEND, width, "      ", "note: ")

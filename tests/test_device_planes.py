@@ -290,3 +290,13 @@ def test_a_jax_host_is_not_read_as_tensorflow_ops():
     data = load_profile(_file("jax_gpu_real")).ops()
     assert data["ops"] and {r["clock"] for r in data["ops"]} == {"device"}
     assert any("JAX/XLA trace" in w for w in data["warnings"])
+
+
+def test_layers_table_lists_each_gpu_busy_time():
+    # Each GPU's busy time on its own line, as the stream lines hold it (230 us per GPU).
+    raw = _raw_stream_sums(_file("cuda_two_gpus_structural"))
+    out = CliRunner().invoke(cli_main, ["layers", _file("cuda_two_gpus_structural"), "--wide"])
+    assert out.exit_code == 0, out.output
+    for dev, sums in raw.items():
+        busy = (sums["kernel"] + sums["copy"]) / 1e6
+        assert f"{dev} busy {busy:.1f} µs" in out.output
