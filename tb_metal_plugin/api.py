@@ -37,6 +37,7 @@ from .devices import DeviceResolver
 from .discovery import SessionInfo, find_sessions, host_of, select
 from .errors import NotFoundError, TbMetalError
 from .events import TraceEvents, read_events
+from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
 from .payload_views import LayersView
@@ -203,6 +204,7 @@ class Profile:
         roots, buckets, total = layer_tree(rows, sel.step_time_ps, self.manifest_layers, benchmarks)
         out = self._header(sel)
         clocks = clock_totals(rows)
+        measured = fallbacks(rows)
         out.update(
             {
                 "total_ps": total,
@@ -212,7 +214,8 @@ class Profile:
                 "op_count": len(rows),
                 "layers": roots,
                 "buckets": buckets,
-                "fallbacks": fallbacks(rows),
+                "fallbacks": measured,
+                "fallback_layers": fallback_layers(measured),
                 "copies": copies(rows, self.events, sel, self._copy_layer),
                 "device_sources": _count_by(rows, "device_source"),
                 "device_timelines": self._device_timelines(sel),

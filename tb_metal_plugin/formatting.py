@@ -246,43 +246,42 @@ def layers_table(data: dict, width: int | None = None) -> str:
             "      ",
             "note: ",
         )
-    out += fallback_lines(data["fallbacks"], width)
+    out += fallback_lines(data, width)
     for w in data["warnings"]:
         out += wrap(w, width, "         ", "warning: ")
     return "\n".join(out)
 
 
-def fallback_groups(fallbacks: list[dict]) -> list[dict]:
-    """Measured fallbacks grouped by layer (or bucket), then by reason: each said once."""
-    by_where: dict[str, dict] = {}
-    for f in fallbacks:
-        where = "/".join(f["path"]) if f["path"] else bucket_label(f["bucket"] or "?")
-        g = by_where.setdefault(where, {"where": where, "time_ps": 0, "count": 0, "reasons": {}})
-        g["time_ps"] += f["self_ps"]
-        g["count"] += f["count"]
-        key = (f["reason_code"], f["device_source"])
-        g["reasons"].setdefault(key, []).append(f)
-    groups = sorted(by_where.values(), key=lambda g: (-g["time_ps"], g["where"]))
-    for g in groups:
-        g["reasons"] = [_reason_text(fs, src) for (_, src), fs in g["reasons"].items()]
-    return groups
+def fallback_groups(data: dict) -> list[dict]:
+    """The payload's measured fallbacks per layer (`fallback_layers`) as text: where, time,
+    and each reason once, naming its op types with their count and time."""
+    out = []
+    for g in data.get("fallback_layers") or []:
+        where = "/".join(g["path"]) if g["path"] else bucket_label(g["bucket"] or "?")
+        types = {t["type"]: t for t in g["op_types"]}
+        reasons = []
+        for r in g["reasons"]:
+            named = ", ".join(
+                f"{t} (x{types[t]['count']:g}, {fmt_time(types[t]['self_ps'])})"
+                for t in r["op_types"]
+            )
+            first = r["op_types"][0]
+            text = r["reason"] or r["reason_code"]
+            text = text.replace(first, named, 1) if first in text else f"{text}: {named}"
+            reasons.append(f"{text} (source: {r['device_source']})")
+        out.append(
+            {"where": where, "time_ps": g["self_ps"], "count": g["count"], "reasons": reasons}
+        )
+    return out
 
 
-def _reason_text(fs: list[dict], source: str) -> str:
-    """One reason for several op types: the types (count, time) named once, in the reason."""
-    types = ", ".join(f"{f['op_type']} (x{f['count']:g}, {fmt_time(f['self_ps'])})" for f in fs)
-    first = fs[0]
-    text = first["reason"] or first["reason_code"]
-    named = text.replace(first["op_type"], types, 1) if first["op_type"] in text else None
-    return f"{named or text + ': ' + types} (source: {source})"
-
-
-def fallback_lines(fallbacks: list[dict], width: int | None) -> list[str]:
+def fallback_lines(data: dict, width: int | None) -> list[str]:
     """The measured CPU fallbacks, one block per layer with its time and grouped reasons."""
-    if not fallbacks:
+    groups = fallback_groups(data)
+    if not groups:
         return []
     out = ["", "CPU fallbacks (measured), by layer:"]
-    for g in fallback_groups(fallbacks):
+    for g in groups:
         out += wrap(f"{g['where']}: {fmt_time(g['time_ps'])} on the CPU", width, "    ", "  ")
         for reason in g["reasons"]:
             out += wrap(reason, width, "      ", "    - ")

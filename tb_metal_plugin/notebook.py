@@ -59,7 +59,7 @@ def layers_html(data: dict) -> str:
     if any(HOST_SIDE_MARK in f["devices"] for _, _, f in nodes):
         notes.append(HOST_SIDE_LEGEND)
     notes.append(data["time_note"])
-    for g in fallback_groups(data["fallbacks"]):
+    for g in fallback_groups(data):
         notes.append(
             f"CPU fallback {g['where']}: {fmt_time(g['time_ps'])}: " + "; ".join(g["reasons"])
         )

@@ -278,6 +278,38 @@ class Fallback(TypedDict):
     copy_ps: Annotated[Ps, Clock("per_op"), "time of copies charged to the same layer"]
 
 
+class FallbackOpType(TypedDict):
+    """One op type of a layer's measured fallbacks."""
+
+    type: Annotated[str, "the op type"]
+    count: Annotated[float, "executions (a mean with `step=avg`)"]
+    self_ps: Annotated[Ps, Clock("per_op"), "op time of its ops"]
+
+
+class FallbackReasonGroup(TypedDict):
+    """One reason of a layer's fallbacks, said once for the op types it concerns."""
+
+    reason_code: Annotated[str, "see `FallbackReason`"]
+    device_source: Annotated[str, "how the device was known"]
+    reason: Annotated[str, "the reason as said of its first op type"]
+    op_types: Annotated[list[str], "the op types it concerns, most time first"]
+    text: Annotated[str, "the reason naming all those op types once"]
+
+
+class FallbackLayer(TypedDict):
+    """The measured CPU fallbacks of one layer (or bucket), as every face lists them."""
+
+    path: Annotated[list[str] | None, "the layer; null for ops outside any layer"]
+    bucket: Annotated[str | None, "the bucket of ops outside any layer"]
+    self_ps: Annotated[Ps, Clock("field:clock"), "op time of its fallen-back ops"]
+    clock: Annotated[NodeClock, "clock of `self_ps`"]
+    count: Annotated[float, "executions (a mean with `step=avg`)"]
+    copy_ps: Annotated[Ps, Clock("per_op"), "time of copies charged to the layer (once)"]
+    op_types: Annotated[list[FallbackOpType], "op types, most time first"]
+    reasons: Annotated[list[FallbackReasonGroup], "reasons, each said once"]
+    remedies: Annotated[list[Remedy], "what to do, one per remedy"]
+
+
 class _CopyFields(TypedDict):
     path: Annotated[list[str] | None, "the layer that made data cross devices"]
     op: Annotated[str | None, "the copy op (or the op a device memcpy belongs to)"]
@@ -320,6 +352,7 @@ class LayersPayload(ProfileHeader):
     layers: Annotated[list[LayerNode], "top-level layers (models), most time first"]
     buckets: Annotated[list[LayerNode], "time outside any layer, by bucket"]
     fallbacks: Annotated[list[Fallback], "CPU-fallback ops grouped by layer and op type"]
+    fallback_layers: Annotated[list[FallbackLayer], "the same, one row per layer"]
     copies: Annotated[list[Copy], "cross-device copies, most time first"]
     device_sources: Annotated[dict[str, int], "op count per device source"]
     device_timelines: Annotated[list[DeviceTimeline], "each device plane's busy time"]

@@ -69,7 +69,7 @@ def summary_text(data: dict, width: int | None = None) -> str:
     out += hidden_note(hidden, width, "a wider terminal shows them")
     if any(HOST_SIDE_MARK in r[5] for r in rows):
         out += wrap(HOST_SIDE_LEGEND, width, "      ", "note: ")
-    out += fallback_lines(data["fallbacks"], width)
+    out += fallback_lines(data, width)
     out += wrap(f"Details: tb-metal layers {data.get('file') or ''}", width, "  ")
     return "\n".join(out)
 

@@ -2,7 +2,7 @@
 import { fetchOps } from "./api";
 import { clear, h } from "./dom";
 import { clockLabel, fmtPct, fmtTime, midEllipsis, pathLabel } from "./format";
-import { groupFallbacks, type LayerFallback } from "./groups";
+import { layerFallbacks, type LayerFallback } from "./groups";
 import { remedyCell } from "./readiness";
 import { DataTable } from "./table";
 import { deviceClass } from "./tree";
@@ -13,7 +13,7 @@ export type SelectFn = (path: string[], bucket: boolean) => void;
 /** The CPU fallbacks panel: one row per layer with its op types, time, reasons and remedy. */
 export function fallbackPanel(p: LayersPayload, hasGpu: boolean, onSelect: SelectFn): HTMLElement {
   const panel = h("section", { class: "panel", "data-testid": "fallback-panel" }, h("h2", null, "CPU fallbacks (measured)"));
-  const groups = groupFallbacks(p.fallbacks ?? []);
+  const groups = layerFallbacks(p);
   if (!groups.length) {
     panel.append(h("p", { class: "empty" }, hasGpu
       ? "No op of any layer ran on the CPU while a GPU was available."

@@ -4,7 +4,7 @@
 import { topLayers } from "./chart";
 import { append, clear, h } from "./dom";
 import { fmtPct, fmtTime, pathLabel } from "./format";
-import { groupFallbacks } from "./groups";
+import { layerFallbacks } from "./groups";
 import type { LayersPayload, ReadinessPayload } from "./types";
 
 export type SelectFn = (path: string[], bucket: boolean) => void;
@@ -52,7 +52,7 @@ export class VerdictStrip {
     const p = this.p;
     if (p.has_gpu) {
       // Measured: the run had a GPU and recorded where each op ran.
-      const groups = groupFallbacks(p.fallbacks ?? []);
+      const groups = layerFallbacks(p);
       box.className = "verdict-box " + (groups.length ? "bad" : "ok");
       box.dataset.kind = "measured";
       box.append(h("h3", null, "Fell back to the CPU ", h("span", { class: "h3-sub" }, "measured · % of op time")));

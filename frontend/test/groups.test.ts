@@ -1,26 +1,24 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { groupFallbacks, groupReasons } from "../src/groups";
-import type { Fallback } from "../src/types";
+import { groupReasons, layerFallbacks } from "../src/groups";
 
-const fb = (path: string[] | null, op_type: string, self_ps: number, extra: Partial<Fallback> = {}): Fallback =>
-  ({
-    path, bucket: path ? null : "metrics", op_type, reason_code: "no_gpu_kernel",
-    reason: `no GPU kernel is registered for op type ${op_type}`, device_source: "placement",
-    ops: [op_type], count: 1, self_ps, copy_ps: 10, clock: "host", remedy: null, ...extra,
-  }) as unknown as Fallback;
-
-test("one row per layer, op types by time, reasons said once", () => {
-  const rows = groupFallbacks([
-    fb(["m", "rot"], "Sin", 5), fb(["m", "rot"], "ImageProjectiveTransformV3", 50),
-    fb(["m", "flip"], "StatelessRandomGetKeyCounter", 7), fb(null, "BitwiseAnd", 1),
-  ]);
-  assert.deepEqual(rows.map((r) => r.label), ["m / rot", "m / flip", "metrics"]);
-  const rot = rows[0];
-  assert.equal(rot.self_ps, 55);
-  assert.deepEqual(rot.opTypes, ["ImageProjectiveTransformV3", "Sin"]);
-  assert.deepEqual(rot.reasons, ["no GPU kernel is registered for op type ImageProjectiveTransformV3, Sin"]);
-  assert.equal(rot.copy_ps, 20);
+test("the core's per-layer groups become the panel's rows", () => {
+  const rows = layerFallbacks({
+    fallback_layers: [
+      {
+        path: ["m", "rot"], bucket: null, self_ps: 55, clock: "host", count: 2, copy_ps: 10,
+        op_types: [{ type: "ImageProjectiveTransformV3", count: 1, self_ps: 50 }, { type: "Sin", count: 1, self_ps: 5 }],
+        reasons: [{ reason_code: "no_gpu_kernel", device_source: "placement", reason: "no GPU kernel for ImageProjectiveTransformV3", op_types: ["ImageProjectiveTransformV3", "Sin"], text: "no GPU kernel for ImageProjectiveTransformV3, Sin" }],
+        remedies: [],
+      },
+      { path: null, bucket: "metrics", self_ps: 1, clock: "host", count: 1, copy_ps: 0, op_types: [{ type: "BitwiseAnd", count: 1, self_ps: 1 }], reasons: [], remedies: [] },
+    ],
+  });
+  assert.deepEqual(rows.map((r) => r.label), ["m / rot", "metrics"]);
+  assert.deepEqual(rows[0].opTypes, ["ImageProjectiveTransformV3", "Sin"]);
+  assert.deepEqual(rows[0].reasons, ["no GPU kernel for ImageProjectiveTransformV3, Sin"]);
+  assert.deepEqual(rows[0].codes, ["no_gpu_kernel"]);
+  assert.equal(rows[1].path, null);
 });
 
 test("different sentences stay apart", () => {
