@@ -91,7 +91,11 @@ setup(
     },
     # The host-line hot loop in C (tb_metal_plugin/hostline.py): optional, so an install
     # without a compiler still works and reads traces with the pure-Python twin.
-    ext_modules=[
+    # TB_METAL_NO_NATIVE=1 builds a pure-Python wheel (one for every Python: the
+    # compatibility matrix installs it into 3.10-3.13 venvs).
+    ext_modules=[]
+    if os.environ.get("TB_METAL_NO_NATIVE") == "1"
+    else [
         Extension(
             "tb_metal_plugin._hostline",
             ["tb_metal_plugin/_hostline.c"],
