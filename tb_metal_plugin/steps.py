@@ -129,20 +129,11 @@ def step_id_steps(host: PlaneData, is_python_line) -> list[Step]:
             open_end = start + ev.duration_ps
     if not roots:
         return []
-    for i in range(len(host.line_spans)):
-        if i in python_lines:
-            continue
-        line = host.line(i)
-        base = line.timestamp_ns * 1000
-        for ev in line.events:
-            for s in ev.stats:
-                if s.metadata_id == id_stat:
-                    span = roots.get(_as_int(_value(s, names)))  # type: ignore[arg-type]
-                    if span is not None:
-                        start = base + ev.offset_ps
-                        span[0] = min(span[0], start)
-                        span[1] = max(span[1], start + ev.duration_ps)
-                    break
+    for sid, start, end in _events_with_stat(host, id_stat, skip=set(python_lines)):
+        span = roots.get(sid)
+        if span is not None:
+            span[0] = min(span[0], start)
+            span[1] = max(span[1], end)
     ordered = sorted(roots.values())
     return without_overlap([Step(n, s, e) for n, (s, e) in enumerate(ordered)])
 
@@ -154,16 +145,25 @@ def with_host_groups(steps: list[Step], host: PlaneData) -> list[Step]:
     if gid_stat is None or not steps:
         return steps
     by_num = {s.num: s for s in steps}
+    for gid, start, end in _events_with_stat(host, gid_stat):
+        step = by_num.get(gid)
+        if step is not None:
+            step.start_ps = min(step.start_ps, start)
+            step.end_ps = max(step.end_ps, end)
+    return without_overlap(steps)
+
+
+def _events_with_stat(host: PlaneData, stat_id: int, skip=()):
+    """(the stat's integer value, start, end) of every host event carrying stat_id."""
+    names = host.stat_names
     for i in range(len(host.line_spans)):
+        if i in skip:
+            continue
         line = host.line(i)
         base = line.timestamp_ns * 1000
         for ev in line.events:
             for st in ev.stats:
-                if st.metadata_id == gid_stat:
-                    step = by_num.get(_as_int(_value(st, names)))  # type: ignore[arg-type]
-                    if step is not None:
-                        start = base + ev.offset_ps
-                        step.start_ps = min(step.start_ps, start)
-                        step.end_ps = max(step.end_ps, start + ev.duration_ps)
+                if st.metadata_id == stat_id:
+                    start = base + ev.offset_ps
+                    yield _as_int(_value(st, names)), start, start + ev.duration_ps
                     break
-    return without_overlap(steps)
