@@ -29,18 +29,11 @@ from .device_planes import (
     plane_kind,
 )
 from .validate import MAX_SPAN_PS
-from .xspace_reader import PlaneData
+from .xspace_reader import PlaneData, stat_value
 
 XLA_CLUSTER_TYPE = "XlaModule"
 XLA_OP_TYPE = "XlaOp"
 SlotOf = Callable[[int, "int | None"], int]
-
-
-def _stat(stat, names: dict[int, str]) -> object:
-    kind = stat.WhichOneof("value")
-    if kind == "ref_value":
-        return names.get(stat.ref_value, "")
-    return getattr(stat, kind) if kind else None
 
 
 def line_roles(plane: PlaneData, kind: str) -> list[str]:
@@ -71,9 +64,9 @@ class _Linker:
     def op_stat(self, stats) -> tuple[str, str] | None:
         for st in stats:
             if st.metadata_id == self.tf_op:
-                return self.split(str(_stat(st, self.names) or ""))
+                return self.split(str(stat_value(st, self.names) or ""))
             if st.metadata_id == self.annotation:
-                return self.split(annotation_op(str(_stat(st, self.names) or "")))
+                return self.split(annotation_op(str(stat_value(st, self.names) or "")))
         return None
 
     def link(self, ev, t: int, found: dict) -> tuple[tuple[str, str] | None, bool]:
@@ -170,7 +163,7 @@ def _read_work_line(plane, index, dev, col, slot_of, linker: _Linker, stats, nes
         for st in ev.stats:
             key = want.get(st.metadata_id)
             if key:
-                found[key] = _stat(st, linker.names)
+                found[key] = stat_value(st, linker.names)
         t = base + ev.offset_ps
         dur = ev.duration_ps
         span = _device_span(found)

@@ -24,7 +24,7 @@ from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-expor
     step_id_steps,
     with_host_groups,
 )
-from .xspace_reader import PlaneData, open_trace
+from .xspace_reader import PlaneData, open_trace, stat_value
 
 # `<op name>:<op type>`; the type is an identifier, the name never ends with ':'
 # (that rules out `Iterator::Root::Prefetch` and friends).
@@ -224,15 +224,6 @@ def device_plane_id(plane_name: str) -> str | None:
     return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
-def _stat_value(stat, stat_names: dict[int, str]) -> object:
-    kind = stat.WhichOneof("value")
-    if kind == "ref_value":
-        return stat_names.get(stat.ref_value, "")
-    if kind == "bytes_value":
-        return stat.bytes_value.hex()
-    return getattr(stat, kind) if kind else None
-
-
 def _find_steps(host: PlaneData) -> list[Step]:
     """Steps from host step markers (`Profiled batch`, `train`... with a `step_num` stat)."""
     meta = host.header.event_metadata
@@ -249,7 +240,7 @@ def _find_steps(host: PlaneData) -> list[Step]:
                 continue
             for st in ev.stats:
                 if stat_names.get(st.metadata_id) == "step_num":
-                    num = host.checks.step_num(_stat_value(st, stat_names))
+                    num = host.checks.step_num(stat_value(st, stat_names))
                     if num is None or not host.checks.step_span(base, ev.offset_ps, ev.duration_ps):
                         continue
                     start = base + ev.offset_ps
@@ -312,7 +303,7 @@ class _Collector:
             rec = op_ids.get(ev.metadata_id)
             if rec is not None and rec.wants_stats:
                 rec.wants_stats = False
-                rec.stats = {names.get(s.metadata_id, "?"): _stat_value(s, names) for s in ev.stats}
+                rec.stats = {names.get(s.metadata_id, "?"): stat_value(s, names) for s in ev.stats}
 
 
 def read_events(path: str, progress: Progress | None = None) -> TraceEvents:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .device_planes import STEPS_LINE, base_line_name
-from .xspace_reader import PlaneData
+from .xspace_reader import PlaneData, stat_value
 
 STEP_MARKERS = ("Profiled batch", "TraceContext")
 
@@ -45,13 +45,6 @@ def is_step_marker(name: str) -> bool:
     if name in STEP_MARKERS:
         return True
     return name.startswith(("train", "test")) and "/" not in name and ":" not in name
-
-
-def _value(stat, names: dict[int, str]) -> object:
-    kind = stat.WhichOneof("value")
-    if kind == "ref_value":
-        return names.get(stat.ref_value, "")
-    return getattr(stat, kind) if kind else None
 
 
 def _as_int(value: object) -> int | None:
@@ -85,7 +78,7 @@ def device_steps(planes: list[tuple[PlaneData, str]]) -> list[Step]:
                 gid = None
                 for st in ev.stats:
                     if names.get(st.metadata_id) == "group_id":
-                        gid = _as_int(_value(st, names))
+                        gid = _as_int(stat_value(st, names))
                         break
                 if gid is None:
                     md = meta.get(ev.metadata_id)
@@ -121,7 +114,7 @@ def step_id_steps(host: PlaneData, is_python_line) -> list[Step]:
             if start < open_end:
                 continue
             sid = next(
-                (_as_int(_value(s, names)) for s in ev.stats if s.metadata_id == id_stat), None
+                (_as_int(stat_value(s, names)) for s in ev.stats if s.metadata_id == id_stat), None
             )
             if sid is None:
                 continue
@@ -165,5 +158,5 @@ def _events_with_stat(host: PlaneData, stat_id: int, skip=()):
             for st in ev.stats:
                 if st.metadata_id == stat_id:
                     start = base + ev.offset_ps
-                    yield _as_int(_value(st, names)), start, start + ev.duration_ps
+                    yield _as_int(stat_value(st, names)), start, start + ev.duration_ps
                     break

@@ -160,6 +160,16 @@ class _Walker:
             yield number, wtype, start, pos
 
 
+def stat_value(stat, names: dict[int, str]) -> object:
+    """An XStat's value: the referenced stat name for `ref_value`, bytes as hex, else as is."""
+    kind = stat.WhichOneof("value")
+    if kind == "ref_value":
+        return names.get(stat.ref_value, "")
+    if kind == "bytes_value":
+        return stat.bytes_value.hex()
+    return getattr(stat, kind) if kind else None
+
+
 @dataclass
 class PlaneData:
     """One plane: its name, metadata and stats parsed; its lines parsed on demand."""
