@@ -257,11 +257,16 @@ class TraceAttributor:
         tape -= self._roots.weak  # only the tape's own sums; guesses are settled below
         self._layers.update(
             neighbours.tape_layers(
-                tape, seqs, self._backward_layer, self._scoped_phase, self._roots.regularized
+                tape,
+                seqs,
+                self._backward_layer,
+                self._name_layer,
+                self._scoped_phase,
+                self._roots.regularized,
             )
         )
         self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer))
-        self._layers.update(neighbours.accumulator_layers(ops, self._name_layer))
+        self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
         self._phases: dict[str, str] = {}
         if first_start:
             grads = neighbours.gradient_runs(

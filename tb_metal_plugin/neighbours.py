@@ -23,6 +23,8 @@ from .opnames import (
 Layer = tuple[str, ...] | None
 # Scopes of TF's normalization functions (`tf.nn.moments`, `batch_normalization`).
 STATS_SCOPES = frozenset({"moments", "batchnorm"})
+# The tape's stand-in gradients for outputs nothing used: made from the forward value.
+LIKE_TYPES = frozenset({"ZerosLike", "OnesLike"})
 Op = tuple[str, str]
 
 
@@ -34,6 +36,7 @@ def tape_layers(
     tape: set[str],
     seqs: Iterable[Sequence[Op]],
     backward_layer: Callable[[Iterable[Op]], Layer],
+    name_layer: Callable[[str], Layer],
     scoped_phase: Callable[[str, str], str | None],
     regularized: bool,
 ) -> dict[str, Layer]:
@@ -56,6 +59,9 @@ def tape_layers(
                 op for op in reversed(seq[max(0, i - 2) : i]) if is_backward(op[0].split("/"))
             ]
             pred = backward_layer(before)
+            if seq[i][1] in LIKE_TYPES and i > 0:
+                # `zeros_like(x)` reads only x, a forward value, and runs right after x's maker.
+                pred = name_layer(seq[i - 1][0])
             nxt = seq[i + 1] if i + 1 < len(seq) else None
             if nxt is not None and scoped_phase(*nxt) == "optimizer":
                 pick = None if regularized else pred
@@ -125,25 +131,40 @@ def input_casts(
     return out
 
 
-def accumulator_layers(ops: list[Op], name_layer: Callable[[str], Layer]) -> dict[str, Layer]:
-    """A while_v2 accumulator belongs to the layer whose gradient needs the value.
+def accumulator_layers(
+    ops: list[Op], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
+) -> dict[str, Layer]:
+    """A while_v2 accumulator belongs to the layer whose gradient pops the value it pushes.
 
-    The gradient loop pops the values the gradients of the loop body's ops need; in an
-    RNN those are the cell's (its gates' activations), so when the loop body holds the
-    ops of exactly one deeper layer (the cell), the accumulators are that layer's.
+    The gradient loop pops each accumulated value inside the gradient op that needs it, so
+    the pops' names count, per layer, how many values each layer's gradient needs: in an
+    RNN mostly the cell's (its gates' activations), and the loop's own (the step index and
+    the input list's shape, for the input's gradient) when the RNN's input needs one.
+    Which push feeds which pop the trace does not show; a push runs right after the op
+    that made its value, so the pushes that follow the loop's own ops take the loop's
+    share, the others the cell's. With no loop-level pop, or more than one deeper layer,
+    no push is moved off the cell or the loop respectively.
     """
-    acc = [n for n, t in ops if is_accumulator(n.split("/"), t)]
+    acc = {n for n, t in ops if is_accumulator(n.split("/"), t)}
+    if not acc:
+        return {}
     inner: dict[str, set[tuple[str, ...]]] = {}
-    for name, op_type in ops if acc else ():
+    pops: dict[Layer, int] = {}
+    for name, op_type in ops:
         comps = name.split("/")
+        if op_type == "TensorListPopBack" and is_backward(comps):
+            layer = name_layer(name)
+            pops[layer] = pops.get(layer, 0) + 1
         body = body_prefix(comps)
         if body is None or is_backward(comps) or op_type in NON_COMPUTE:
             continue
         layer = name_layer(name)
         if layer:
             inner.setdefault(body, set()).add(layer)
+    own = _loop_level_evidence(acc, seqs, name_layer)
     out: dict[str, Layer] = {}
-    for name in acc:
+    by_layer: dict[Layer, list[str]] = {}
+    for name in sorted(acc):
         mine = name_layer(name)
         deeper = {
             q
@@ -152,7 +173,32 @@ def accumulator_layers(ops: list[Op], name_layer: Callable[[str], Layer]) -> dic
         }
         if len(deeper) == 1:
             out[name] = deeper.pop()
+            by_layer.setdefault(mine, []).append(name)
+    for mine, names in by_layer.items():
+        ranked = sorted((n for n in names if own.get(n, 0.0) > 0.5), key=lambda n: -own[n])
+        for name in ranked[: pops.get(mine, 0)]:
+            out[name] = mine
     return out
+
+
+def _loop_level_evidence(
+    acc: set[str], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
+) -> dict[str, float]:
+    """Per push, the share of its runs that came right after an op of its own layer."""
+    hits: dict[str, list[int]] = {}
+    for seq in seqs:
+        for i, (name, _) in enumerate(seq):
+            if name not in acc:
+                continue
+            j = i - 1
+            while j >= 0 and seq[j][0] in acc:
+                j -= 1  # pushes queue behind one another; the value's maker is before them
+            # The maker may itself be made for the gradient (the input list's length).
+            same = j >= 0 and name_layer(seq[j][0]) == name_layer(name)
+            h = hits.setdefault(name, [0, 0])
+            h[0] += same
+            h[1] += 1
+    return {n: h / total for n, (h, total) in hits.items()}
 
 
 def gradient_runs(
