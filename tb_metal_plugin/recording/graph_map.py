@@ -158,13 +158,15 @@ def op_table(
     """Return the manifest's `ops` rows `[name, type, layer, phase, origin]` and counts.
 
     One row per executed node of the captured partition graphs whose creator is known;
-    counts say how each was matched (`exact`, `derived`, `transfer`, `inputs`,
+    counts say how each was matched (`exact`, `derived`, `original`, `transfer`, `inputs`,
     `argument`, `unknown`). Each instantiated function is mapped through the recorded
     graph it was made from; functions made from none (eager single ops, tf.data) give
     no rows.
     """
     gmap = GraphMap(ops)
-    counts = {"exact": 0, "derived": 0, "transfer": 0, "inputs": 0, "argument": 0, "unknown": 0}
+    counts = dict.fromkeys(
+        ("exact", "derived", "original", "transfer", "inputs", "argument", "unknown"), 0
+    )
     rows: list[list[Any]] = []
     seen: set[tuple[str, str]] = set()
     for function_graph in run_metadata.function_graphs:
@@ -238,7 +240,11 @@ def _function_rows(
         else:
             found = gmap.find(name, roots)
             weak = None
-            if found is not None:
+            if node is not None and (found is None or found[1] != "exact"):
+                # A rewrite's debug info beats a name prefix (`<op>/ArithmeticOptimizer/..`
+                # is not a node lowered from <op>).
+                result = _original(gmap, roots, node) or result
+            if found is not None and result[0] is None:
                 op, how = found
                 rec = gmap.record.get(id(op))
                 if rec is not None and rec[2] != "unrecorded":
@@ -274,6 +280,27 @@ def _function_rows(
                 origin = how
             rows.append([name, op_type, list(layer) if layer else None, phase, origin])
     return rows
+
+
+def _original(gmap: GraphMap, roots: list[Any], node: Any) -> tuple[Record, str] | None:
+    """A node Grappler made in place of recorded ops: the work of the last one it replaced.
+
+    Grappler's rewrites (ArithmeticOptimizer's cast reordering, remapper fusions) keep the
+    names of the nodes they replace in the node's debug info, local to the function they
+    came from; the node's own name says where that function was inlined (a prefix of it).
+    The last original is the one whose value the new node computes.
+    """
+    parts = node.name.split("/")
+    for original in reversed(node.experimental_debug_info.original_node_names):
+        for k in range(len(parts) - 1, -1, -1):
+            found = gmap.find("/".join(parts[:k] + [original]), roots)
+            if found is None or found[1] != "exact":
+                continue
+            rec = gmap.record.get(id(found[0]))
+            if rec is not None and rec[2] != "unrecorded":
+                return rec, "original"
+            break
+    return None
 
 
 def _data_inputs(node: Any) -> list[str]:

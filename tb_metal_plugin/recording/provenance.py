@@ -194,14 +194,7 @@ class OpProvenance:
             # (and inputs) only when the gradient needs them; otherwise the forward op
             # is found again by type, scope and inputs. Reading them must never break
             # the user's step: any surprise just records less.
-            try:
-                op_name, inputs, outputs, scope = args[0], args[3], args[4], args[-1]
-                forward = next((t.op for t in outputs or () if hasattr(t, "op")), None)
-                names = None if inputs is None else tuple(t.name for t in inputs)
-                frame: tuple = ("grad", forward, op_name, scope, names)
-            except Exception:
-                frame = ("grad", None, None, None, None)
-            stack.frames.append(frame)
+            stack.frames.append(_gradient_frame(args))
             try:
                 return gradient_function(*args)
             finally:
@@ -285,6 +278,27 @@ class OpProvenance:
         """Map id(op) -> (layer path or None, phase, origin) for every recorded op."""
         resolver = Resolver(self.origin)
         return {key: resolver.of(op) for key, (op, _) in self.origin.items()}
+
+
+def _gradient_frame(args: tuple) -> tuple:
+    """("grad", forward op, op type, forward scope, input names) from the tape's call.
+
+    Each part is read on its own: one the tape did not pass (or passed in a form this
+    TensorFlow does not use) leaves the others to find the forward op.
+    """
+    parts: list[Any] = [None, None, None, None]
+    readers = (
+        lambda: next((t.op for t in args[4] or () if hasattr(t, "op")), None),
+        lambda: args[0].decode() if isinstance(args[0], bytes) else args[0],
+        lambda: args[-1].decode() if isinstance(args[-1], bytes) else args[-1],
+        lambda: None if args[3] is None else tuple(t.name for t in args[3]),
+    )
+    for i, read in enumerate(readers):
+        try:
+            parts[i] = read()
+        except Exception:
+            pass
+    return ("grad", *parts)
 
 
 def _with_grad_frame(stack: _Stack, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
