@@ -35,8 +35,8 @@ from .readiness_groups import (
 # Verdict names and the group roll-ups live in readiness_groups; re-exported here.
 __all__ = [
     "CPU_FALLBACK", "CPU_ONLY_BY_NATURE", "GROUP_VERDICT_ORDER", "METAL_GPU", "MINOR_FALLBACK",
-    "UNKNOWN", "VERDICTS", "Thresholds", "check", "compare_with_measured", "predict_op",
-    "predict_ops", "sized_verdict", "worst_verdict",
+    "UNKNOWN", "VERDICTS", "Thresholds", "check", "compare_with_measured", "parse_metal_version",
+    "predict_op", "predict_ops", "sized_verdict", "worst_verdict",
 ]  # fmt: skip
 
 # Iterator ops of tf.data; anything with "Dataset" in its type is matched separately.
@@ -100,16 +100,23 @@ def default_metal_version() -> str:
     return available_metal_versions()[0]
 
 
+def parse_metal_version(raw: str | None) -> str:
+    """A tensorflow-metal version of the data file; None or "" is the newest."""
+    versions = available_metal_versions()
+    if not raw:
+        return versions[0]
+    if raw not in versions:
+        # A bad argument of every face alike (the routes answer 400, the CLI exits 2).
+        raise InvalidArgumentError(
+            f"unknown tensorflow-metal version {str(raw)[:40]!r}; known: {', '.join(versions)}"
+        )
+    return raw
+
+
 @cache
 def _sets(metal_version: str) -> tuple[frozenset, frozenset, frozenset]:
     data = load_data()
-    entry = data["metal_versions"].get(metal_version)
-    if entry is None:
-        known = ", ".join(available_metal_versions())
-        # A bad argument of every face alike (the routes answer 400, the CLI exits 2).
-        raise InvalidArgumentError(
-            f"unknown tensorflow-metal version {metal_version!r} (known: {known})"
-        )
+    entry = data["metal_versions"][parse_metal_version(metal_version)]
     return (
         frozenset(entry["op_types"]),
         frozenset(data.get("tensorflow_default_kernel_op_types", ())),
