@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from tensorboard.backend import http_util
@@ -115,15 +116,7 @@ class MetalPlugin(base_plugin.TBPlugin):
         if request.args.get("host") == "all" and name:
             if "all" not in dict(self._index.find(name).hosts):
                 return self._hosts_layers(request, name, step)
-        wait_s = params.parse_wait(request.args.get("wait"))
-        job = self._job(request)
-        return self._answers.of_profile(
-            request,
-            job,
-            wait_s,
-            payload_keys("layers", step),
-            lambda: payloads.layers_impl(job.profile, step, self.logdir, job.load_s),
-        )
+        return self._one_profile(request, payload_keys("layers", step), self._layers_of(step))
 
     def _hosts_layers(self, request, name: str, step):
         info = self._index.find(name)
@@ -138,7 +131,7 @@ class MetalPlugin(base_plugin.TBPlugin):
             job,
             wait_s,
             (payload_keys("layers", step)[0], None),
-            lambda: payloads.hosts_layers_impl(job.profile, step, self.logdir),
+            lambda job: payloads.hosts_layers_impl(job.profile, step, self.logdir),
         )
 
     @json_errors
@@ -148,14 +141,10 @@ class MetalPlugin(base_plugin.TBPlugin):
         layer, bucket = selectors.parse_ops_filter(
             request.args.get("layer"), request.args.get("bucket")
         )
-        wait_s = params.parse_wait(request.args.get("wait"))
-        job = self._job(request)
-        return self._answers.of_profile(
+        return self._one_profile(
             request,
-            job,
-            wait_s,
             payload_keys("ops", step, (layer, bucket)),
-            lambda: payloads.ops_impl(job.profile, step, layer, bucket, self.logdir),
+            lambda job: payloads.ops_impl(job.profile, step, layer, bucket, self.logdir),
         )
 
     @json_errors
@@ -164,14 +153,10 @@ class MetalPlugin(base_plugin.TBPlugin):
         placement of one profile's ops."""
         step = selectors.parse_step(request.args.get("step"))
         version = readiness.parse_metal_version(request.args.get("metal_version"))
-        wait_s = params.parse_wait(request.args.get("wait"))
-        job = self._job(request)
-        return self._answers.of_profile(
+        return self._one_profile(
             request,
-            job,
-            wait_s,
             payload_keys("readiness", step, (version,)),
-            lambda: payloads.readiness_impl(job.profile, step, version, self.logdir),
+            lambda job: payloads.readiness_impl(job.profile, step, version, self.logdir),
         )
 
     @json_errors
@@ -191,12 +176,20 @@ class MetalPlugin(base_plugin.TBPlugin):
             wait_s,
             step,
             key,
-            lambda job: payloads.layers_impl(job.profile, step, self.logdir, job.load_s),
+            self._layers_of(step),
             functools.partial(payloads.compare_impl, hosts=shown),
         )
 
-    def _job(self, request) -> Job:
-        """The load of the profile a one-profile request names (session, host)."""
+    # -- what the routes share ------------------------------------------------
+
+    def _one_profile(self, request, keys: tuple, make: Callable[[Job], dict]):
+        """A one-profile route's answer: ``make(job)`` once the profile the request names
+        (session, host) has loaded, waiting up to ``wait`` seconds for it."""
+        wait_s = params.parse_wait(request.args.get("wait"))
         name = params.require_session(params.session_arg(request.args))
         info, _, path = self._index.pick(name, params.host_arg(request.args))
-        return self._cache.get(path, info)
+        return self._answers.of_profile(request, self._cache.get(path, info), wait_s, keys, make)
+
+    def _layers_of(self, step) -> Callable[[Job], dict]:
+        """The /layers payload of a loaded profile (also what /compare compares)."""
+        return lambda job: payloads.layers_impl(job.profile, step, self.logdir, job.load_s)

@@ -94,10 +94,11 @@ class Answers:
         job: Job,
         wait_s: float,
         keys: tuple[tuple, tuple | None],
-        make: Callable[[], Any],
+        make: Callable[[Job], Any],
     ):
         """A one-profile payload: from memory, from disk while loading (when ``keys`` has a
-        disk key), 202 while still loading after ``wait_s``, the load's error, or made."""
+        disk key), 202 while still loading after ``wait_s``, the load's error, or
+        ``make(job)`` of the loaded profile."""
         key, disk_key = keys
         enc = job.answers.get(key)
         if enc is not None:
@@ -113,7 +114,8 @@ class Answers:
             return http_util.Respond(request, job.status(), JSON, code=202)
         if job.state == "error":
             return self.failed(request, job)
-        return answer_of(self.disk, job, key, make, disk_key).respond(request)
+        made = answer_of(self.disk, job, key, functools.partial(make, job), disk_key)
+        return made.respond(request)
 
     def compared(
         self,

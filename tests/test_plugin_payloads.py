@@ -21,17 +21,13 @@ from tb_metal_plugin.plugin_payloads import (
     sessions_impl,
 )
 from tests.test_plugin import BASE, get, make_client
-
-FIXTURES = Path(__file__).parent / "fixtures" / "attribution"
+from tests.test_plugin_support import ATTRIBUTION_FIXTURES, fixture_logdir
 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory) -> Path:
     """Two committed real traces as two runs (nothing is recorded)."""
-    root = tmp_path_factory.mktemp("payloads_logdir")
-    for run in ("conv_bn", "lstm"):
-        shutil.copytree(FIXTURES / run, root / run)
-    return root
+    return fixture_logdir(tmp_path_factory.mktemp("payloads_logdir"))
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +132,7 @@ def test_sessions_impl_sorts_by_name_and_names_files_under_the_logdir(infos, log
 def test_hosts_layers_impl_names_every_hosts_file_under_the_logdir(tmp_path):
     session = tmp_path / "run" / "plugins" / "profile" / "2026_01_01_00_00_00"
     session.mkdir(parents=True)
-    trace = next((FIXTURES / "conv_bn").rglob("*.xplane.pb"))
+    trace = next((ATTRIBUTION_FIXTURES / "conv_bn").rglob("*.xplane.pb"))
     for host in ("a", "b"):
         shutil.copyfile(trace, session / f"{host}.xplane.pb")
     (info,) = api.find_sessions(tmp_path)
