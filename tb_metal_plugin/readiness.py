@@ -25,6 +25,7 @@ from .readiness_groups import (
     VERDICTS,
     Thresholds,
     add,
+    grouped_reasons,
     new_agg,
     rollup,
     sized_verdict,
@@ -263,11 +264,16 @@ def predict_ops(
             entry["types"].add(t)
             entry["ps"] += ps
     total = sum(totals.values())
+    # A group's own ops say why they would run on the CPU (the layer tree sums, never says).
     layer_rows = [
-        {"layer": list(k) if k else None, **rollup(a, thresholds)} for k, a in layers.items()
+        {"layer": list(k) if k else None, **rollup(a, thresholds), "reasons": grouped_reasons(a)}
+        for k, a in layers.items()
     ]
     layer_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["layer"] or []))
-    bucket_rows = [{"bucket": k, **rollup(a, thresholds)} for k, a in buckets.items()]
+    bucket_rows = [
+        {"bucket": k, **rollup(a, thresholds), "reasons": grouped_reasons(a)}
+        for k, a in buckets.items()
+    ]
     bucket_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["bucket"]))
     return {
         "metal_version": version,
