@@ -17,16 +17,12 @@ def _verdict_label(group: dict) -> str:
 
 def readiness_rows(data: dict) -> tuple[list[str], list[list[str]], list[list]]:
     """The per-layer table of a readiness payload: headers, text rows and raw (ps) rows."""
-    # Op types that run on the CPU whatever the plugin has (py_function, tf.data), per layer.
-    by_nature: dict[tuple, set[str]] = {}
-    for op in data["ops"]:
-        if op["verdict"] == "cpu_only_by_nature":
-            by_nature.setdefault(tuple(op["layer"] or ()), set()).add(op["type"])
     rows, raw = [], []
     for r in data["layers"]:
-        types = r["fallback_op_types"] + sorted(by_nature.get(tuple(r["layer"] or ()), ()))
+        # Fallbacks by time, then the op types on the CPU whatever the plugin has, by name.
+        types = r["fallback_op_types"] + sorted(r["cpu_only_op_types"])
         where = "/".join(r["layer"]) if r["layer"] else "(no layer)"
-        cpu_ps = r["fallback_ps"] + r["verdicts"].get("cpu_only_by_nature", 0)
+        cpu_ps = r["cpu_ps"]
         rows.append(
             [
                 where,

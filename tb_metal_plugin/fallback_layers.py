@@ -9,9 +9,14 @@ from __future__ import annotations
 _MARK = "\u0000"
 
 
-def _template(op_type: str, reason: str) -> str:
+def reason_template(op_type: str, reason: str) -> str:
     """The sentence with its op type taken out, so sentences about several types match."""
     return reason.replace(op_type, _MARK) if op_type and op_type in reason else reason
+
+
+def reason_text(template: str, op_types: list[str]) -> str:
+    """A template said once for all the op types it concerns ("no kernel for A, B")."""
+    return template.replace(_MARK, ", ".join(op_types))
 
 
 def fallback_layers(fallbacks: list[dict]) -> list[dict]:
@@ -39,7 +44,11 @@ def fallback_layers(fallbacks: list[dict]) -> list[dict]:
         t = g["types"].setdefault(f["op_type"], {"type": f["op_type"], "count": 0, "self_ps": 0})
         t["count"] += f["count"]
         t["self_ps"] += f["self_ps"]
-        rkey = (f["reason_code"], f["device_source"], _template(f["op_type"], f["reason"] or ""))
+        rkey = (
+            f["reason_code"],
+            f["device_source"],
+            reason_template(f["op_type"], f["reason"] or ""),
+        )
         r = g["reasons"].setdefault(
             rkey,
             {
@@ -64,7 +73,7 @@ def _finish(g: dict) -> dict:
     reasons = []
     for (_, _, template), r in g["reasons"].items():
         r["op_types"] = sorted(set(r["op_types"]), key=rank.__getitem__)
-        r["text"] = template.replace(_MARK, ", ".join(r["op_types"]))
+        r["text"] = reason_text(template, r["op_types"])
         reasons.append(r)
     reasons.sort(key=lambda r: (rank[r["op_types"][0]], r["reason_code"], r["device_source"]))
     clocks = g["clocks"]

@@ -1,25 +1,25 @@
 """TensorBoard plugin "metal": the Metal tab, thin JSON routes over ``tb_metal_plugin.api``.
 
-Route reference: ``docs/json-api.md``. Every number comes from ``api``; sessions and
-background loads live in ``plugin_loads``, parameter checks in ``validate``. This module
-maps requests to those calls and every failure to a JSON error body.
+Route reference: ``docs/json-api.md``. Each ``*_route`` parses its request (``selectors``,
+``plugin_params``), names the payload it wants and the ``plugin_payloads`` function that
+makes it, and leaves the rest to ``plugin_answers``: answers kept in memory and on disk,
+202 while a profile loads (``plugin_loads``), every failure a JSON error body.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from tensorboard import errors as tb_errors
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
-from werkzeug import wrappers
 
-from tb_metal_plugin import errors, selectors, validate
+from tb_metal_plugin import errors, readiness, selectors
+from tb_metal_plugin import plugin_params as params
+from tb_metal_plugin import plugin_payloads as payloads
+from tb_metal_plugin.plugin_answers import Answers, json_errors, payload_keys
 from tb_metal_plugin.plugin_cache import DiskCache, default_dir
 from tb_metal_plugin.plugin_loads import (  # noqa: F401 - re-exported for callers and tests
     Job,
@@ -27,9 +27,6 @@ from tb_metal_plugin.plugin_loads import (  # noqa: F401 - re-exported for calle
     SessionIndex,
     has_profile_files,
 )
-from tb_metal_plugin.plugin_responses import Encoded, EncodedCache, answer_of, from_disk
-
-logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "metal"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -45,77 +42,6 @@ _MISSING_BUNDLE_JS = """export function render() {
     "'npm ci && npm run build' in frontend/.";
 }
 """
-_JSON = "application/json"
-_MAX_WAIT_S = 120.0
-_MAX_NAME = 1024
-
-
-def _parse_wait(raw: str | None) -> float:
-    return validate.parse_seconds(raw, "wait", _MAX_WAIT_S)
-
-
-def _parse_metal_version(raw: str | None) -> str:
-    from tb_metal_plugin import readiness
-
-    versions = readiness.available_metal_versions()
-    if not raw:
-        return versions[0]
-    if raw not in versions:
-        raise errors.InvalidArgumentError(
-            f"unknown tensorflow-metal version {raw[:40]!r}; known: {', '.join(versions)}"
-        )
-    return raw
-
-
-def _check_name(value: str, what: str) -> str:
-    # Names only select among scanned sessions, so they never reach the file system;
-    # still refuse obviously hostile values early with a clear 400.
-    if len(value) > _MAX_NAME or "\x00" in value:
-        raise errors.InvalidArgumentError(f"invalid {what}")
-    return value
-
-
-def _inside(path: Path | str, root: str) -> bool:
-    """True when ``path``, symbolic links resolved, lies inside ``root`` (also resolved)."""
-    try:
-        real_root = os.path.realpath(root)
-        real = os.path.realpath(path)
-    except (OSError, ValueError):
-        return False
-    return os.path.commonpath([real_root, real]) == real_root
-
-
-def _error_body(kind: str, message: str, **extra) -> dict:
-    # "error" is what the frontend reads; "message" is the documented name.
-    return {"kind": kind, "message": message, "error": message, **extra}
-
-
-def _route(fn):
-    """A WSGI route whose every failure is a JSON body with a kind and a message."""
-
-    @wrappers.Request.application
-    @functools.wraps(fn)
-    def app(self, request):
-        try:
-            return fn(self, request)
-        except (errors.InvalidArgumentError, tb_errors.InvalidArgumentError) as exc:
-            return http_util.Respond(
-                request, _error_body("invalid_argument", str(exc)), _JSON, code=400
-            )
-        except (errors.NotFoundError, tb_errors.NotFoundError) as exc:
-            return http_util.Respond(request, _error_body("not_found", str(exc)), _JSON, code=404)
-        except errors.TraceError as exc:
-            return self._trace_error(request, exc)
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
-            logger.exception("tb-metal: %s failed", request.path)
-            body = _error_body("internal", f"{type(exc).__name__}: {exc}")
-            return http_util.Respond(request, body, _JSON, code=500)
-
-    return app
-
-
-# ---------------------------------------------------------------------------
-# The plugin
 
 
 class MetalPlugin(base_plugin.TBPlugin):
@@ -125,25 +51,25 @@ class MetalPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext):
         """Remember the logdir; nothing is read until the tab asks."""
-        self._logdir = os.path.expanduser(context.logdir or "")
-        self._index = SessionIndex(self._logdir)
+        self.logdir = os.path.expanduser(context.logdir or "")
+        self._index = SessionIndex(self.logdir)
         self._cache = ProfileCache()
         self._disk = DiskCache(default_dir())
-        self._compares = EncodedCache(max_entries=32)
+        self._answers = Answers(self.logdir, self._cache, self._disk)
 
     # -- TBPlugin interface -------------------------------------------------
 
     def get_plugin_apps(self) -> dict:
         """Route table, served under ``/data/plugin/metal``."""
         return {
-            "/index.js": self._serve_static,
-            "/style.css": self._serve_static,
-            "/sessions": self._serve_sessions,
-            "/layers": self._serve_layers,
-            "/ops": self._serve_ops,
-            "/compare": self._serve_compare,
-            "/readiness": self._serve_readiness,
-            "/*": self._serve_unknown,
+            "/index.js": self.static_route,
+            "/style.css": self.static_route,
+            "/sessions": self.sessions_route,
+            "/layers": self.layers_route,
+            "/ops": self.ops_route,
+            "/compare": self.compare_route,
+            "/readiness": self.readiness_route,
+            "/*": self.unknown_route,
         }
 
     def is_active(self) -> bool:
@@ -154,104 +80,11 @@ class MetalPlugin(base_plugin.TBPlugin):
         """Load ``index.js`` as an ES module in the tab's iframe."""
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Metal")
 
-    # -- helpers -------------------------------------------------------------
-
-    def _rel(self, path: Any) -> str:
-        try:
-            return os.path.relpath(str(path), self._logdir)
-        except ValueError:
-            return str(path)
-
-    def _trace_error(self, request, exc: errors.TraceError):
-        body = _error_body("trace_error", exc.message, path=self._rel(exc.path))
-        return http_util.Respond(request, body, _JSON, code=422)
-
-    def _session_host(self, request) -> tuple[Any, str, Path]:
-        name = _check_name(request.args.get("session", ""), "session")
-        if not name:
-            raise errors.InvalidArgumentError("missing 'session' (\"run/session\")")
-        return self._pick(name, _check_name(request.args.get("host") or "", "host"))
-
-    def _pick(self, name: str, host: str) -> tuple[Any, str, Path]:
-        info = self._index.find(name)
-        hosts = dict(info.hosts)
-        if not host:
-            if not hosts:
-                raise errors.NotFoundError(f"session {name!r} has no host files")
-            host = sorted(hosts)[0]
-        if host not in hosts:
-            raise errors.NotFoundError(f"no host {host!r} in session {name!r}")
-        path = Path(hosts[host])
-        # The scan follows no links, but a file can become one after it: check again now.
-        if path.is_symlink() or not _inside(path, self._logdir):
-            raise errors.NotFoundError(f"{name!r} is not under the logdir")
-        return info, host, path
-
-    def _job(self, info: Any, host: str, path: Path) -> Job:
-        return self._cache.get(path, info)
-
-    def _failed(self, request, job: Job):
-        exc = job.error
-        if isinstance(exc, errors.TraceError):
-            return self._trace_error(request, exc)
-        body = _error_body(
-            "internal", f"{type(exc).__name__}: {exc}", path=self._rel(job.identity[0])
-        )
-        return http_util.Respond(request, body, _JSON, code=500)
-
-    def _layers_payload(self, job: Job, info: Any, host: str, path: Path, step) -> dict:
-        """The /layers payload of a loaded profile (computed once, kept serialised)."""
-        return self._answer_of(
-            job,
-            ("layers", step),
-            self._layers_maker(job, info, host, path, step),
-            (step, "layers", ()),
-        ).payload
-
-    def _layers_maker(self, job: Job, info: Any, host: str, path: Path, step):
-        def make() -> dict:
-            payload = dict(job.profile.layers(step=step))
-            payload.setdefault("session", info.name)
-            payload.setdefault("host", host)
-            payload["run"] = getattr(info, "run", None)
-            # Paths relative to the logdir: the page needs no more, and shows less.
-            payload["file"] = self._rel(path)
-            payload["load_s"] = round(job.load_s or 0.0, 3)
-            return payload
-
-        return make
-
-    def _answer_of(self, job: Job, key: tuple, make, disk: tuple | None) -> Encoded:
-        return answer_of(self._disk, job, key, make, disk)
-
-    def _from_disk(self, job: Job, key: tuple, disk: tuple) -> Encoded | None:
-        return from_disk(self._disk, job, key, disk)
-
-    def _answer(self, request, key: tuple, make, disk: tuple | None):
-        """Answer a one-profile route: from memory, from disk while loading, or computed."""
-        wait_s = _parse_wait(request.args.get("wait"))
-        info, host, path = self._session_host(request)
-        job = self._job(info, host, path)
-        enc = job.answers.get(key)
-        if enc is not None:
-            return enc.respond(request)
-        if job.state == "loading" and disk is not None:
-            with self._cache.answering:  # the reload waits while this answer is made
-                enc = self._from_disk(job, key, disk)
-                if enc is not None:
-                    self._cache.answering.served()
-                    return enc.respond(request)
-        job.wait(wait_s)
-        if job.state == "loading":
-            return http_util.Respond(request, job.status(), _JSON, code=202)
-        if job.state == "error":
-            return self._failed(request, job)
-        return self._answer_of(job, key, make(job, info, host, path), disk).respond(request)
-
     # -- routes --------------------------------------------------------------
 
-    @_route
-    def _serve_static(self, request):
+    @json_errors
+    def static_route(self, request):
+        """The bundled frontend (or, when it was not built, a module that says so)."""
         name, mimetype = _STATIC_FILES[request.path[request.path.rindex("/") :]]
         try:
             content = (STATIC_DIR / name).read_bytes()
@@ -261,170 +94,102 @@ class MetalPlugin(base_plugin.TBPlugin):
             content = _MISSING_BUNDLE_JS.encode()
         return http_util.Respond(request, content, mimetype)
 
-    @_route
-    def _serve_unknown(self, request):
+    @json_errors
+    def unknown_route(self, request):
+        """404 for every other path under the plugin."""
         raise errors.NotFoundError("no such route (see docs/json-api.md)")
 
-    @_route
-    def _serve_sessions(self, request):
-        sessions, scan_errors = self._index.get(force=request.args.get("refresh") == "1")
-        body = {
-            "logdir_set": bool(self._logdir),
-            "sessions": [
-                {
-                    "name": s.name,
-                    "run": getattr(s, "run", None),
-                    "session": getattr(s, "session", None),
-                    "hosts": sorted(dict(s.hosts)),
-                }
-                for s in sorted(sessions, key=lambda s: s.name)
-            ],
-            "errors": [
-                {"path": self._rel(e["path"]) if e["path"] else "", "message": e["message"]}
-                for e in scan_errors
-            ],
-        }
-        return http_util.Respond(request, body, _JSON)
+    @json_errors
+    def sessions_route(self, request):
+        """`GET /sessions[?refresh=1]`: the profile sessions under the logdir."""
+        found, scan_errors = self._index.get(force=request.args.get("refresh") == "1")
+        body = payloads.sessions_impl(self.logdir, found, scan_errors)
+        return http_util.Respond(request, body, "application/json")
 
-    def _all_hosts(self, request, step):
-        """/layers?host=all: every host of the session, side by side (``hosts.py``)."""
-        name = _check_name(request.args.get("session", ""), "session")
-        if not name:
-            raise errors.InvalidArgumentError("missing 'session' (\"run/session\")")
+    @json_errors
+    def layers_route(self, request):
+        """`GET /layers?session=&host=&step=&wait=`: one profile's layer tree, or with
+        ``host=all`` every host of the session side by side."""
+        step = selectors.parse_step(request.args.get("step"))
+        name = params.session_arg(request.args)
+        # A host really named "all" keeps its name.
+        if request.args.get("host") == "all" and name:
+            if "all" not in dict(self._index.find(name).hosts):
+                return self._hosts_layers(request, name, step)
+        return self._one_profile(request, payload_keys("layers", step), self._layers_of(step))
+
+    def _hosts_layers(self, request, name: str, step):
         info = self._index.find(name)
-        traces = {}
-        for host in sorted(dict(info.hosts)):
-            _, _, path = self._pick(name, host)
-            traces[host] = path
+        traces = {h: self._index.pick(name, h)[2] for h in sorted(dict(info.hosts))}
         if not traces:
             raise errors.NotFoundError(f"session {name!r} has no host files")
         job = self._cache.get_all(traces, info, step)
-        job.wait(_parse_wait(request.args.get("wait")))
-        if job.state == "loading":
-            return http_util.Respond(request, job.status(), _JSON, code=202)
-        if job.state == "error":
-            return self._failed(request, job)
-
-        def make() -> dict:
-            payload = job.profile.layers(step)
-            payload["files"] = {h: self._rel(f) for h, f in payload["files"].items()}
-            return payload
-
-        return self._answer_of(job, ("layers", step), make, None).respond(request)
-
-    @_route
-    def _serve_layers(self, request):
-        step = selectors.parse_step(request.args.get("step"))
-        name = _check_name(request.args.get("session", ""), "session")
-        if request.args.get("host") == "all" and name:
-            # A host really named "all" keeps its name.
-            if "all" not in dict(self._index.find(name).hosts):
-                return self._all_hosts(request, step)
-        return self._answer(
+        wait_s = params.parse_wait(request.args.get("wait"))
+        # Every host is read in worker processes: nothing to serve from disk meanwhile.
+        return self._answers.of_profile(
             request,
-            ("layers", step),
-            lambda job, info, host, path: self._layers_maker(job, info, host, path, step),
-            (step, "layers", ()),
+            job,
+            wait_s,
+            (payload_keys("layers", step)[0], None),
+            lambda job: payloads.hosts_layers_impl(job.profile, step, self.logdir),
         )
 
-    @_route
-    def _serve_ops(self, request):
-        # Parsed here only to key the payload cache; the API parses them again, one way.
+    @json_errors
+    def ops_route(self, request):
+        """`GET /ops?session=&host=&step=&layer=|bucket=&wait=`: op rows of one profile."""
         step = selectors.parse_step(request.args.get("step"))
         layer, bucket = selectors.parse_ops_filter(
             request.args.get("layer"), request.args.get("bucket")
         )
+        return self._one_profile(
+            request,
+            payload_keys("ops", step, (layer, bucket)),
+            lambda job: payloads.ops_impl(job.profile, step, layer, bucket, self.logdir),
+        )
 
-        def maker(job, info, host, path):
-            def make() -> dict:
-                payload = dict(job.profile.ops(step, layer, bucket))
-                payload["file"] = self._rel(path)
-                return payload
+    @json_errors
+    def readiness_route(self, request):
+        """`GET /readiness?session=&host=&step=&metal_version=&wait=`: the predicted Metal
+        placement of one profile's ops."""
+        step = selectors.parse_step(request.args.get("step"))
+        version = readiness.parse_metal_version(request.args.get("metal_version"))
+        return self._one_profile(
+            request,
+            payload_keys("readiness", step, (version,)),
+            lambda job: payloads.readiness_impl(job.profile, step, version, self.logdir),
+        )
 
-            return make
-
-        params = (layer, bucket)
-        return self._answer(request, ("ops", step, *params), maker, (step, "ops", params))
-
-    @_route
-    def _serve_compare(self, request):
-        from tb_metal_plugin.compare import compare
-
-        names = [_check_name(n, "session") for n in request.args.getlist("session")]
-        if len(names) < 2:
-            raise errors.InvalidArgumentError("compare needs two or more 'session' values")
-        if len(names) > 8:
-            raise errors.InvalidArgumentError("compare at most 8 sessions at once")
-        hosts = [_check_name(h, "host") for h in request.args.getlist("host")]
-        if len(hosts) > len(names):
-            raise errors.InvalidArgumentError("more 'host' values than sessions")
-        hosts += [""] * (len(names) - len(hosts))
+    @json_errors
+    def compare_route(self, request):
+        """`GET /compare?session=A&session=B[&host=..][&step=avg]`: layers side by side."""
+        names, hosts = params.compare_args(request.args)
         # Totals of differently long windows are not comparable: average per step.
         step = selectors.parse_step(request.args.get("step", "avg"))
-        wait_s = _parse_wait(request.args.get("wait"))
-        picks = [self._pick(n, h) for n, h in zip(names, hosts, strict=True)]
-        jobs = [self._job(*p) for p in picks]
-        labels = [
-            n + ("" if len({h for _, h, _ in picks}) == 1 else f" ({h})")
-            for n, (_, h, _) in zip(names, picks, strict=True)
-        ]
-        key = (tuple(j.identity for j in jobs), tuple(labels), step)
-        enc = self._compares.get(key)
-        if enc is not None and all(j.state == "ready" for j in jobs):
-            return enc.respond(request)
-        deadline = time.monotonic() + wait_s
-        for job in jobs:
-            job.wait(max(0.0, deadline - time.monotonic()))
-        for job in jobs:
-            if job.state == "error":
-                return self._failed(request, job)
-        # Profiles still loading can be compared from an earlier TensorBoard's payloads.
-        with self._cache.answering:
-            cached = {
-                i: self._disk.get(j.identity, step)
-                for i, j in enumerate(jobs)
-                if j.state == "loading"
-            }
-        loading = [jobs[i] for i, c in cached.items() if c is None]
-        if cached and not loading:
-            self._cache.answering.served()
-        if loading:
-            status = {
-                "status": "loading",
-                "progress": round(sum(j.fraction for j in jobs) / len(jobs), 4),
-                "message": f"loading {len(loading)} of {len(jobs)} profiles: " + loading[0].message,
-            }
-            return http_util.Respond(request, status, _JSON, code=202)
-        payloads = [
-            cached[i] if i in cached else self._layers_payload(j, *p, step)
-            for i, (j, p) in enumerate(zip(jobs, picks, strict=True))
-        ]
-        labels = [
-            p["session"] + ("" if len({h for _, h, _ in picks}) == 1 else f" ({h})")
-            for p, (_, h, _) in zip(payloads, picks, strict=True)
-        ]
-        body = compare(payloads, labels)
-        if not cached:  # computed from loaded profiles only: the same on every repeat
-            return self._compares.put(key, body).respond(request)
-        return http_util.Respond(request, body, _JSON)
+        wait_s = params.parse_wait(request.args.get("wait"))
+        picks = [self._index.pick(n, h) for n, h in zip(names, hosts, strict=True)]
+        jobs = [self._cache.get(path, info) for info, _, path in picks]
+        shown = [host for _, host, _ in picks]
+        key = (tuple(j.identity for j in jobs), tuple(names), tuple(shown), step)
+        return self._answers.compared(
+            request,
+            jobs,
+            wait_s,
+            step,
+            key,
+            self._layers_of(step),
+            functools.partial(payloads.compare_impl, hosts=shown),
+        )
 
-    @_route
-    def _serve_readiness(self, request):
-        from tb_metal_plugin import readiness
+    # -- what the routes share ------------------------------------------------
 
-        step = selectors.parse_step(request.args.get("step"))
-        version = _parse_metal_version(request.args.get("metal_version"))
+    def _one_profile(self, request, keys: tuple, make: Callable[[Job], dict]):
+        """A one-profile route's answer: ``make(job)`` once the profile the request names
+        (session, host) has loaded, waiting up to ``wait`` seconds for it."""
+        wait_s = params.parse_wait(request.args.get("wait"))
+        name = params.require_session(params.session_arg(request.args))
+        info, _, path = self._index.pick(name, params.host_arg(request.args))
+        return self._answers.of_profile(request, self._cache.get(path, info), wait_s, keys, make)
 
-        def maker(job, info, host, path):
-            def make() -> dict:
-                ops = job.profile.ops(step=step)
-                payload = readiness.check(ops, job.profile.manifest, version)
-                payload["file"] = self._rel(path)
-                # The picker's choices, newest (the default) first.
-                payload["metal_versions"] = readiness.available_metal_versions()
-                return payload
-
-            return make
-
-        disk = (step, "readiness", (version,))
-        return self._answer(request, ("readiness", step, version), maker, disk)
+    def _layers_of(self, step) -> Callable[[Job], dict]:
+        """The /layers payload of a loaded profile (also what /compare compares)."""
+        return lambda job: payloads.layers_impl(job.profile, step, self.logdir, job.load_s)

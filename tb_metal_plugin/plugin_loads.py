@@ -49,6 +49,24 @@ def has_profile_files(logdir: str) -> bool:
     return False
 
 
+def inside(path: Path | str, root: str) -> bool:
+    """True when ``path``, symbolic links resolved, lies inside ``root`` (also resolved)."""
+    try:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return False
+    return os.path.commonpath([real_root, real]) == real_root
+
+
+def rel_path(path: Any, logdir: str) -> str:
+    """``path`` relative to the logdir: the tab needs no more, and shows less."""
+    try:
+        return os.path.relpath(str(path), logdir)
+    except ValueError:
+        return str(path)
+
+
 class SessionIndex:
     """Scans the logdir at most every ``rescan_s`` seconds; a positive ``active`` is kept."""
 
@@ -101,6 +119,22 @@ class SessionIndex:
                 if s.name == name:
                     return s
         raise errors.NotFoundError(f"no profile session {name!r} under the logdir")
+
+    def pick(self, name: str, host: str) -> tuple[Any, str, Path]:
+        """(session, host, trace path) of ``name``; host "" picks the first by name."""
+        info = self.find(name)
+        hosts = dict(info.hosts)
+        if not host:
+            if not hosts:
+                raise errors.NotFoundError(f"session {name!r} has no host files")
+            host = sorted(hosts)[0]
+        if host not in hosts:
+            raise errors.NotFoundError(f"no host {host!r} in session {name!r}")
+        path = Path(hosts[host])
+        # The scan follows no links, but a file can become one after it: check again now.
+        if path.is_symlink() or not inside(path, self._logdir):
+            raise errors.NotFoundError(f"{name!r} is not under the logdir")
+        return info, host, path
 
 
 def file_identity(path: Path) -> tuple:

@@ -25,6 +25,7 @@ from .readiness_groups import (
     VERDICTS,
     Thresholds,
     add,
+    grouped_reasons,
     new_agg,
     rollup,
     sized_verdict,
@@ -35,8 +36,8 @@ from .readiness_groups import (
 # Verdict names and the group roll-ups live in readiness_groups; re-exported here.
 __all__ = [
     "CPU_FALLBACK", "CPU_ONLY_BY_NATURE", "GROUP_VERDICT_ORDER", "METAL_GPU", "MINOR_FALLBACK",
-    "UNKNOWN", "VERDICTS", "Thresholds", "check", "compare_with_measured", "predict_op",
-    "predict_ops", "sized_verdict", "worst_verdict",
+    "UNKNOWN", "VERDICTS", "Thresholds", "check", "compare_with_measured", "parse_metal_version",
+    "predict_op", "predict_ops", "sized_verdict", "worst_verdict",
 ]  # fmt: skip
 
 # Iterator ops of tf.data; anything with "Dataset" in its type is matched separately.
@@ -100,16 +101,23 @@ def default_metal_version() -> str:
     return available_metal_versions()[0]
 
 
+def parse_metal_version(raw: str | None) -> str:
+    """A tensorflow-metal version of the data file; None or "" is the newest."""
+    versions = available_metal_versions()
+    if not raw:
+        return versions[0]
+    if raw not in versions:
+        # A bad argument of every face alike (the routes answer 400, the CLI exits 2).
+        raise InvalidArgumentError(
+            f"unknown tensorflow-metal version {str(raw)[:40]!r}; known: {', '.join(versions)}"
+        )
+    return raw
+
+
 @cache
 def _sets(metal_version: str) -> tuple[frozenset, frozenset, frozenset]:
     data = load_data()
-    entry = data["metal_versions"].get(metal_version)
-    if entry is None:
-        known = ", ".join(available_metal_versions())
-        # A bad argument of every face alike (the routes answer 400, the CLI exits 2).
-        raise InvalidArgumentError(
-            f"unknown tensorflow-metal version {metal_version!r} (known: {known})"
-        )
+    entry = data["metal_versions"][parse_metal_version(metal_version)]
     return (
         frozenset(entry["op_types"]),
         frozenset(data.get("tensorflow_default_kernel_op_types", ())),
@@ -256,11 +264,16 @@ def predict_ops(
             entry["types"].add(t)
             entry["ps"] += ps
     total = sum(totals.values())
+    # A group's own ops say why they would run on the CPU (the layer tree sums, never says).
     layer_rows = [
-        {"layer": list(k) if k else None, **rollup(a, thresholds)} for k, a in layers.items()
+        {"layer": list(k) if k else None, **rollup(a, thresholds), "reasons": grouped_reasons(a)}
+        for k, a in layers.items()
     ]
     layer_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["layer"] or []))
-    bucket_rows = [{"bucket": k, **rollup(a, thresholds)} for k, a in buckets.items()]
+    bucket_rows = [
+        {"bucket": k, **rollup(a, thresholds), "reasons": grouped_reasons(a)}
+        for k, a in buckets.items()
+    ]
     bucket_rows.sort(key=lambda r: (-r["fallback_ps"], -r["total_ps"], r["bucket"]))
     return {
         "metal_version": version,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .fallback_layers import reason_template, reason_text
+
 METAL_GPU = "metal_gpu"
 CPU_FALLBACK = "cpu_fallback"
 CPU_ONLY_BY_NATURE = "cpu_only_by_nature"
@@ -19,6 +21,8 @@ MINOR_FALLBACK = "minor_fallback"
 GROUP_VERDICT_ORDER = (CPU_FALLBACK, CPU_ONLY_BY_NATURE, MINOR_FALLBACK, UNKNOWN, METAL_GPU)
 # The most severe op verdict of a group; fallback first because that is what users fix.
 SEVERITY = {CPU_FALLBACK: 3, CPU_ONLY_BY_NATURE: 2, UNKNOWN: 1, METAL_GPU: 0}
+# The verdicts whose "why" a group lists: the two that put time on the CPU.
+CPU_VERDICTS = (CPU_FALLBACK, CPU_ONLY_BY_NATURE)
 
 
 def worst_verdict(verdicts) -> str:
@@ -68,6 +72,8 @@ def new_agg() -> dict:
         "fb": {},
         "nature": {},
         "remedies": {},
+        # Per CPU verdict: (op type, reason) -> op time, in the order the ops came.
+        "reasons": {v: {} for v in CPU_VERDICTS},
     }
 
 
@@ -82,10 +88,15 @@ def add(agg: dict, pred: dict, ps: int) -> None:
         agg["nature"][t] = agg["nature"].get(t, 0) + ps
     for rid in pred["remedy_ids"]:
         agg["remedies"][rid] = agg["remedies"].get(rid, 0) + ps
+    reasons = agg["reasons"].get(pred["verdict"])
+    if reasons is not None:
+        key = (pred["op_type"], pred["reason"])
+        reasons[key] = reasons.get(key, 0) + ps
 
 
 def merge(into: dict, agg: dict) -> None:
-    """Add one group's accumulator into another (a parent's subtree)."""
+    """Add one group's accumulator into another (a parent's subtree; its reasons are not
+    listed, so they are not added up)."""
     for k, v in agg["verdicts"].items():
         into["verdicts"][k] += v
     into["seen"] |= agg["seen"]
@@ -131,4 +142,24 @@ def rollup(agg: dict, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict:
         "worst_verdict": worst_verdict(agg["seen"]),
         "minor": minor,
         "remedy_ids": sorted(agg["remedies"], key=lambda r: (-agg["remedies"][r], r)),
+    }
+
+
+def said_once(pairs: list[tuple[str, str]]) -> list[str]:
+    """Sentences that differ only in the op type they name, said once for all those types
+    ("no Metal kernel for A, B: ..."), in the order of their first (op type, sentence)."""
+    by_template: dict[str, list[str]] = {}
+    for op_type, reason in pairs:
+        types = by_template.setdefault(reason_template(op_type, reason), [])
+        if op_type and op_type not in types:
+            types.append(op_type)
+    return [reason_text(template, types) for template, types in by_template.items()]
+
+
+def grouped_reasons(agg: dict) -> dict[str, list[str]]:
+    """Why a group's ops would run on the CPU, per CPU verdict: each sentence said once for
+    the op types it names, the op time behind it largest first (ties: first seen)."""
+    return {
+        verdict: said_once(sorted(pairs, key=lambda k: -pairs[k]))
+        for verdict, pairs in agg["reasons"].items()
     }

@@ -582,6 +582,14 @@ class MinorTime(TypedDict):
     ps: Annotated[Ps, Clock("per_op_host"), "its op self time"]
 
 
+class GroupReasons(TypedDict):
+    """Why a group's ops would run on the CPU, per CPU verdict: each sentence said once for
+    all the op types it names ("no Metal kernel for A, B: ..."), most op time first."""
+
+    cpu_fallback: Annotated[list[str], "why its ops have no Metal kernel"]
+    cpu_only_by_nature: Annotated[list[str], "why its ops run on the CPU on every device"]
+
+
 class _GroupFields(TypedDict):
     verdicts: Annotated[VerdictTimes, "op self time per verdict"]
     fallback_op_types: Annotated[list[str], "op types with no Metal kernel, most time first"]
@@ -605,6 +613,7 @@ class ReadinessGroup(_GroupFields, total=False):
     own_fallback_ps: Annotated[
         Ps, Clock("per_op_host"), "`layer_tree`: the layer's own ops, sublayers excluded"
     ]
+    reasons: Annotated[GroupReasons, "`layers`, `buckets`: why its own ops would run on the CPU"]
 
 
 class ReadinessOp(OpRow):

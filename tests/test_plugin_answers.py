@@ -13,17 +13,13 @@ import pytest
 
 from tb_metal_plugin import api
 from tests.test_plugin import BASE, blocked_loads, by_run, get, make_client
-
-FIXTURES = Path(__file__).parent / "fixtures" / "attribution"
+from tests.test_plugin_support import fixture_logdir
 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory) -> Path:
     """Two committed real traces as two runs (the fast tier records nothing)."""
-    root = tmp_path_factory.mktemp("answers_logdir")
-    for run in ("conv_bn", "lstm"):
-        shutil.copytree(FIXTURES / run, root / run)
-    return root
+    return fixture_logdir(tmp_path_factory.mktemp("answers_logdir"))
 
 
 def _count_calls(monkeypatch, name: str) -> list[int]:

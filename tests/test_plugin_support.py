@@ -127,6 +127,19 @@ def copy_demo_logdir(dest: Path, runs: tuple[str, ...] = ("cnn", "augment")) -> 
     return dest
 
 
+ATTRIBUTION_FIXTURES = REPO / "tests" / "fixtures" / "attribution"
+
+
+def fixture_logdir(dest: Path, runs: tuple[str, ...] = ("conv_bn", "lstm")) -> Path:
+    """Committed real traces (tests/fixtures/attribution) as runs of one logdir: the fast
+    tier's logdir, recorded by nobody."""
+    import shutil
+
+    for run in runs:
+        shutil.copytree(ATTRIBUTION_FIXTURES / run, dest / run)
+    return dest
+
+
 def bigger_trace(data: bytes, factor: int) -> bytes:
     """The same trace with its host lines repeated ``factor`` times (a slower load)."""
     from tb_metal_plugin.xplane import XSpace

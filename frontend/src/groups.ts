@@ -1,4 +1,4 @@
-// Fallbacks one row per layer, and reasons said once for all the op types they concern.
+// Fallbacks one row per layer, as the core groups them (reasons already said once).
 import { pathLabel } from "./format";
 import type { LayersPayload, Remedy } from "./types";
 
@@ -14,21 +14,6 @@ export interface LayerFallback {
   reasons: string[]; // grouped: one sentence for all the op types it concerns
   codes: string[];
   remedies: Remedy[];
-}
-
-/**
- * Sentences that differ only in the op type they name, said once: "no GPU kernel is
- * registered for op type {A, B}". `pairs` are (op type, sentence) in order of importance.
- */
-export function groupReasons(pairs: { type: string; reason: string }[]): string[] {
-  const byTemplate = new Map<string, string[]>();
-  for (const { type, reason } of pairs) {
-    const template = type && reason.includes(type) ? reason.split(type).join("\u0000") : reason;
-    const types = byTemplate.get(template) ?? [];
-    if (type && !types.includes(type)) types.push(type);
-    byTemplate.set(template, types);
-  }
-  return [...byTemplate.entries()].map(([t, types]) => (t.includes("\u0000") ? t.split("\u0000").join(types.join(", ")) : t));
 }
 
 /** The measured fallbacks one row per layer, as the core groups them (`fallback_layers`). */

@@ -2,7 +2,6 @@
 // tensorflow-metal (GET /readiness), as a panel and as a verdict per layer-tree row.
 import { clear, h } from "./dom";
 import { fmtPct, fmtTime, pathKey, pathLabel } from "./format";
-import { groupReasons } from "./groups";
 import { DataTable } from "./table";
 import type { Disagreement, DoctorVerdict, GroupVerdict, LayerNode, ReadinessGroup, ReadinessPayload, Remedy, RemedyUse, Verdict } from "./types";
 
@@ -81,12 +80,8 @@ export function doctorBox(d: DoctorVerdict | null | undefined): HTMLElement | nu
 
 interface ReasonRow {
   group: ReadinessGroup;
-  reasons: string[];
+  reasons: string[]; // the core's, grouped and most time first (readiness_groups.grouped_reasons)
   ps: number; // time of the verdict the table is about
-}
-
-function groupKey(layer: unknown, bucket: unknown): string {
-  return Array.isArray(layer) && layer.length ? "L" + pathKey(layer as string[]) : "B" + String(bucket ?? "other");
 }
 
 export interface ReadinessOptions {
@@ -142,23 +137,11 @@ export class ReadinessPanel {
         total ? ` (${fmtPct(p.cpu_only_ps / total)} of op time).` : "."));
     if (p.measured_tensorflow_metal) this.el.append(this.measured(p));
 
-    // Reasons per layer and verdict, most time first; one sentence for the op types it names.
-    const reasons = new Map<string, Map<Verdict, { type: string; reason: string; ps: number }[]>>();
-    for (const o of p.ops) {
-      if (o.verdict !== "cpu_fallback" && o.verdict !== "cpu_only_by_nature") continue;
-      const k = groupKey(o.layer, o.bucket);
-      const byVerdict = reasons.get(k) ?? new Map<Verdict, { type: string; reason: string; ps: number }[]>();
-      reasons.set(k, byVerdict);
-      const list = byVerdict.get(o.verdict) ?? [];
-      byVerdict.set(o.verdict, list);
-      const seen = list.find((x) => x.type === o.type && x.reason === o.reason);
-      if (seen) seen.ps += o.self_ps;
-      else list.push({ type: o.type, reason: o.reason, ps: o.self_ps });
-    }
-    const rowsOf = (verdict: Verdict): ReasonRow[] =>
+    // Each group's reasons per verdict come grouped and sorted from the core.
+    const rowsOf = (verdict: "cpu_fallback" | "cpu_only_by_nature"): ReasonRow[] =>
       [...p.layers.filter((g) => g.layer), ...(p.buckets ?? [])]
         .filter((g) => (g.verdicts[verdict] ?? 0) > 0)
-        .map((g) => ({ group: g, ps: g.verdicts[verdict], reasons: groupReasons([...(reasons.get(groupKey(g.layer, g.bucket))?.get(verdict) ?? [])].sort((a, b) => b.ps - a.ps)) }));
+        .map((g) => ({ group: g, ps: g.verdicts[verdict], reasons: g.reasons?.[verdict] ?? [] }));
 
     const fallbacks = rowsOf("cpu_fallback");
     const major = fallbacks.filter((r) => r.group.verdict === "cpu_fallback").length;

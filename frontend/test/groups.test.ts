@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { groupReasons, layerFallbacks } from "../src/groups";
+import { layerFallbacks } from "../src/groups";
 
 test("the core's per-layer groups become the panel's rows", () => {
   const rows = layerFallbacks({
@@ -19,13 +19,4 @@ test("the core's per-layer groups become the panel's rows", () => {
   assert.deepEqual(rows[0].reasons, ["no GPU kernel for ImageProjectiveTransformV3, Sin"]);
   assert.deepEqual(rows[0].codes, ["no_gpu_kernel"]);
   assert.equal(rows[1].path, null);
-});
-
-test("different sentences stay apart", () => {
-  const out = groupReasons([
-    { type: "A", reason: "no GPU kernel for A" },
-    { type: "B", reason: "A GPU kernel exists for B, but not for dtype int64" },
-    { type: "C", reason: "no GPU kernel for C" },
-  ]);
-  assert.deepEqual(out, ["no GPU kernel for A, C", "A GPU kernel exists for B, but not for dtype int64"]);
 });
