@@ -265,7 +265,7 @@ class TraceAttributor:
                 self._roots.regularized,
             )
         )
-        self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer))
+        self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer, first_start))
         self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
         self._phases: dict[str, str] = {}
         if first_start:

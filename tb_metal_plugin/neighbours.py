@@ -8,6 +8,7 @@ host thread's op events of one step in start order. Each function returns
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Sequence
 
 from .opnames import (
@@ -77,15 +78,20 @@ def tape_layers(
 
 
 def input_casts(
-    ops: list[Op], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
+    ops: list[Op],
+    seqs: Iterable[Sequence[Op]],
+    name_layer: Callable[[str], Layer],
+    first_start: dict[Op, int] | None = None,
 ) -> dict[str, Layer]:
     """A Cast directly in a model's scope, run just before one of its layers: that layer's.
 
     `Layer.__call__` casts its inputs to the layer's compute dtype (mixed precision, a
     float32 head) before it opens the layer's scope, so the cast lands in the caller's
-    scope; the layer it feeds runs next on the same thread. Its gradient (under
-    `gradient_tape/<same path>/`) follows it. Only when some layer casts inside its own
-    scope too (its weights, under mixed precision): else the cast is the model's.
+    scope; the layer it feeds usually runs next on the same thread. When the executor put
+    other work there, the layer whose forward compute starts first after the cast does.
+    Its gradient (under `gradient_tape/<same path>/`) follows it. Only when some layer
+    casts inside its own scope too (its weights, under mixed precision): else the cast is
+    the model's.
     """
     casts: dict[str, tuple[str, ...]] = {}
     inside = False  # a layer below a model casting something of its own
@@ -119,6 +125,8 @@ def input_casts(
                     v[q[: len(model) + 1]] = v.get(q[: len(model) + 1], 0) + 1
                 break
     out = _winner(votes)
+    for name, layer in _next_started(set(casts) - set(out), casts, first_start, name_layer):
+        out[name] = layer
     moved = {"/".join(restart(tail(n.split("/")))): layer for n, layer in out.items()}
     for name, _ in ops if moved else ():
         comps = name.split("/")
@@ -129,6 +137,33 @@ def input_casts(
             if rest.startswith(fwd + "/"):
                 out[name] = layer
     return out
+
+
+def _next_started(
+    names: set[str],
+    model_of: dict[str, tuple[str, ...]],
+    first_start: dict[Op, int] | None,
+    name_layer: Callable[[str], Layer],
+) -> Iterable[tuple[str, Layer]]:
+    """(cast, child layer) for each cast whose model's next forward compute is a child's."""
+    if not names or not first_start:
+        return
+    starts = sorted(
+        (t, name)
+        for (name, op_type), t in first_start.items()
+        if op_type not in NON_COMPUTE and not is_backward(name.split("/"))
+    )
+    times = [t for t, _ in starts]
+    for cast in sorted(names):
+        t0 = first_start.get((cast, "Cast"))
+        if t0 is None:
+            continue
+        model = model_of[cast]
+        for _, nxt in starts[bisect.bisect_right(times, t0) :]:
+            q = name_layer(nxt)
+            if q and len(q) > len(model) and q[: len(model)] == model:
+                yield cast, q[: len(model) + 1]
+                break
 
 
 def accumulator_layers(
@@ -184,7 +219,7 @@ def accumulator_layers(
 def _loop_level_evidence(
     acc: set[str], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
 ) -> dict[str, float]:
-    """Per push, the share of its runs that came right after an op of its own layer."""
+    """Per push, the share of its runs that came right after an op of its own layer and loop."""
     hits: dict[str, list[int]] = {}
     for seq in seqs:
         for i, (name, _) in enumerate(seq):
@@ -193,8 +228,12 @@ def _loop_level_evidence(
             j = i - 1
             while j >= 0 and seq[j][0] in acc:
                 j -= 1  # pushes queue behind one another; the value's maker is before them
-            # The maker may itself be made for the gradient (the input list's length).
-            same = j >= 0 and name_layer(seq[j][0]) == name_layer(name)
+            # The maker runs in the same loop body; it may itself have been made for the
+            # gradient there (the input list's length), but a pop of the gradient loop
+            # (running beside it) made nothing this push stores.
+            prev = seq[j][0] if j >= 0 else ""
+            same = body_prefix(prev.split("/")) == body_prefix(name.split("/"))
+            same = same and name_layer(prev) == name_layer(name)
             h = hits.setdefault(name, [0, 0])
             h[0] += same
             h[1] += 1

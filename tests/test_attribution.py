@@ -25,6 +25,7 @@ from tests import corpus as c
 FIXTURES = Path(__file__).parent / "fixtures" / "attribution"
 MODELS = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.json").exists())
 SPC = "StatefulPartitionedCall/"
+GT_FIXTURES = Path(__file__).parent / "fixtures" / "gt"
 
 
 def _expected(model: str) -> dict[str, tuple[tuple[str, ...] | None, str]]:
@@ -189,9 +190,52 @@ def test_rnn_accumulators_are_backward_work_of_the_cell():
     assert acc and {_got(r) for r in acc} == {(("lstm_model", "lstm", "lstm_cell"), "backward")}
 
 
+def _gt_rows(model: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Package rows and ground-truth labels of one committed tests/fixtures/gt model (stock)."""
+    labels = json.loads((GT_FIXTURES / model / "stock.labels.json").read_text())["events"]
+    rows = load_profile(GT_FIXTURES / model / "stock").ops()["ops"]
+    return {f"{r['name']}:{r['type']}": r for r in rows}, labels
+
+
+def test_loop_accumulators_go_to_the_layer_whose_gradient_pops_them():
+    # Stacked RNNs: the second and third take the first's output, so their gradient loops
+    # pop the step index and the input list's shape (the loop's own work) besides the
+    # cell's activations. Which push is which only the labels know.
+    rows, labels = _gt_rows("stacked_rnn")
+    pushes = [k for k in labels if k.endswith(":TensorListPushBack") and k in rows]
+    own = [k for k in pushes if len(labels[k]["layer"]) == 2]
+    assert len(own) >= 3 and len(pushes) - len(own) >= 20
+    wrong = [
+        (k, labels[k]["layer"], rows[k]["layer"])
+        for k in pushes
+        if rows[k]["layer"] != labels[k]["layer"]
+    ]
+    assert not wrong
+    assert {rows[k]["phase"] for k in pushes} == {"backward"}
+
+
+def test_zeros_for_an_unused_output_go_to_the_layer_that_made_the_output():
+    # The tape's zeros_like for an RNN's unused final state runs right after that RNN's
+    # forward ops, far from any gradient: its input, not its neighbouring gradients, decides.
+    rows, labels = _gt_rows("stacked_rnn")
+    zeros = [k for k in labels if k.startswith(SPC + "zeros_like") and k in rows]
+    assert zeros
+    for k in zeros:
+        assert (rows[k]["layer"], rows[k]["phase"]) == (labels[k]["layer"], "backward"), k
+
+
 # Class 6: the cast Layer.__call__ makes before it opens the layer's scope.
 def test_input_cast_goes_to_the_layer_that_made_it():
     _check("mixed_float16", [SPC + "mixed_1/Cast:Cast"], (("mixed", "conv"), "forward"))
+
+
+def test_input_cast_followed_by_other_work_goes_to_the_layer_that_starts_next():
+    # In this recording the executor ran gradient and optimizer work right after the
+    # input cast on its thread; the conv's forward compute is the next to start.
+    rows, labels = _gt_rows("mixed_float16")
+    key = SPC + "mixed_1/Cast:Cast"
+    assert labels[key]["layer"] == ["mixed", "conv"]
+    assert (rows[key]["layer"], rows[key]["phase"]) == (["mixed", "conv"], "forward")
 
 
 # Class 7: a distribution strategy's replica prefix is not a layer.

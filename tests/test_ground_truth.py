@@ -57,10 +57,6 @@ SHORT_OF_THRESHOLD = {
         "trace-only gives one layer where the ground truth gives their common ancestor "
         "(1 op of 18: 94.4% per op)"
     ),
-    ("time_distributed", "manifest"): (
-        "a gradient transpose of the TimeDistributed(Dense) wrapper is recorded for the "
-        "model (14.5 us, 1 op of 87)"
-    ),
 }
 
 

@@ -11,7 +11,9 @@ MetalProfileCallback, manifest beside it). Figures, per model:
 - phase accuracy, time-weighted, over ops with a label;
 - unmapped: share of op self time the ground truth could not label (not scored);
 - xfused: share of op self time in nodes that fused ops of several layers (scored against
-  the layer that created the op whose name the node kept; no trace can split it).
+  the layer that created the op whose name the node kept; no trace can split it);
+- xsum: share of the layer-scored ops that are tape sums of gradients from several layers
+  (scored against the layer those share; a trace shows one input of a sum at most).
 This module does not import TensorFlow.
 """
 
@@ -52,7 +54,7 @@ def predictions(trace_path: str) -> dict[str, dict]:
 def score(labels: dict, rows: dict[str, dict]) -> dict:
     """Accuracy figures of predicted rows against one labels JSON."""
     lt = lc = pt = pc = 0.0
-    n_layer = n_layer_ok = 0
+    n_layer = n_layer_ok = n_sums = 0
     wrong: list[tuple[int, str, object, object]] = []
     for key, ev in labels["events"].items():
         if ev.get("phase") is None:
@@ -67,6 +69,7 @@ def score(labels: dict, rows: dict[str, dict]) -> dict:
             lc += w if ok else 0
             n_layer += 1
             n_layer_ok += ok
+            n_sums += bool(ev.get("mixed_inputs"))
             if not ok:
                 wrong.append((w, key, ev["layer"], pred_layer))
         pt += w
@@ -82,6 +85,8 @@ def score(labels: dict, rows: dict[str, dict]) -> dict:
         "layer_ops": n_layer,
         "unmapped": labels["summary"]["unmapped_share"],
         "xfused": labels["summary"].get("fused_across_layers_share", 0.0),
+        # Tape sums of several layers' gradients: which ones they sum, the trace never says.
+        "xsum": n_sums / n_layer if n_layer else 0.0,
         "worst": [{"self_ps": w, "op": k, "expected": e, "got": g} for w, k, e, g in wrong[:8]],
     }
 
@@ -112,10 +117,11 @@ def _pct(x) -> str:
 
 def table(results: dict[str, dict[str, dict]]) -> str:
     """The per-model table with min and mean rows."""
-    cols = ("layer_tw", "layer_op", "phase_tw", "unmapped", "xfused")
+    cols = ("layer_tw", "layer_op", "phase_tw", "unmapped", "xfused", "xsum")
     sub = " ".join(f"{c:>8s}" for c in cols) + "  "
+    width = len(sub)
     lines = [
-        f"{'':24s}| {'trace only (stock TensorBoard trace)':47s}| manifest (MetalProfileCallback)",
+        f"{'':24s}| {'trace only (stock TensorBoard trace)':{width}s}| manifest (MetalProfileCallback)",
         f"{'model':24s}| {sub}| {sub}",
     ]
     lines.append("-" * len(lines[-1]))
@@ -125,7 +131,7 @@ def table(results: dict[str, dict[str, dict]]) -> str:
         for mode in MODES:
             r = modes.get(mode) or {"error": "not recorded"}
             if "error" in r:
-                cells.append(f"{r['error'][:47]:47s}")
+                cells.append(f"{r['error'][:width]:{width}s}")
                 continue
             miss = any(r[k] < t for k, t in THRESHOLDS[mode].items())
             below[mode] += miss
