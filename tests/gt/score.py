@@ -121,7 +121,8 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     sub = " ".join(f"{c:>8s}" for c in cols) + "  "
     width = len(sub)
     lines = [
-        f"{'':24s}| {'trace only (stock TensorBoard trace)':{width}s}| manifest (MetalProfileCallback)",
+        f"{'':24s}| {'trace only (stock TensorBoard trace)':{width}s}"
+        "| manifest (MetalProfileCallback)",
         f"{'model':24s}| {sub}| {sub}",
     ]
     lines.append("-" * len(lines[-1]))
