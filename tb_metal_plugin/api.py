@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, attribution_accuracy
 from .attribution import TraceAttributor
 from .breakdown import (
     CPU_ONLY_NOTE,
@@ -219,6 +219,7 @@ class Profile:
                 "copies": copies(rows, self.events, sel, self._copy_layer),
                 "device_sources": _count_by(rows, "device_source"),
                 "device_timelines": self._device_timelines(sel),
+                "attribution_accuracy": attribution_accuracy.of_source(self.attribution_source),
             }
         )
         # A plain dict that also renders as an HTML table in Jupyter.

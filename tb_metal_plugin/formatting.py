@@ -160,6 +160,17 @@ def bench_overheads(nodes) -> str:
     return ", ".join(f"{d} {fmt_time(sorted(v)[len(v) // 2])}" for d, v in sorted(seen.items()))
 
 
+def _accuracy(acc: dict | None) -> str:
+    """The measured accuracy of the payload's attribution source, min and mean (or "")."""
+    if not acc:
+        return ""
+    return (
+        f"attribution measured on {acc['models']} models: right layer for "
+        f"{acc['layer_time_mean']:.1%} of op time (worst model {acc['layer_time_min']:.1%}), "
+        f"{acc['layer_op_mean']:.1%} of ops (worst {acc['layer_op_min']:.1%})"
+    )
+
+
 def _clock_split(clocks: dict | None) -> str:
     return ", ".join(f"{c} {fmt_time(ps)}" for c, ps in (clocks or {}).items()) or "no ops"
 
@@ -224,6 +235,7 @@ def layers_table(data: dict, width: int | None = None) -> str:
         ],
         width,
     )
+    out += wrap_fields([_accuracy(data.get("attribution_accuracy"))], width)
     # Each device timeline apart (multi-GPU runs): its busy time, never summed across devices.
     out += wrap_fields(
         [

@@ -342,6 +342,22 @@ class DeviceTimeline(TypedDict):
     unlinked_ps: Annotated[Ps, Clock("device"), "busy time linked to no TF op"]
 
 
+class AttributionAccuracy(TypedDict):
+    """How often this payload's attribution source was right on the ground-truth corpus."""
+
+    source: Annotated[str, "`trace_names` or `manifest`"]
+    models: Annotated[int, "models of the corpus scored"]
+    layer_time_min: Annotated[float, "share of op time with the right layer: worst model"]
+    layer_time_mean: Annotated[float, "the same, mean over the models"]
+    layer_op_min: Annotated[float, "share of ops with the right layer: worst model"]
+    layer_op_mean: Annotated[float, "the same, mean over the models"]
+    phase_time_min: Annotated[float, "share of op time with the right phase: worst model"]
+    phase_time_mean: Annotated[float, "the same, mean over the models"]
+    below_thresholds: Annotated[list[str], "models below the accuracy targets of issue 9"]
+    recorded_with: Annotated[str, "TensorFlow and Keras versions of the corpus"]
+    command: Annotated[str, "the command that measured (and prints) these figures"]
+
+
 class LayersPayload(ProfileHeader):
     """`GET /layers`, `tb-metal layers --format json`: `Profile.layers(step)`."""
 
@@ -356,6 +372,9 @@ class LayersPayload(ProfileHeader):
     copies: Annotated[list[Copy], "cross-device copies, most time first"]
     device_sources: Annotated[dict[str, int], "op count per device source"]
     device_timelines: Annotated[list[DeviceTimeline], "each device plane's busy time"]
+    attribution_accuracy: Annotated[
+        AttributionAccuracy | None, "measured accuracy of `attribution_source`; null if unknown"
+    ]
 
 
 # ---------------------------------------------------------------------------

@@ -170,3 +170,28 @@ def test_gradient_ops_carry_the_forward_layer_under_the_callback(tmp_path):
         k: ev for k, ev in events.items() if "gradient_tape/" in k and ev["kind"] != "gradient"
     }
     assert not wrong, wrong
+
+
+def test_shipped_accuracy_is_what_the_readme_and_the_layers_payload_say():
+    """One source for the accuracy figures: the scorer's data file, in the payload and README."""
+    from tb_metal_plugin import load_profile
+    from tb_metal_plugin.attribution_accuracy import of_source
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = {
+        "trace_names": next(ln for ln in readme.splitlines() if ln.startswith("| trace only")),
+        "manifest": next(ln for ln in readme.splitlines() if ln.startswith("| with `Metal")),
+    }
+    for source, row in rows.items():
+        acc = of_source(source)
+        assert acc and acc["models"] >= 25 and acc["command"].startswith("python -m tests.gt")
+        for key in ("layer_time", "layer_op", "phase_time"):
+            for agg in ("min", "mean"):
+                value = acc[f"{key}_{agg}"] * 100
+                shown = [f"{agg} {value:.2f}%", f"{agg} {value:.1f}%"]
+                assert any(s in row for s in shown), (source, key, agg, value, row)
+    for mode in gt.MODES:  # conv_bn recorded both ways: each payload names its own source
+        labels = _labels("conv_bn", mode)
+        prof = load_profile(FIXTURES / "conv_bn" / os.path.dirname(labels["trace"]))
+        assert prof.attribution_source == {"trace": "trace_names", "manifest": "manifest"}[mode]
+        assert prof.layers()["attribution_accuracy"] == of_source(prof.attribution_source)

@@ -1,11 +1,21 @@
 // What the breakdown says about its figures, and the order sessions are offered in.
 import { fmtPct } from "./format";
-import type { LayerNode, LayersPayload, SessionEntry } from "./types";
+import type { AttributionAccuracy, LayerNode, LayersPayload, SessionEntry } from "./types";
 
-export function describeAttribution(src: string): string {
-  if (src === "manifest") return "Layer attribution: exact, from the layer scopes recorded by MetalProfileCallback.";
-  if (src === "trace_names") return "Layer attribution: inferred from op names in the trace (name scopes); record with MetalProfileCallback for exact attribution and placement.";
-  return `Layer attribution: ${src}.`;
+export function describeAttribution(src: string, acc?: AttributionAccuracy | null): string {
+  let text = `Layer attribution: ${src}.`;
+  if (src === "manifest") text = "Layer attribution: exact, from the layer scopes recorded by MetalProfileCallback.";
+  if (src === "trace_names") text = "Layer attribution: inferred from op names in the trace (name scopes); record with MetalProfileCallback for exact attribution and placement.";
+  return acc ? `${text} ${describeAccuracy(acc)}` : text;
+}
+
+// The core ships the measured figures; this only words them (min = the worst model).
+export function describeAccuracy(acc: AttributionAccuracy): string {
+  return `Measured against an independent ground truth on ${acc.models} models (${acc.recorded_with}): ` +
+    `right layer for ${fmtPct(acc.layer_time_mean)} of op time on average (worst model ${fmtPct(acc.layer_time_min)}), ` +
+    `${fmtPct(acc.layer_op_mean)} of ops (worst ${fmtPct(acc.layer_op_min)}); ` +
+    `right phase for ${fmtPct(acc.phase_time_mean)} of op time (worst ${fmtPct(acc.phase_time_min)}). ` +
+    `Printed by: ${acc.command}`;
 }
 
 export function describeTimeline(p: LayersPayload): string {

@@ -355,7 +355,7 @@ class App {
     });
     const notes = h("div", { class: "notes" },
       h("p", { class: "note", "data-testid": "note-time" }, describeTimeline(p)),
-      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source), " ", sumSources(p)),
+      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source, p.attribution_accuracy), " ", sumSources(p)),
       p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "", p.cached ? " — shown from the cache of an earlier TensorBoard session while the trace reloads for op details" : "") : null);
 
     this.main.append(this.strip.el, summary, ...warnings, treePanel, this.ops.el, fallbackPanel(p, hasGpu, select), this.readiness.el, chartPanel, notes);

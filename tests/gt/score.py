@@ -1,6 +1,6 @@
 """Score tb_metal_plugin's attribution against the recorded ground truth.
 
-    python -m tests.gt score OUTDIR [--only a,b] [--json FILE]
+    python -m tests.gt score OUTDIR [--only a,b] [--json FILE] [--accuracy FILE]
     PYTHONPATH=/other/checkout python /path/to/tests/gt/score.py OUTDIR
 
 Predictions come from the public API of whichever tb_metal_plugin is imported
@@ -155,12 +155,65 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+# The package's names of the two modes (Profile.attribution_source).
+SOURCES = {"trace": "trace_names", "manifest": "manifest"}
+ACCURACY_COMMAND = (
+    "python -m tests.gt record OUTDIR && python -m tests.gt score OUTDIR "
+    "--accuracy tb_metal_plugin/data/attribution_accuracy.json"
+)
+
+
+def accuracy(results: dict[str, dict[str, dict]], versions: str) -> dict:
+    """Min and mean per mode over the scored models, as the package ships them."""
+    sources = {}
+    for mode, source in SOURCES.items():
+        scored = {m: r[mode] for m, r in results.items() if "layer_tw" in r.get(mode, {})}
+        if not scored:
+            continue
+        out: dict = {"models": len(scored)}
+        for key, name in (
+            ("layer_tw", "layer_time"),
+            ("layer_op", "layer_op"),
+            ("phase_tw", "phase_time"),
+        ):
+            values = [r[key] for r in scored.values()]
+            out[f"{name}_min"] = round(min(values), 4)
+            out[f"{name}_mean"] = round(sum(values) / len(values), 4)
+        out["below_thresholds"] = sorted(
+            m for m, r in scored.items() if any(r[k] < t for k, t in THRESHOLDS[mode].items())
+        )
+        sources[source] = out
+    return {
+        "format": "tb-metal-attribution-accuracy",
+        "version": 1,
+        "command": ACCURACY_COMMAND,
+        "recorded_with": versions,
+        "sources": sources,
+    }
+
+
+def _versions(outdir: str) -> str:
+    """`TensorFlow x / Keras y` as the labels files recorded them (one model's is enough)."""
+    for model in sorted(os.listdir(outdir)):
+        for rec in MODES.values():
+            path = os.path.join(outdir, model, f"{rec}.labels.json")
+            if os.path.exists(path):
+                v = load_labels(path).get("versions") or {}
+                return f"TensorFlow {v.get('tensorflow', '?')} / Keras {v.get('keras', '?')}"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the per-model table; --json writes every figure and the worst misses."""
+    """Print the per-model table; --json writes every figure and the worst misses,
+    --accuracy the min and mean per mode that the package shows beside its figures."""
     p = argparse.ArgumentParser(prog="python -m tests.gt score")
     p.add_argument("outdir")
     p.add_argument("--only", default="")
     p.add_argument("--json", help="write all figures (and worst misses) here")
+    p.add_argument(
+        "--accuracy",
+        help="write min and mean per mode here (tb_metal_plugin/data/attribution_accuracy.json)",
+    )
     a = p.parse_args(argv)
     import tb_metal_plugin
 
@@ -171,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
+    if a.accuracy:
+        with open(a.accuracy, "w") as f:
+            json.dump(accuracy(results, _versions(a.outdir)), f, indent=1)
+            f.write("\n")
     return 0
 
 
