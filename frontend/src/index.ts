@@ -4,13 +4,14 @@ import { ApiError, fetchLayers, fetchReadiness, fetchSessions } from "./api";
 import { topLayers, TopChart, type StackBy } from "./chart";
 import { CompareView } from "./compare";
 import { ALL_HOSTS, allHostsView, fetchAllHosts } from "./hosts";
-import { describeAttribution, describeTimeline, devicesOf, findNode, newestFirst, sumSources } from "./describe";
+import { devicesOf, findNode, newestFirst, phasesOf } from "./describe";
 import { clear, h } from "./dom";
-import { clockHeading, fmtPct, fmtTime, pathKey, pathLabel } from "./format";
+import { clockHeading, fmtTime, pathKey } from "./format";
 import { fallbackPanel, OpsPanel } from "./panels";
 import { ReadinessPanel, verdictLookup } from "./readiness";
-import { LayerTree, OVER_100 } from "./tree";
-import type { LayerNode, LayersPayload, SessionEntry, SessionsPayload } from "./types";
+import { notesPanel, summaryCards, traceViewerLink } from "./summary";
+import { LayerTree } from "./tree";
+import type { LayersPayload, SessionEntry, SessionsPayload } from "./types";
 import { onUrlChange, readUrl, writeUrl, type UrlState } from "./urlstate";
 import { VerdictStrip } from "./verdict";
 
@@ -191,24 +192,10 @@ class App {
         h("label", null, "Run / session ", sessSel),
         sess && sess.hosts.length > 1 ? h("label", null, "Host ", hostSel) : hostSel,
         h("label", null, "Step ", stepSel),
-        this.traceViewerLink());
+        traceViewerLink(this.state.run, this.state.host));
       if (!(sess && sess.hosts.length > 1)) hostSel.classList.add("hidden");
     }
     this.header.append(h("button", { class: "refresh", title: "look for new profiles", "aria-label": "look for new profiles", onclick: () => void this.start(true) }, "⟳"));
-  }
-
-  private traceViewerLink(): HTMLElement {
-    // The standard Profile tab reads run/tool/host from the top window's query string.
-    const st = this.state;
-    let href = "#";
-    try {
-      const top = window.top ?? window;
-      const q = `?run=${encodeURIComponent(st.run ?? "")}&tool=trace_viewer@&host=${encodeURIComponent(st.host ?? "")}`;
-      href = top.location.origin + top.location.pathname + q + "#profile";
-    } catch {
-      href = "#";
-    }
-    return h("a", { class: "button-link", href, target: "_top", "data-testid": "trace-viewer-link", title: "open this session in the Profile tab's trace viewer (needs tensorboard-plugin-profile)" }, "Open in trace viewer ↗");
   }
 
   private async showView(): Promise<void> {
@@ -301,23 +288,15 @@ class App {
   private renderBreakdown(p: LayersPayload): void {
     clear(this.main);
     this.chart?.destroy();
-    const phases = this.phasesOf(p);
+    const phases = phasesOf(p);
     const devices = devicesOf(p);
     const hasGpu = p.has_gpu ?? devices.some((d) => d.startsWith("GPU"));
     const clock = clockHeading(p.clocks, hasGpu) || "op";
     const select = (path: string[], bucket: boolean) => this.selectLayer(path, bucket, true, true);
 
     this.strip = new VerdictStrip(p, clock, select);
-    const fallbackTypes = new Set((p.fallbacks ?? []).map((f) => f.op_type)).size;
-    const fallbackLayers = new Set((p.fallbacks ?? []).map((f) => pathLabel(f.path ?? f.bucket ?? null))).size;
     const over = p.step_time_ps > 0 && p.total_ps > p.step_time_ps;
-    const summary = h("section", { class: "summary", "data-testid": "summary" },
-      this.card(p.step === "avg" ? "Step time (avg, wall)" : p.step === null || p.step === "all" ? "Time of profiled steps (wall)" : `Step ${p.step} (wall)`, fmtTime(p.step_time_ps), "step-time"),
-      this.card(`Op time (${clock})`, fmtTime(p.total_ps), "total-time", over ? `${fmtPct(p.total_ps / p.step_time_ps)} of the step: ${OVER_100}` : null),
-      this.card("Steps", p.steps.length ? `${p.steps.length} (${p.steps[0]}–${p.steps[p.steps.length - 1]})` : "–", "steps"),
-      this.card("Devices", (p.devices?.length ? p.devices : devices).join(", ") || "CPU", "devices"),
-      this.card("CPU fallbacks", fallbackTypes ? `${fallbackTypes} op type(s) in ${fallbackLayers} layer(s)` : hasGpu ? "none" : "no GPU in this run", "fallback-count"),
-    );
+    const summary = summaryCards(p, clock, hasGpu, devices);
     const warnings = (p.warnings ?? []).map((w) => h("div", { class: "warn-box" }, w));
 
     // Layer tree, then the drill-down right below it (scrolled to on selection).
@@ -353,10 +332,7 @@ class App {
       onVersion: (v) => { this.state.metalVersion = v; void this.loadReadiness(p); },
       onSelect: select,
     });
-    const notes = h("div", { class: "notes" },
-      h("p", { class: "note", "data-testid": "note-time" }, describeTimeline(p)),
-      h("p", { class: "note", "data-testid": "note-attribution" }, describeAttribution(p.attribution_source, p.attribution_accuracy), " ", sumSources(p)),
-      p.file ? h("p", { class: "note muted" }, "File: ", h("code", null, p.file), p.load_s ? ` (read in ${p.load_s.toFixed(2)} s)` : "", p.cached ? " — shown from the cache of an earlier TensorBoard session while the trace reloads for op details" : "") : null);
+    const notes = notesPanel(p);
 
     this.main.append(this.strip.el, summary, ...warnings, treePanel, this.ops.el, fallbackPanel(p, hasGpu, select), this.readiness.el, chartPanel, notes);
     void this.loadReadiness(p);
@@ -389,19 +365,6 @@ class App {
       this.strip?.setReadiness(null);
       this.tree?.setReadiness(null);
     }
-  }
-
-  private card(label: string, value: string, testid: string, hint: string | null = null): HTMLElement {
-    return h("div", { class: "card", "data-testid": "card-" + testid, title: hint }, h("div", { class: "card-label" }, label), h("div", { class: "card-value" }, value, hint ? h("sup", { class: "over-100" }, " ‖") : null));
-  }
-
-  private phasesOf(p: LayersPayload): string[] {
-    const order = ["forward", "backward", "optimizer"];
-    const seen = new Set<string>();
-    const walk = (ns: LayerNode[]) => ns.forEach((n) => { Object.keys(n.phases ?? {}).forEach((k) => seen.add(k)); walk(n.children ?? []); });
-    walk(p.layers);
-    walk(p.buckets ?? []);
-    return [...order.filter((x) => seen.has(x)), ...[...seen].filter((x) => !order.includes(x)).sort()];
   }
 
   /** Show a layer's ops (and put it in the URL); `reveal` also opens it in the tree. */
