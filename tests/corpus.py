@@ -34,6 +34,34 @@ CASES = (
 )
 
 
+def subclassed_net(n_out: int):
+    """A subclassed model with a subclassed block (a residual of two Dense) inside it."""
+    import keras
+
+    L = keras.layers
+
+    class Block(L.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.a = L.Dense(16, name="inner_a")
+            self.b = L.Dense(16, name="inner_b")
+
+        def call(self, x):
+            return self.b(keras.ops.relu(self.a(x))) + x
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.proj = L.Dense(16, name="proj")
+            self.block = Block(name="block")
+            self.out = L.Dense(n_out, name="out")
+
+        def call(self, x):
+            return self.out(self.block(self.proj(x)))
+
+    return Net()
+
+
 def _build(case: str):
     import keras
     import numpy as np
@@ -57,27 +85,7 @@ def _build(case: str):
         model = keras.Model(inp, out)
         x = rng.random((64, 12), dtype="float32")
     elif case == "subclassed":
-
-        class Block(keras.layers.Layer):
-            def __init__(self, **kw):
-                super().__init__(**kw)
-                self.a = L.Dense(16, name="inner_a")
-                self.b = L.Dense(16, name="inner_b")
-
-            def call(self, x):
-                return self.b(keras.ops.relu(self.a(x))) + x
-
-        class Net(keras.Model):
-            def __init__(self):
-                super().__init__(name="net")
-                self.proj = L.Dense(16, name="proj")
-                self.block = Block(name="block")
-                self.out = L.Dense(3, name="out")
-
-            def call(self, x):
-                return self.out(self.block(self.proj(x)))
-
-        model = Net()
+        model = subclassed_net(3)
         x = rng.random((64, 12), dtype="float32")
     elif case == "nested":
         enc_in = keras.Input((12,))

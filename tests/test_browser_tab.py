@@ -23,6 +23,7 @@ from tests.test_browser import (
     CHROMIUM_ARGS,
     api_get,
     fmt_time,
+    leaves,
     metal_frame,
     playwright_api,
     run_tensorboard,
@@ -71,14 +72,6 @@ def session(sessions, run):
 def url_state(page) -> dict:
     q = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
     return {k[4:]: v[0] for k, v in q.items() if k.startswith("tbm_")}
-
-
-def leaves(nodes):
-    for n in nodes:
-        if n["children"]:
-            yield from leaves(n["children"])
-        else:
-            yield n
 
 
 def in_viewport(frame, selector) -> bool:

@@ -23,6 +23,7 @@ from tb_metal_plugin import MetalProfileCallback  # noqa: E402
 from tb_metal_plugin.callback import _parse_profile_batch  # noqa: E402
 from tb_metal_plugin.events import read_events  # noqa: E402
 from tb_metal_plugin.manifest import load_manifest  # noqa: E402
+from tests.corpus import subclassed_net  # noqa: E402
 
 L = keras.layers
 REPO = Path(__file__).resolve().parents[1]
@@ -268,29 +269,8 @@ def test_missing_private_hook_warns_once_and_falls_back(tmp_path, monkeypatch):
     assert len(messages) == 1  # once per process, not once per fit
 
 
-class _Block(L.Layer):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.a = L.Dense(16, name="inner_a")
-        self.b = L.Dense(16, name="inner_b")
-
-    def call(self, x):
-        return self.b(keras.ops.relu(self.a(x))) + x
-
-
-class _Net(keras.Model):
-    def __init__(self):
-        super().__init__(name="net")
-        self.proj = L.Dense(16, name="proj")
-        self.block = _Block(name="block")
-        self.out = L.Dense(2, name="out")
-
-    def call(self, x):
-        return self.out(self.block(self.proj(x)))
-
-
 def test_subclassed_model(tmp_path):
-    model = _compiled(_Net())
+    model = _compiled(subclassed_net(2))
     cb, manifest, _ = _fit(model, tmp_path)
     _assert_complete(manifest, cb.trace_paths[0])
     paths = {tuple(lay["path"]) for lay in manifest["layers"]}
@@ -626,9 +606,11 @@ _TWO_CPUS = textwrap.dedent(
 )
 
 
-def test_two_logical_cpus_pinned_layer(tmp_path):
-    script = tmp_path / "two_cpus.py"
-    script.write_text(_TWO_CPUS)
+def _run_script(tmp_path: Path, name: str, text: str) -> dict:
+    """Run a recording script in its own process (TensorFlow's devices are set once per
+    process) with a logdir argument; its last stdout line is a JSON result."""
+    script = tmp_path / name
+    script.write_text(text)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "logs")],
@@ -638,7 +620,11 @@ def test_two_logical_cpus_pinned_layer(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_two_logical_cpus_pinned_layer(tmp_path):
+    result = _run_script(tmp_path, "two_cpus.py", _TWO_CPUS)
     manifest = json.loads(Path(result["manifest"]).read_text())
     assert manifest["warnings"] == []
     assert manifest["environment"]["logical_devices"] == ["/device:CPU:0", "/device:CPU:1"]
@@ -696,19 +682,8 @@ _MIRRORED = textwrap.dedent(
 
 
 def test_mirrored_strategy_replicas_and_cross_replica_updates(tmp_path):
-    script = tmp_path / "mirrored.py"
-    script.write_text(_MIRRORED)
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "logs")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads(
-        Path(json.loads(done.stdout.strip().splitlines()[-1])["manifest"]).read_text()
+        Path(_run_script(tmp_path, "mirrored.py", _MIRRORED)["manifest"]).read_text()
     )
     assert manifest["warnings"] == []
     records = _records(manifest)
