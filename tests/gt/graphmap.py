@@ -278,13 +278,17 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
 _GRAPPLER_NAME = re.compile(r"^(?:(?P<scope>.*)/)?[A-Za-z]+Optimizer/[A-Za-z0-9]+_(?P<node>[^/]+)$")
 
 
+def _grappler_original(m) -> str:
+    return f"{m['scope']}/{m['node']}" if m["scope"] else m["node"]
+
+
 def _grappler_replaced(structure, root, name: str, nodes: dict):
     """(labelled op, its executed name) a Grappler-built node replaced, by Grappler's
     naming rule: only when `<scope>/<name>` is a labelled op no longer executed (else None)."""
     m = _GRAPPLER_NAME.match(name)
     if not m:
         return None
-    original = f"{m['scope']}/{m['node']}" if m["scope"] else m["node"]
+    original = _grappler_original(m)
     if original in nodes:
         return None  # still executed: the new node is not its replacement
     op, how = structure.resolve(root, original)
@@ -304,6 +308,8 @@ def _folded_in(op, executed_name: str, nodes) -> list[dict]:
     if not executed_name.endswith(op.name):
         return []
     prefix = executed_name[: len(executed_name) - len(op.name)]
+    # Still computed: executed under its own name, or under a Grappler replacement's.
+    renamed = {_grappler_original(m) for m in map(_GRAPPLER_NAME.match, nodes) if m}
     out, seen, frontier = [], {op.name}, [op]
     for _ in range(6):  # an add tree or a transpose chain is a few levels deep
         nxt = []
@@ -313,8 +319,8 @@ def _folded_in(op, executed_name: str, nodes) -> list[dict]:
                 if p.name in seen or p.type in _SOURCES:
                     continue
                 seen.add(p.name)
-                if prefix + p.name in nodes:
-                    continue  # still executed: the rewrite's boundary
+                if prefix + p.name in nodes or prefix + p.name in renamed:
+                    continue  # still computed: the rewrite's boundary
                 if p.type not in PASS_THROUGH and label_of(p) is not None:
                     out.append(label_of(p))
                 nxt.append(p)

@@ -128,10 +128,12 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
                 entry["reason"] = rec.get("reason", "unlabelled")
         elif rec is not None:
             entry["reason"] = f"executed node has type {rec['type']}"
+        elif ev["lines"] == ["python"]:
+            # Python's thread runs eager ops, never a tf.data function's: a tf.data graph op
+            # of the same name (`range`) is another op.
+            entry["reason"] = "eager op (not in an executed graph)"
         elif key in data_ops:
             label, entry["how"] = data_ops[key], "tf.data function graph"
-        elif ev["lines"] == ["python"]:
-            entry["reason"] = "eager op (not in an executed graph)"
         else:
             entry["reason"] = "not in any executed graph"
         if label is not None:
