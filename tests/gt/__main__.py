@@ -1,4 +1,4 @@
-"""`python -m tests.gt record|score|fixtures ...`."""
+"""`python -m tests.gt record|score|misses|fixtures ...`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from importlib import import_module
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the record or score command."""
+    """Dispatch to the record, score, misses or fixtures command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("record", "score", "fixtures"):
-        print("usage: python -m tests.gt record|score|fixtures OUTDIR [...]", file=sys.stderr)
+    commands = ("record", "score", "misses", "fixtures")
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m tests.gt {'|'.join(commands)} OUTDIR [...]", file=sys.stderr)
         return 2
     module = import_module(f"{__package__}.{argv[0]}")
     return module.main(argv[1:])

@@ -10,9 +10,11 @@ function structure the runtime flattened:
 - `<if op>/then/_N/<rest>`, `/else/_N/<rest>`: the branch graphs; other names: lowering;
 - inlined call glue (`<call op>/input/_N`, `/output/_N`, control nodes): the call op;
 - a node Grappler created or renamed: `experimental_debug_info.original_node_names`
-  (names inside the function `original_func_names` names); without debug info, the
-  label its data inputs all share (else its consumers), read off the executed graph's
-  edges; when they disagree it stays unmapped ("grappler-created");
+  (names inside the function `original_func_names` names); without debug info, the node
+  it replaced when its name follows Grappler's `<scope>/<X>Optimizer/<Stage>_<node>`
+  rule and `<scope>/<node>` is a labelled op no longer executed; else the label its data
+  inputs all share (else its consumers), read off the executed graph's edges; when they
+  disagree it stays unmapped ("grappler-created");
 - `_Send`/`_Recv`: the producer of the tensor they move (input / matching tensor_name).
 No layer name is ever parsed.
 """
@@ -28,7 +30,8 @@ CASE_TYPES = {"Case", "StatelessCase"}
 _N = re.compile(r"^_\d+$")
 
 
-def _callee_name(op) -> str | None:
+def callee_name(op) -> str | None:
+    """Name of the function a call op calls (None for other ops)."""
     try:
         return op.get_attr(CALL_ATTR).name
     except Exception:
@@ -63,7 +66,7 @@ class Structure:
         return self.names(graph).get(name)
 
     def callee(self, op):
-        name = _callee_name(op)
+        name = callee_name(op)
         return self.by_fname.get(name) if name else None
 
     def resolve(self, graph, name: str, depth: int = 0):
@@ -174,6 +177,11 @@ def _label_by_edges(nodes: dict, out: dict) -> None:
                 ):
                     out[name].update(label=labels[0], how=f"grappler node: its {how}")
                     out[name].pop("reason", None)
+                    # A part of a cross-layer rewrite (an AddOpsRewrite leaf) is one too.
+                    fused = [out[x]["fused_across_layers"] for x in around
+                             if out[x].get("fused_across_layers")]  # fmt: skip
+                    if fused:
+                        out[name]["fused_across_layers"] = fused[0]
                     progress = True
                     break
         if not progress:
@@ -231,6 +239,13 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
         op_label, how = orig_labels[-1], "original_node_names"
     elif op is not None:
         op_label = label_of(op)
+    elif (replaced := _grappler_replaced(structure, root, n.name, nodes)) is not None:
+        op_label, how = label_of(replaced[0]), f"grappler name: replaces {replaced[1]}"
+        folded = _folded_in(*replaced, nodes)
+        flayers = {tuple(x["layer"]) if x["layer"] else None for x in [op_label, *folded]}
+        if len(flayers) > 1:  # e.g. AddOpsRewrite: an add tree spanning several layers
+            rec["fused_ops"] = len(folded)
+            rec["fused_across_layers"] = [list(x) if x else None for x in sorted(flayers, key=str)]
     else:
         rec.update(label=None, reason="xla" if "Xla" in n.op else "grappler-created")
         return rec
@@ -257,7 +272,60 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
     return rec
 
 
+# Grappler names a node it builds to replace one node `<scope>/<name>` as
+# `<scope>/<Optimizer>/<Stage>_<name>` (MakeOptimizedNodeName in grappler's
+# graph_optimizer_stage.cc), e.g. `.../ArithmeticOptimizer/FoldTransposeIntoMatMul_MatMul`.
+_GRAPPLER_NAME = re.compile(r"^(?:(?P<scope>.*)/)?[A-Za-z]+Optimizer/[A-Za-z0-9]+_(?P<node>[^/]+)$")
+
+
+def _grappler_original(m) -> str:
+    return f"{m['scope']}/{m['node']}" if m["scope"] else m["node"]
+
+
+def _grappler_replaced(structure, root, name: str, nodes: dict):
+    """(labelled op, its executed name) a Grappler-built node replaced, by Grappler's
+    naming rule: only when `<scope>/<name>` is a labelled op no longer executed (else None)."""
+    m = _GRAPPLER_NAME.match(name)
+    if not m:
+        return None
+    original = _grappler_original(m)
+    if original in nodes:
+        return None  # still executed: the new node is not its replacement
+    op, how = structure.resolve(root, original)
+    if op is None or how != "exact" or label_of(op) is None:
+        return None
+    return op, original
+
+
 PASS_THROUGH = {"Identity", "IdentityN", "Snapshot", "StopGradient"}
+_SOURCES = {"Const", "Placeholder", "VarHandleOp", "ReadVariableOp"}
+
+
+def _folded_in(op, executed_name: str, nodes) -> list[dict]:
+    """Labels of the ops feeding `op` (transitively, up to the nearest still-executed
+    ones) that no longer execute: what a Grappler rewrite folded into op's replacement.
+    `executed_name` is op's name in the executed graph (inlining prefixes it)."""
+    if not executed_name.endswith(op.name):
+        return []
+    prefix = executed_name[: len(executed_name) - len(op.name)]
+    # Still computed: executed under its own name, or under a Grappler replacement's.
+    renamed = {_grappler_original(m) for m in map(_GRAPPLER_NAME.match, nodes) if m}
+    out, seen, frontier = [], {op.name}, [op]
+    for _ in range(6):  # an add tree or a transpose chain is a few levels deep
+        nxt = []
+        for o in frontier:
+            for t in o.inputs:
+                p = t.op
+                if p.name in seen or p.type in _SOURCES:
+                    continue
+                seen.add(p.name)
+                if prefix + p.name in nodes or prefix + p.name in renamed:
+                    continue  # still computed: the rewrite's boundary
+                if p.type not in PASS_THROUGH and label_of(p) is not None:
+                    out.append(label_of(p))
+                nxt.append(p)
+        frontier = nxt
+    return out
 
 
 def _fused_away(op, n, nodes) -> list[dict]:

@@ -18,15 +18,31 @@ SCHEMA = 1
 
 
 def _root_for(structure, fg) -> object | None:
-    """The labelled graph whose top-level node names the partition graphs use most."""
+    """The labelled graph whose top-level node names the partition graphs use most.
+
+    Several tf.functions can share top-level names (Keras' train and test functions both
+    call their step as `StatefulPartitionedCall`): a graph whose call op of a name calls
+    another function than the executed graph's node of that name (pre-optimization graph,
+    attr `f`) is not this function's graph.
+    """
     heads = set()
     for pg in fg.partition_graphs:
         for n in pg.node:
             if n.op not in ("_Arg", "_Retval", "_Send", "_Recv", "_DeviceArg", "_DeviceRetval"):
                 heads.add(n.name.split("/")[0])
+    calls = {
+        n.name: n.attr[graphmap.CALL_ATTR].func.name
+        for n in fg.pre_optimization_graph.node
+        if graphmap.CALL_ATTR in n.attr and n.attr[graphmap.CALL_ATTR].func.name
+    }
     best, best_hits = None, 0
     for g in structure.graphs:
         names = structure.names(g)
+        if any(
+            name in names and graphmap.callee_name(names[name]) not in (None, f)
+            for name, f in calls.items()
+        ):
+            continue
         hits = sum(1 for h in heads if h in names)
         if hits >= best_hits and hits:
             best, best_hits = g, hits
@@ -35,16 +51,40 @@ def _root_for(structure, fg) -> object | None:
     return best
 
 
+def _key(rec: dict) -> tuple | None:
+    label = rec.get("label")
+    if label is None:
+        return None
+    return (tuple(label["layer"]) if label["layer"] else None, label["phase"])
+
+
 def executed_labels(labeller, exports) -> dict[str, dict]:
-    """{executed node name: record} over every function the run instantiated (last wins)."""
+    """{executed node name: record} over every function the run instantiated.
+
+    A trace event names a node, not the function that ran it: a name two executed
+    functions both use (train and test step: `StatefulPartitionedCall/Add_2`) with
+    different labels cannot be told apart in the trace, so it gets no label (not scored).
+    """
     structure = graphmap.Structure(labeller.graphs)
     out: dict[str, dict] = {}
+    roots: dict[str, int] = {}
     for md in exports:
         for fg in md.function_graphs:
             root = _root_for(structure, fg)
             if root is None:
                 continue
-            out.update(graphmap.label_partition(structure, root, fg))
+            for name, rec in graphmap.label_partition(structure, root, fg).items():
+                prev = out.get(name)
+                if prev is not None and prev.get("ambiguous"):
+                    continue
+                if prev is not None and roots[name] != id(root) and prev["type"] == rec["type"]:
+                    if _key(rec) is None:
+                        continue  # the other function's node of that name has the label
+                    if _key(prev) is not None and _key(prev) != _key(rec):
+                        rec = dict(rec, label=None, ambiguous=True)
+                        rec["reason"] = "same name in several executed functions, labels differ"
+                out[name] = rec
+                roots[name] = id(root)
     return out
 
 
@@ -88,10 +128,12 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
                 entry["reason"] = rec.get("reason", "unlabelled")
         elif rec is not None:
             entry["reason"] = f"executed node has type {rec['type']}"
+        elif ev["lines"] == ["python"]:
+            # Python's thread runs eager ops, never a tf.data function's: a tf.data graph op
+            # of the same name (`range`) is another op.
+            entry["reason"] = "eager op (not in an executed graph)"
         elif key in data_ops:
             label, entry["how"] = data_ops[key], "tf.data function graph"
-        elif ev["lines"] == ["python"]:
-            entry["reason"] = "eager op (not in an executed graph)"
         else:
             entry["reason"] = "not in any executed graph"
         if label is not None:
