@@ -283,23 +283,35 @@ def _function_rows(
 
 
 def _original(gmap: GraphMap, roots: list[Any], node: Any) -> tuple[Record, str] | None:
-    """A node Grappler made in place of recorded ops: the work of the last one it replaced.
+    """A node Grappler made in place of recorded ops: the work of the op it replaced.
 
-    Grappler's rewrites (ArithmeticOptimizer's cast reordering, remapper fusions) keep the
-    names of the nodes they replace in the node's debug info, local to the function they
-    came from; the node's own name says where that function was inlined (a prefix of it).
-    The last original is the one whose value the new node computes.
+    Grappler names a rewritten node `<scope>/<Optimizer>/<Stage>_<node>` after the node it
+    replaces (`.../add_1/ArithmeticOptimizer/AddOpsRewrite_Add` stands for `add_1/Add`),
+    and its debug info lists every node folded in (a BatchNorm's add merged into the next
+    layer's sum), local to the function they came from; the node's own name says where
+    that function was inlined (a prefix of it). The named node decides; without one, the
+    last original (the value the new node computes).
     """
     parts = node.name.split("/")
-    for original in reversed(node.experimental_debug_info.original_node_names):
-        for k in range(len(parts) - 1, -1, -1):
-            found = gmap.find("/".join(parts[:k] + [original]), roots)
-            if found is None or found[1] != "exact":
-                continue
-            rec = gmap.record.get(id(found[0]))
-            if rec is not None and rec[2] != "unrecorded":
-                return rec, "original"
-            break
+    originals = list(reversed(node.experimental_debug_info.original_node_names))
+    stage = next((i for i, p in enumerate(parts[:-1]) if p.endswith("Optimizer")), None)
+    names: list[str] = []  # full names in the executed graph, best first
+    if stage is not None:
+        scope, tail = "/".join(parts[:stage]), parts[-1]
+        cuts = [tail[i + 1 :] for i, c in enumerate(tail) if c == "_"]
+        names += [
+            f"{scope}/{o.rsplit('/', 1)[-1]}" for o in originals if o.rsplit("/", 1)[-1] in cuts
+        ]
+        names += [f"{scope}/{cut}" for cut in cuts]
+    # Debug info names are local to the function: the node's name says where it was inlined.
+    names += ["/".join(parts[:k] + [o]) for o in originals for k in range(len(parts) - 1, -1, -1)]
+    for name in names:
+        found = gmap.find(name, roots)
+        if found is None or found[1] != "exact":
+            continue
+        rec = gmap.record.get(id(found[0]))
+        if rec is not None and rec[2] != "unrecorded":
+            return rec, "original"
     return None
 
 
