@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import subprocess
@@ -67,7 +66,8 @@ CHILD = textwrap.dedent(
             for step in ("all", "avg"):
                 q = {"session": s["name"], "wait": "120", "step": step}
                 r = client.get(base + route, query_string=q)
-                out[f"{route} {s['name']} {step}"] = digest(f"{r.status_code} " + r.get_data(as_text=True))
+                body = r.get_data(as_text=True)
+                out[f"{route} {s['name']} {step}"] = digest(f"{r.status_code} {body}")
     print(json.dumps(out))
     """
 )
