@@ -63,11 +63,26 @@ pretty_option = click.option(
 )
 
 
+def _pretty() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("tb_metal_pretty")) or sys.stdout.isatty()
+
+
 def json_text(data: dict) -> str:
     """The payload as JSON: indented for --pretty or a terminal, compact otherwise."""
-    ctx = click.get_current_context(silent=True)
-    pretty = bool(ctx and ctx.meta.get("tb_metal_pretty")) or sys.stdout.isatty()
-    return formatting.to_json(data, pretty)
+    return formatting.to_json(data, _pretty())
+
+
+def echo_json(data: dict) -> None:
+    """Print json_text(data) and a newline; compact JSON goes out in pieces (jsonout)."""
+    if _pretty():
+        click.echo(json_text(data))
+        return
+    from .jsonout import json_chunks
+
+    for piece in json_chunks(data):
+        click.echo(piece, nl=False)
+    click.echo("")
 
 
 def selectors(f):
@@ -158,7 +173,7 @@ def load(
 def emit(fmt: str, data: dict, table, to_csv) -> None:
     """Print a payload as JSON, CSV or a terminal table (the same data in each)."""
     if fmt == "json":
-        click.echo(json_text(data))
+        echo_json(data)
     elif fmt == "csv":
         click.echo(to_csv(data), nl=False)
     else:

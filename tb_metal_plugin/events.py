@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import re
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
@@ -34,15 +35,32 @@ SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 Progress = Callable[[float, str], None]
 
 
-_ZEROS: dict[tuple[str, int], array] = {}
+_ZEROS: dict[int, tuple[array, array]] = {}
 
 
-def _zeros(typecode: str, slots: int) -> array:
-    """A fresh array of `slots` zeros: a copy of a cached one (thousands of ops need them)."""
-    zero = _ZEROS.get((typecode, slots))
+def _zeros(slots: int) -> tuple[array, array]:
+    """Cached arrays of `slots` zeros ("i", "q"): thousands of ops copy them."""
+    zero = _ZEROS.get(slots)
     if zero is None:
-        zero = _ZEROS[(typecode, slots)] = array(typecode, bytes(8 * slots))[:slots]
-    return zero[:]
+        zero = _ZEROS[slots] = (array("i", bytes(4 * slots)), array("q", bytes(8 * slots)))
+    return zero
+
+
+# Shared and never mutated: an op's sets of line kinds and planes are interned frozensets
+# (a few distinct ones per trace, not one set per op), and its stats and per-plane device
+# figures stay one read-only empty mapping until it has some (a copy op, a device event).
+_NO_PLANES: frozenset[str] = frozenset()
+_NO_STATS: Mapping[str, object] = MappingProxyType({})
+_NO_PLANE_PS: Mapping[str, array] = MappingProxyType({})
+_KINDS: dict[tuple[frozenset[str], str], frozenset[str]] = {}
+
+
+def _kinds_with(kinds: frozenset[str], kind: str) -> frozenset[str]:
+    """The interned frozenset of kinds plus kind."""
+    out = _KINDS.get((kinds, kind))
+    if out is None:
+        out = _KINDS[(kinds, kind)] = kinds | {kind}
+    return out
 
 
 class OpRecord:
@@ -72,18 +90,20 @@ class OpRecord:
         self.name = name
         self.type = type_
         self.slots = slots
-        self.count = _zeros("i", slots)
-        self.self_ps = _zeros("q", slots)
-        self.total_ps = _zeros("q", slots)
+        zi, zq = _ZEROS.get(slots) or _zeros(slots)
+        self.count = zi[:]
+        self.self_ps = zq[:]
+        self.total_ps = zq[:]
         zeros = zeros if zeros is not None else (0,) * slots
         self.device_count: Sequence[int] = zeros
         self.device_ps: Sequence[int] = zeros
-        self.line_kinds: set[str] = set()
-        self.device_planes: set[str] = set()
+        # Kinds of the host lines (python, compute, ...) its events were on: add_line_kind.
+        self.line_kinds: frozenset[str] = _NO_PLANES
+        self.device_planes: frozenset[str] = _NO_PLANES
         # Device id (`GPU:1`) -> per-slot device ps on that device's plane alone: one op of a
         # multi-GPU run has a figure per GPU; device_ps is their sum.
-        self.device_ps_by_plane: dict[str, array] = {}
-        self.stats: dict[str, object] = {}
+        self.device_ps_by_plane: Mapping[str, array] = _NO_PLANE_PS
+        self.stats: Mapping[str, object] = _NO_STATS
         # Copy ops: the stats of their first event name the devices at both ends.
         self.wants_stats = type_ in SEND_RECV_TYPES
 
@@ -96,9 +116,15 @@ class OpRecord:
         self.device_ps[slot] += duration_ps
         per_plane = self.device_ps_by_plane.get(plane)
         if per_plane is None:
-            per_plane = self.device_ps_by_plane[plane] = array("q", bytes(8 * self.slots))
-            self.device_planes.add(plane)
+            per_plane = array("q", bytes(8 * self.slots))
+            self.device_ps_by_plane = {**self.device_ps_by_plane, plane: per_plane}
+            self.device_planes = self.device_planes | {plane}
         per_plane[slot] += duration_ps
+
+    def add_line_kind(self, kind: str) -> None:
+        """Note that an event of this op ran on a host line of this kind."""
+        if kind not in self.line_kinds:
+            self.line_kinds = _kinds_with(self.line_kinds, kind)
 
     @property
     def on_host(self) -> bool:
@@ -224,11 +250,16 @@ def device_plane_id(plane_name: str) -> str | None:
     return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
-def _find_steps(host: PlaneData) -> list[Step]:
+def _metadata_names(plane: PlaneData) -> list[tuple[int, str, str]]:
+    """(metadata id, name, display name) of every event metadata of a plane, read once."""
+    return [(mid, md.name, md.display_name) for mid, md in plane.header.event_metadata.items()]
+
+
+def _find_steps(host: PlaneData, names: list[tuple[int, str, str]] | None = None) -> list[Step]:
     """Steps from host step markers (`Profiled batch`, `train`... with a `step_num` stat)."""
-    meta = host.header.event_metadata
     stat_names = host.stat_names
-    marker_ids = {k for k, v in meta.items() if is_step_marker(v.name)}
+    names = _metadata_names(host) if names is None else names
+    marker_ids = {mid for mid, name, _ in names if is_step_marker(name)}
     steps: dict[int, Step] = {}
     for i in range(len(host.line_spans)):
         if line_kind(host.line_name(i)) != "python":
@@ -313,7 +344,8 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         host = next((p for p in planes if p.name == "/host:CPU"), None)
         devices = [(p, device_plane_id(p.name)) for p in planes]
         devices = [(p, d) for p, d in devices if d is not None]
-        steps, source = _find_steps(host) if host is not None else [], "markers"
+        host_names = _metadata_names(host) if host is not None else []
+        steps, source = _find_steps(host, host_names) if host is not None else [], "markers"
         if not steps:
             steps, source = device_steps(devices), "device_steps"
             if steps and host is not None:
@@ -333,12 +365,12 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             dev = device_plane_id(plane.name)
             if plane is host:
                 op_ids = {}
-                metadata = plane.header.event_metadata
-                if runs_tensorflow(md.name for md in metadata.values()):
-                    for mid, md in metadata.items():
-                        parts = split_op_name(md.name, md.display_name)
+                if runs_tensorflow(name for _, name, _ in host_names):
+                    op = col.op
+                    for mid, name, display in host_names:
+                        parts = split_op_name(name, display)
                         if parts is not None:
-                            op_ids[mid] = col.op(*parts)
+                            op_ids[mid] = op(*parts)
                 else:
                     warnings.append(
                         "no TensorFlow runtime events on the host (a JAX/XLA trace): host "

@@ -133,7 +133,7 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
     if any(recs[k].wants_stats for k in seen):
         col._read_stats(plane, index, op_ids)
     for k in seen:
-        recs[k].line_kinds.add(kind)
+        recs[k].add_line_kind(kind)
     base = ts_ns * 1000
     col._span(base + first, base + last)
     if slot0:
@@ -225,5 +225,5 @@ def twin_line(col, plane, index: int, op_ids: dict) -> None:
     if seq:
         col.sequences.setdefault(line_name, []).extend(seq)
     for rec in set(recs):
-        rec.line_kinds.add(kind)
+        rec.add_line_kind(kind)
     col._span(base + offs[0], base + last)

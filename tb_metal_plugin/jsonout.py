@@ -1,0 +1,40 @@
+"""Compact JSON written in pieces: a payload's long lists are never one string in memory.
+
+`json.dumps` of an ops payload builds the whole text (megabytes for a big model) and, while
+it joins it, every piece of it too. `json_chunks` yields the same text, byte for byte, in
+slices of a few hundred rows, each made by the C encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+# Rows per piece: big enough that the C encoder does the work, small enough to stay small.
+ROWS_PER_PIECE = 256
+
+
+def json_chunks(data: object, rows: int = ROWS_PER_PIECE) -> Iterator[str]:
+    """Pieces whose concatenation is `json.dumps(data, separators=(",", ":"))`.
+
+    A dict's list values longer than `rows` are encoded a slice at a time; anything else
+    in one go (a dict with a key that is not a string too: json converts those itself).
+    """
+    encode = _COMPACT.encode
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        yield encode(data)
+        return
+    sep = "{"
+    for key, value in data.items():
+        if isinstance(value, list) and len(value) > rows:
+            yield f"{sep}{encode(key)}:["
+            for i in range(0, len(value), rows):
+                # "[a,b]" -> "a,b"; slices after the first continue the list with a comma.
+                yield ("," if i else "") + encode(value[i : i + rows])[1:-1]
+            yield "]"
+        else:
+            yield f"{sep}{encode(key)}:{encode(value)}"
+        sep = ","
+    yield "{}" if sep == "{" else "}"
