@@ -193,9 +193,19 @@ def split_op_name(name: str, display_name: str = "") -> tuple[str, str] | None:
             return name[: -len(display_name) - 1], display_name
         return None
     head, sep, tail = name.rpartition(":")
-    if not sep or not head or head.endswith(":") or " " in head or not _OP_TYPE.match(tail):
+    if not sep or not head or head.endswith(":") or " " in head:
         return None
-    return head, tail
+    ok = _TYPE_OK.get(tail)
+    if ok is None:
+        ok = _OP_TYPE.match(tail) is not None
+        if len(_TYPE_OK) < _TYPE_OK_MAX:  # bounded: a long-lived server reads many traces
+            _TYPE_OK[tail] = ok
+    return (head, tail) if ok else None
+
+
+# Whether a string is an op type: a trace has thousands of ops of a few hundred types.
+_TYPE_OK: dict[str, bool] = {}
+_TYPE_OK_MAX = 1 << 14
 
 
 # Host events that only TensorFlow's runtime writes; PjRt events mark a JAX/XLA client.

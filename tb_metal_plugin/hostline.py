@@ -54,16 +54,13 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
             twin_line(col, plane, i, op_ids)
             on_line(i)
         return
-    recs: list = []
-    index: dict[int, int] = {}
-    ids, ops_of = [], []
-    for mid, rec in op_ids.items():
-        k = index.get(id(rec))
-        if k is None:
-            k = index[id(rec)] = len(recs)
-            recs.append(rec)
-        ids.append(mid)
-        ops_of.append(k)
+    # Records in first-seen order (two metadata ids may name one op), and for each
+    # metadata id the index of its record: built by comprehensions, thousands of ops.
+    # OpRecords hash by identity.
+    recs: list = list(dict.fromkeys(op_ids.values()))
+    index = {rec: k for k, rec in enumerate(recs)}
+    ids = list(op_ids)
+    ops_of = list(map(index.__getitem__, op_ids.values()))
     steps = [(_wide(s), _wide(e)) for s, e in zip(col.starts, col.ends, strict=True)]
     agg = _native.Agg(
         ids,
