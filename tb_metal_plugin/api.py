@@ -12,10 +12,10 @@ Payload shapes: `schema.py`.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .attribution import TraceAttributor
@@ -41,8 +41,10 @@ from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
 from .payload_views import LayersView
-from .schema import LayersPayload, OpsPayload, ProfileHeader
 from .selectors import parse_ops_filter, parse_step
+
+if TYPE_CHECKING:  # the payload shapes, for type checkers: not imported on every load
+    from .schema import LayersPayload, OpsPayload, ProfileHeader
 
 Progress = Callable[[float, str], None]
 
@@ -70,6 +72,8 @@ def closest_layers(want: str, known: Sequence[str], n: int = 3) -> list[str]:
     A bare layer name (`mha`) is compared with the same number of trailing components of each
     path (`model/mha` -> `mha`), so a path missing its model still finds its layer.
     """
+    import difflib  # only for an unknown layer's error message
+
     depth = len(want.split("/"))
     scored = []
     for path in known:

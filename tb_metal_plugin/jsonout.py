@@ -38,3 +38,10 @@ def json_chunks(data: object, rows: int = ROWS_PER_PIECE) -> Iterator[str]:
             yield f"{sep}{encode(key)}:{encode(value)}"
         sep = ","
     yield "{}" if sep == "{" else "}"
+
+
+def to_json(data: object, pretty: bool = False) -> str:
+    """JSON in the key order as built: compact (the C encoder), or indented for people."""
+    if pretty:
+        return json.dumps(data, indent=2)  # indent forces the pure-Python encoder: slower
+    return _COMPACT.encode(data)
