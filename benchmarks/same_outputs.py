@@ -5,10 +5,11 @@
 
 For every `*.xplane.pb` under tests/fixtures (or the traces given with --trace), each tree
 runs in a fresh process, once with the native reader and once with TB_METAL_PURE_PYTHON=1:
-`ops` and `layers` (--step all and avg; JSON, compact and --pretty, and CSV), `metal-check
---format json`, and the plugin routes (/sessions, /layers, /ops, /readiness of every session)
-through TensorBoard's WSGI app. Wall-clock fields (`load_s`) are masked. Outputs are compared
-by SHA-256; the first differing case is printed in full length.
+`ops` and `layers` (--step all and avg; JSON, compact and --pretty, and CSV; `ops` of two
+layers and two buckets, and of an unknown layer), `metal-check --format json`, and the
+plugin routes (/sessions, /layers, /ops, /readiness of every session) through TensorBoard's
+WSGI app. Wall-clock fields (`load_s`) are masked. Outputs are compared by SHA-256 and
+length; the first ten differing cases are named.
 """
 
 from __future__ import annotations
@@ -40,9 +41,18 @@ CHILD = textwrap.dedent(
                   ["ops", "--format", "csv", "--step", step],
                   ["layers", "--format", "csv", "--step", step]]
     CASES += [["ops", "--format", "json", "--pretty"], ["layers", "--format", "json", "--pretty"],
-              ["metal-check", "--format", "json"], ["ops", "--wide", "--limit", "0"]]
+              ["metal-check", "--format", "json"], ["ops", "--wide", "--limit", "0"],
+              ["ops", "--format", "json", "--bucket", "optimizer"],
+              ["ops", "--format", "json", "--bucket", "root", "--step", "avg"],
+              ["ops", "--format", "json", "--layer", "no/such/layer"]]
     for path in traces:
-        for case in CASES:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            main(["layers", path, "--format", "json"], standalone_mode=False)
+        tops = [n["path"] for n in json.loads(buf.getvalue())["layers"]]
+        layer_cases = [["ops", "--format", f, "--layer", "/".join(p)]
+                       for p in tops[:2] for f in ("json", "csv")]
+        for case in CASES + layer_cases:
             buf, err = io.StringIO(), io.StringIO()
             code = 0
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):

@@ -13,6 +13,7 @@ from . import __version__, readiness
 from .cli_output import (
     FORMATS,
     StderrProgress,
+    echo_json_of,
     emit,
     json_text,
     no_cycle_collection,
@@ -206,6 +207,11 @@ def layers(path, run, session, host, step, fmt, wide):
 def ops(path, run, session, host, step, fmt, wide, layer, bucket, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
+    if fmt == "json":
+        # Rows are printed as they are made: thousands of row dicts are never all held.
+        header, rows = prof.ops_rows(step, layer or None, bucket)
+        echo_json_of(header, "ops", rows)
+        return
     data = prof.ops(step, layer or None, bucket)
     width = terminal_width(wide)
     emit(

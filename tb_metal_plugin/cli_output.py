@@ -12,7 +12,7 @@ import time
 
 import click
 
-from .jsonout import json_chunks, to_json
+from .jsonout import json_chunks, json_chunks_of, to_json
 
 # Output formats of the commands that print payloads.
 FORMATS = ("table", "json", "csv")
@@ -71,6 +71,16 @@ def echo_json(data: dict) -> None:
         click.echo(json_text(data))
         return
     for piece in json_chunks(data):
+        click.echo(piece, nl=False)
+    click.echo("")
+
+
+def echo_json_of(head: dict, key: str, items) -> None:
+    """echo_json of `{**head, key: list(items)}`; compact, the items go out as they come."""
+    if _pretty():
+        echo_json({**head, key: list(items)})
+        return
+    for piece in json_chunks_of(head, key, items):
         click.echo(piece, nl=False)
     click.echo("")
 

@@ -8,7 +8,8 @@ slices of a few hundred rows, each made by the C encoder.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
@@ -38,6 +39,25 @@ def json_chunks(data: object, rows: int = ROWS_PER_PIECE) -> Iterator[str]:
             yield f"{sep}{encode(key)}:{encode(value)}"
         sep = ","
     yield "{}" if sep == "{" else "}"
+
+
+def json_chunks_of(
+    head: dict, key: str, items: Iterable[object], rows: int = ROWS_PER_PIECE
+) -> Iterator[str]:
+    """Pieces whose concatenation is the compact JSON of `{**head, key: list(items)}`, the
+    items encoded `rows` at a time as the iterable yields them (none is kept after)."""
+    if key in head or not all(isinstance(k, str) for k in head):
+        yield from json_chunks({**head, key: list(items)}, rows)
+        return
+    encode = _COMPACT.encode
+    # "{...}" of the head, reopened: the list is its last member.
+    yield (encode(head)[:-1] + "," if head else "{") + encode(key) + ":["
+    items = iter(items)
+    sep = ""
+    while batch := list(islice(items, rows)):
+        yield sep + encode(batch)[1:-1]
+        sep = ","
+    yield "]}"
 
 
 def to_json(data: object, pretty: bool = False) -> str:

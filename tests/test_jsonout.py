@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tb_metal_plugin import api
 from tb_metal_plugin.cli import main
-from tb_metal_plugin.jsonout import json_chunks
+from tb_metal_plugin.jsonout import json_chunks, json_chunks_of
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = next((ROOT / "tests" / "fixtures" / "gt" / "conv_bn" / "stock").rglob("*.xplane.pb"))
@@ -55,7 +55,29 @@ def test_pieces_of_edge_cases_join_to_json_dumps(data):
         assert "".join(json_chunks(data, rows)) == compact(data)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 7])
+def test_streamed_items_join_to_json_dumps_of_the_whole(payloads, n):
+    rows = payloads[0]["ops"][:n]
+    head = {k: v for k, v in payloads[0].items() if k != "ops"}
+    for size in (1, 2, 3, 256):
+        consumed = []
+        items = (consumed.append(r) or r for r in rows)  # a one-pass iterator
+        pieces = json_chunks_of(head, "ops", items, size)
+        first = next(pieces)
+        assert not consumed  # the head goes out before any item is made
+        assert first + "".join(pieces) == compact({**head, "ops": rows})
+    for odd in ({}, {"ops": 1, "x": 2}, {3: "int key"}):  # empty head; key present; int key
+        assert "".join(json_chunks_of(odd, "ops", iter(rows), 2)) == compact({**odd, "ops": rows})
+
+
 def test_cli_prints_the_pieces_as_one_line():
-    out = CliRunner().invoke(main, ["ops", str(TRACE), "--format", "json"])
-    assert out.exit_code == 0, out.output
-    assert out.output == compact(api.load_profile(TRACE).ops()) + "\n"
+    prof = api.load_profile(TRACE)
+    for extra, want in (
+        ([], prof.ops()),
+        (["--bucket", "optimizer"], prof.ops(bucket="optimizer")),
+    ):
+        out = CliRunner().invoke(main, ["ops", str(TRACE), "--format", "json", *extra])
+        assert out.exit_code == 0, out.output
+        assert out.output == compact(want) + "\n"
+    assert prof.ops(bucket="optimizer")["ops"]  # the filter kept some rows, not all
+    assert len(prof.ops(bucket="optimizer")["ops"]) < len(prof.ops()["ops"])
