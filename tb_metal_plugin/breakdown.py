@@ -83,6 +83,8 @@ def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
     the run's main device (the one with the most op time) caused the crossing: a pinned
     or fallen-back layer. When both or neither are, the consumer is charged.
     """
+    if not any(op.rec.type in SEND_RECV_TYPES for op in ops):
+        return list(ops)  # no copy op: nothing to charge, no main device to find
     by_name = {op.rec.name: op for op in ops}
     time_on: dict[str, int] = {}
     for op in ops:
