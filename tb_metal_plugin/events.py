@@ -73,6 +73,7 @@ class OpRecord:
     __slots__ = (
         "name",
         "type",
+        "key",
         "slots",
         "count",
         "self_ps",
@@ -89,6 +90,8 @@ class OpRecord:
     def __init__(self, name: str, type_: str, slots: int, zeros: tuple[int, ...] | None = None):
         self.name = name
         self.type = type_
+        # (name, type): the op's key in TraceEvents.ops and first_start, one tuple for all.
+        self.key = (name, type_)
         self.slots = slots
         zi, zq = _ZEROS.get(slots) or _zeros(slots)
         self.count = zi[:]
@@ -311,7 +314,8 @@ class _Collector:
     def op(self, name: str, type_: str) -> OpRecord:
         rec = self.ops.get((name, type_))
         if rec is None:
-            rec = self.ops[(name, type_)] = OpRecord(name, type_, self.slots, self.zeros)
+            rec = OpRecord(name, type_, self.slots, self.zeros)
+            self.ops[rec.key] = rec
         return rec
 
     def _span(self, first: int, last: int) -> None:

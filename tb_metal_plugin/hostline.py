@@ -139,7 +139,7 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
         col.sequences.setdefault(name, []).extend(seq)
         starts = col.first_start
         for rec, (_, off) in zip(seq, slot0, strict=True):
-            key, t = (rec.name, rec.type), base + off
+            key, t = rec.key, base + off
             if t < starts.get(key, t + 1):
                 starts[key] = t
 
@@ -209,7 +209,7 @@ def twin_line(col, plane, index: int, op_ids: dict) -> None:
             parent[1].self_ps[parent[2]] -= check.nested(off, dur, parent[0])
         if slot == 0:  # the first step, or the whole window when there are no steps
             seq.append(rec)
-            key = (rec.name, rec.type)
+            key = rec.key
             if t < first.get(key, t + 1):
                 first[key] = t
         rec.count[slot] += 1
