@@ -38,6 +38,9 @@ import textwrap
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The source tree whose tb_metal_plugin the contenders import (--tree: an older checkout,
+# to compare before and after with this same harness).
+TREE = [ROOT]
 
 CHILD = textwrap.dedent(
     """
@@ -110,7 +113,7 @@ CONTENDERS = {
 
 def run(path: str, which: str, want_ops: bool = False) -> dict:
     """One contender in a fresh interpreter, on a fresh copy of the trace in an empty folder."""
-    env = dict(os.environ, PYTHONPATH=ROOT, **CONTENDERS[which][1])
+    env = dict(os.environ, PYTHONPATH=TREE[0], **CONTENDERS[which][1])
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         copy = os.path.join(tmp, os.path.basename(path))
         shutil.copyfile(path, copy)
@@ -231,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         default=150,
         help="skip xprof (and the python twin) on bigger traces: xprof needs ~20x the file",
     )
+    ap.add_argument(
+        "--tree", default=ROOT, help="source tree to benchmark (default: this checkout)"
+    )
     args = ap.parse_args(argv)
+    TREE[0] = os.path.abspath(args.tree)
     paths = args.traces or sorted(glob.glob(".bench/big/**/*.xplane.pb", recursive=True))[-1:]
     if not paths:
         print("no trace: run python benchmarks/record_big_trace.py first", file=sys.stderr)
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     which = ["tb_metal", "xprof", "parse", "tb_metal_python"]
     which = [w for w in which if not (args.no_xprof and w == "xprof")]
     which = [w for w in which if not (args.no_python and w == "tb_metal_python")]
-    print(f"uptime: {_uptime()}")
+    print(f"uptime: {_uptime()}\ntree: {TREE[0]}")
     rows = []
     for path in paths:
         big = os.path.getsize(path) > args.xprof_max_mb * 2**20
