@@ -81,3 +81,65 @@ def test_cli_prints_the_pieces_as_one_line():
         assert out.output == compact(want) + "\n"
     assert prof.ops(bucket="optimizer")["ops"]  # the filter kept some rows, not all
     assert len(prof.ops(bucket="optimizer")["ops"]) < len(prof.ops()["ops"])
+
+
+def _random_value(rng, depth=0):
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice([0, -1, 2**63 - 1, -(2**63), 2**64, -(2**100)]) + rng.randrange(-9, 9)
+    if kind == 2:
+        specials = [0.0, -0.0, 5e-324, 1e300, 1 / 3, float("nan"), float("inf"), -float("inf")]
+        return rng.choice(specials + [rng.uniform(-1e6, 1e6)])
+    if kind in (3, 4, 5):
+        # ASCII, the escapes, Latin-1, the BMP (lone surrogates too), beyond it.
+        pools = [(32, 127), (0, 32), (127, 256), (256, 0xFFFF), (0x10000, 0x10FFFF)]
+        return "".join(chr(rng.randrange(*rng.choice(pools))) for _ in range(rng.randrange(12)))
+    if kind == 6:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == 7:
+        return tuple(_random_value(rng, depth + 1) for _ in range(rng.randrange(3)))
+    return {str(_random_value(rng, 4)): _random_value(rng, depth + 1) for _ in range(4)}
+
+
+def test_native_encoder_writes_json_dumps_bytes(payloads):
+    native = pytest.importorskip("tb_metal_plugin._jsonrows")
+    import random
+
+    rng = random.Random(15)
+    values = [_random_value(rng) for _ in range(3000)] + payloads[:2]
+    for value in values:
+        assert native.encode(value) == compact(value), value
+    # It took every plain value itself (no fallback to json for them).
+    assert all(native.encode(v) is not None for v in values)
+
+
+class _Items(dict):
+    def items(self):  # json calls this on a dict subclass: only json may encode it
+        return [("b", 2)]
+
+
+@pytest.mark.parametrize(
+    "value", [{1: "int key"}, {"a": {None: 1}}, _Items(a=1), [set()], {"a": object()}]
+)
+def test_native_encoder_leaves_odd_values_to_json(value):
+    native = pytest.importorskip("tb_metal_plugin._jsonrows")
+    assert native.encode(value) is None
+    from tb_metal_plugin.jsonout import compact as both
+
+    try:
+        want = compact(value)
+    except TypeError as e:
+        with pytest.raises(TypeError, match=str(e)):
+            both(value)
+    else:
+        assert both(value) == want
+
+
+def test_native_encoder_stops_at_a_cycle():
+    native = pytest.importorskip("tb_metal_plugin._jsonrows")
+    loop: list = []
+    loop.append(loop)
+    assert native.encode(loop) is None  # json then raises its own error
+    assert native.encode([[[[1]]]] * 3) == "[[[[1]]],[[[1]]],[[[1]]]]"
