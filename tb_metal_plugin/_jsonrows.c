@@ -209,7 +209,8 @@ static PyObject *encode(PyObject *self, PyObject *obj) {
         out = PyUnicode_New(b.len, 127);
         if (out) memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
     } else if (rc == 1) {
-        out = Py_NewRef(Py_None);
+        Py_INCREF(Py_None);
+        out = Py_None;
     }
     PyMem_Free(b.data);
     return out;
