@@ -100,7 +100,13 @@ setup(
             "tb_metal_plugin._hostline",
             ["tb_metal_plugin/_hostline.c"],
             optional=True,
-        )
+        ),
+        # Compact JSON of payloads (tb_metal_plugin/jsonout.py), the same bytes as json's.
+        Extension(
+            "tb_metal_plugin._jsonrows",
+            ["tb_metal_plugin/_jsonrows.c"],
+            optional=True,
+        ),
     ],
     cmdclass={"build_py": BuildPyWithFrontend},
 )

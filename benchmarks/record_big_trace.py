@@ -8,6 +8,7 @@ ResNet50 (random weights) on 32x32 inputs, batch 8, with STEPS profiled batches;
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import sys
@@ -17,11 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main(argv: list[str]) -> int:
     """Train a few ResNet50 steps under the stock profiler and print the trace's path."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("logdir", nargs="?", default=".bench/big")
+    ap.add_argument("steps", nargs="?", type=int, default=80, help="profiled steps (7: ~5 MB)")
+    args = ap.parse_args(argv[1:])  # before importing TensorFlow: --help records nothing
+    logdir, steps = args.logdir, args.steps
+
     import keras
     import numpy as np
 
-    logdir = argv[1] if len(argv) > 1 else ".bench/big"
-    steps = int(argv[2]) if len(argv) > 2 else 80
     model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=10)
     model.compile("adam", "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)

@@ -12,10 +12,10 @@ Payload shapes: `schema.py`.
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, attribution_accuracy
 from .attribution import TraceAttributor
@@ -30,6 +30,7 @@ from .breakdown import (
     clock_totals,
     copies,
     fallbacks,
+    iter_op_rows,
     layer_tree,
     op_rows,
 )
@@ -41,8 +42,10 @@ from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
 from .payload_views import LayersView
-from .schema import LayersPayload, OpsPayload, ProfileHeader
 from .selectors import parse_ops_filter, parse_step
+
+if TYPE_CHECKING:  # the payload shapes, for type checkers: not imported on every load
+    from .schema import LayersPayload, OpsPayload, ProfileHeader
 
 Progress = Callable[[float, str], None]
 
@@ -70,6 +73,8 @@ def closest_layers(want: str, known: Sequence[str], n: int = 3) -> list[str]:
     A bare layer name (`mha`) is compared with the same number of trailing components of each
     path (`model/mha` -> `mha`), so a path missing its model still finds its layer.
     """
+    import difflib  # only for an unknown layer's error message
+
     depth = len(want.split("/"))
     scored = []
     for path in known:
@@ -171,20 +176,28 @@ class Profile:
 
         An unknown layer raises UnknownLayerError naming the closest layer paths.
         """
+        header, rows = self.ops_rows(step, layer, bucket)
+        out: OpsPayload = {**header, "ops": list(rows)}
+        return out
+
+    def ops_rows(
+        self, step: object = None, layer: object = None, bucket: object = None
+    ) -> tuple[ProfileHeader, Iterator[dict]]:
+        """`ops()` as its header and its rows, made one at a time as they are read (the
+        CLI prints each as it comes). Bad selectors raise here, before any row."""
         path, bucket_name = parse_ops_filter(layer, bucket)
         sel = self._selection(step)
-        rows = op_rows(self._ops, sel)
+        rows = iter_op_rows(self._ops, sel)
         if path is not None:
             want = list(path)
             known = self.layer_paths()
             if "/".join(want) not in known:
                 raise UnknownLayerError("/".join(want), closest_layers("/".join(want), known))
-            rows = [r for r in rows if r["layer"] and r["layer"][: len(want)] == want]
+            rows = (r for r in rows if r["layer"] and r["layer"][: len(want)] == want)
         elif bucket_name is not None:
             # Buckets hold the ops outside any layer, as the layer tree shows them.
-            rows = [r for r in rows if not r["layer"] and r["bucket"] == bucket_name]
-        out: OpsPayload = {**self._header(sel), "ops": rows}
-        return out
+            rows = (r for r in rows if not r["layer"] and r["bucket"] == bucket_name)
+        return self._header(sel), rows
 
     def layer_paths(self) -> list[str]:
         """Every layer path in this profile (with or without op time), names joined by '/'."""

@@ -7,13 +7,13 @@ callback print as they are.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
+from operator import itemgetter
 
 from .attribution import BUCKETS, PHASES, Attribution
 from .devices import Placement, fallback_remedy
 from .events import SEND_RECV_TYPES, OpRecord, TraceEvents
+from .selection import Selection
 
 HOST_ONLY_NOTE = (
     "No device timeline in this trace (Metal traces have none): times of GPU-placed ops are "
@@ -61,13 +61,19 @@ def clock_of(clocks: dict[str, int]) -> str | None:
     return used[0] if len(used) == 1 else "mixed"
 
 
-@dataclass
 class AttributedOp:
     """One op record with its layer, phase and device settled."""
 
-    rec: OpRecord
-    attribution: Attribution
-    placement: Placement
+    # A plain slotted class, not a dataclass: a profile holds one per op (thousands).
+    __slots__ = ("rec", "attribution", "placement")
+
+    def __init__(self, rec: OpRecord, attribution: Attribution, placement: Placement):
+        self.rec = rec
+        self.attribution = attribution
+        self.placement = placement
+
+    def __repr__(self) -> str:
+        return f"AttributedOp({self.rec.name!r}, {self.attribution!r}, {self.placement!r})"
 
 
 def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
@@ -77,6 +83,8 @@ def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
     the run's main device (the one with the most op time) caused the crossing: a pinned
     or fallen-back layer. When both or neither are, the consumer is charged.
     """
+    if not any(op.rec.type in SEND_RECV_TYPES for op in ops):
+        return list(ops)  # no copy op: nothing to charge, no main device to find
     by_name = {op.rec.name: op for op in ops}
     time_on: dict[str, int] = {}
     for op in ops:
@@ -102,120 +110,86 @@ def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
     return out
 
 
-class Selection:
-    """Which step slots a figure covers: the whole window, one step, or the mean per step."""
-
-    def __init__(self, events: TraceEvents, step: int | str | None):
-        self.step = step
-        self.label: str | int
-        nsteps = len(events.steps)
-        if step is None or step == "all":
-            self.slots = list(range(nsteps + 1))
-            self.divisor = 1
-            self.step_time_ps = (
-                sum(s.duration_ps for s in events.steps) if events.steps else events.window_ps
-            )
-            self.label = "all"
-        elif step == "avg":
-            if not nsteps:
-                self.slots, self.divisor = [0], 1
-                self.step_time_ps = events.window_ps
-            else:
-                self.slots = list(range(nsteps))
-                self.divisor = nsteps
-                self.step_time_ps = sum(s.duration_ps for s in events.steps) // nsteps
-            self.label = "avg"
-        else:
-            index = {s.num: i for i, s in enumerate(events.steps)}
-            self.slots = [index[int(step)]]
-            self.divisor = 1
-            self.step_time_ps = events.steps[self.slots[0]].duration_ps
-            self.label = int(step)
-
-    def _total(self, values) -> int:
-        # The selected slots are always one contiguous run: a slice summed in C, no Python
-        # loop over slots. Past a few hundred slots numpy's sum wins over its call overhead.
-        lo, hi = self.slots[0], self.slots[-1] + 1
-        if hi - lo < _NUMPY_FROM or not isinstance(values, array):
-            return sum(values[lo:hi])
-        import numpy as np
-
-        return int(np.frombuffer(values, dtype=values.typecode)[lo:hi].sum(dtype=np.int64))
-
-    def sum(self, values: Sequence[int]) -> int:
-        """Sum of the selected slots, divided for the per-step mean."""
-        total = self._total(values)
-        return total // self.divisor if self.divisor > 1 else total
-
-    def count(self, values: Sequence[int]) -> float | int:
-        """Like sum, but keeps a fractional mean count."""
-        total = self._total(values)
-        return round(total / self.divisor, 2) if self.divisor > 1 else total
-
-
-# Measured here: slice + builtin sum beats a per-op numpy call up to about 300 slots.
-_NUMPY_FROM = 256
-
-
 def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
     """One row per op with every figure of the selection; ops with no event there are left out."""
-    rows = []
+    return list(iter_op_rows(ops, sel))
+
+
+def iter_op_rows(ops: list[AttributedOp], sel: Selection) -> Iterator[dict]:
+    """The rows of op_rows, in its order (time, then name and type), made one at a time.
+
+    Only the order is worked out for every op first: a printer that writes each row as it
+    comes never holds thousands of row dicts at once.
+    """
+    total_of, count_of = sel.summers()
+    picked = []
     for op in ops:
-        rec, att, pl = op.rec, op.attribution, op.placement
-        count = sel.count(rec.count)
-        dcount = sel.count(rec.device_count)
-        if not count and not dcount:
+        rec = op.rec
+        count = count_of(rec.count)
+        if not count and not count_of(rec.device_count):
             continue
-        self_ps = sel.sum(rec.self_ps)
-        device_ps = sel.sum(rec.device_ps)
-        clock = op_clock(pl)
-        measured_on_device = clock == "device"
-        rows.append(
-            {
-                "name": rec.name,
-                "type": rec.type,
-                "layer": list(att.layer) if att.layer else None,
-                "phase": att.phase,
-                "bucket": BUCKETS[att.bucket] if att.bucket else None,
-                "attribution_source": att.source,
-                "device": pl.kind,
-                "device_id": pl.device,
-                "device_source": pl.source,
-                "count": count,
-                # The op's time, exactly as the layer breakdown adds it up, and its clock:
-                # device time where a device timeline measured it, else host self time.
-                "time_ps": device_ps if measured_on_device else self_ps,
-                "clock": clock,
-                # The op's own host events (a GPU op's launch or dispatch, a CPU op's
-                # compute) on the clock `host_clock`.
-                "self_ps": self_ps,
-                "total_ps": sel.sum(rec.total_ps),
-                "host_clock": "host" if pl.kind == "CPU" else "host_side",
-                "device_ps": device_ps if measured_on_device else None,
-                # time_ps per device id: one entry per GPU an op's kernels ran on, else the
-                # device the op was placed on.
-                "device_ids": _per_device(
-                    rec, pl, sel, device_ps if measured_on_device else self_ps
-                )
-                if measured_on_device
-                else {pl.device: self_ps},
-                "fallback": {"reason_code": pl.fallback, "reason": pl.reason}
-                if pl.fallback
-                else None,
-                "is_copy": rec.type in SEND_RECV_TYPES,
-                # Producer and consumer ops of a copy, as the copy's own stats name them.
-                "copy_between": [rec.stats.get("from"), rec.stats.get("to")]
-                if rec.type in SEND_RECV_TYPES and rec.stats
-                else None,
-            }
-        )
-    rows.sort(key=lambda r: (-r["time_ps"], r["name"], r["type"]))
-    return rows
+        # The op's time, exactly as the layer breakdown adds it up: device time where a
+        # device timeline measured it, else host self time.
+        on_device = op.placement.source == "device_plane"
+        time_ps = total_of(rec.device_ps if on_device else rec.self_ps)
+        picked.append((-time_ps, rec.name, rec.type, count, op))
+    picked.sort(key=_ORDER)  # stable, on these three only, as rows sorted by the same key
+    for neg_time, _, _, count, op in picked:
+        yield _row(op, count, -neg_time, total_of)
 
 
-def _per_device(rec: OpRecord, pl: Placement, sel: Selection, total: int) -> dict[str, int]:
+_ORDER = itemgetter(0, 1, 2)
+
+
+def _row(op: AttributedOp, count: float | int, time_ps: int, total_of) -> dict:
+    """One op's row; time_ps is its device time (on a device timeline) or host self time."""
+    rec, att, pl = op.rec, op.attribution, op.placement
+    self_ps = total_of(rec.self_ps)
+    if pl.source == "device_plane":
+        clock = "device"
+        device_ps = time_ps
+        # time_ps per device id: one entry per GPU an op's kernels ran on.
+        device_ids = _per_device(rec, pl, total_of, device_ps)
+    else:
+        clock = "host" if pl.kind == "CPU" else "host_side"
+        device_ps = None
+        # ...else the device the op was placed on.
+        device_ids = {pl.device: self_ps}
+    layer = att.layer
+    copy = rec.type in SEND_RECV_TYPES
+    return {
+        "name": rec.name,
+        "type": rec.type,
+        "layer": list(layer) if layer else None,
+        "phase": att.phase,
+        "bucket": BUCKETS[att.bucket] if att.bucket else None,
+        "attribution_source": att.source,
+        "device": pl.kind,
+        "device_id": pl.device,
+        "device_source": pl.source,
+        "count": count,
+        # The op's time, as the layer breakdown adds it up, and its clock.
+        "time_ps": time_ps,
+        "clock": clock,
+        # The op's own host events (a GPU op's launch or dispatch, a CPU op's
+        # compute) on the clock `host_clock`.
+        "self_ps": self_ps,
+        "total_ps": total_of(rec.total_ps),
+        "host_clock": "host" if pl.kind == "CPU" else "host_side",
+        "device_ps": device_ps,
+        "device_ids": device_ids,
+        "fallback": {"reason_code": pl.fallback, "reason": pl.reason} if pl.fallback else None,
+        "is_copy": copy,
+        # Producer and consumer ops of a copy, as the copy's own stats name them.
+        "copy_between": [rec.stats.get("from"), rec.stats.get("to")]
+        if copy and rec.stats
+        else None,
+    }
+
+
+def _per_device(rec: OpRecord, pl: Placement, total_of, total: int) -> dict[str, int]:
     """An op's device time split over the device planes its kernels ran on."""
-    per = {dev: sel.sum(ps) for dev, ps in sorted(rec.device_ps_by_plane.items())}
+    per = {dev: total_of(ps) for dev, ps in sorted(rec.device_ps_by_plane.items())}
     per = {dev: ps for dev, ps in per.items() if ps}
     return per or {pl.device: total}
 

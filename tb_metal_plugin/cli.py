@@ -5,13 +5,21 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__, formatting, readiness
-from . import cli_checks as checking
+from . import __version__, readiness
+from .cli_output import (
+    FORMATS,
+    StderrProgress,
+    echo_json_of,
+    emit,
+    json_text,
+    no_cycle_collection,
+    pretty_option,
+    table_code,
+)
 from .errors import TbMetalError, TraceError
 from .hostline import READER
 from .selectors import parse_step
@@ -22,50 +30,6 @@ if TYPE_CHECKING:
 
 # Files smaller than this load in well under a second: no progress line for them.
 PROGRESS_MIN_BYTES = 8 << 20
-
-
-class _StderrProgress:
-    """A one-line progress indicator on stderr, throttled, silent for small files."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.last = 0.0
-        self.shown = False
-
-    def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and fraction < 1):
-            return
-        self.last = now
-        self.shown = True
-        end = "\r" if sys.stderr.isatty() else "\n"
-        click.echo(f"{message}: {100 * fraction:5.1f}%", err=True, nl=False)
-        click.echo(end, err=True, nl=False)
-
-    def done(self) -> None:
-        if self.shown and sys.stderr.isatty():
-            click.echo(" " * 60 + "\r", err=True, nl=False)
-
-
-def _remember_pretty(ctx: click.Context, _param, value: bool) -> bool:
-    ctx.meta["tb_metal_pretty"] = value
-    return value
-
-
-pretty_option = click.option(
-    "--pretty",
-    is_flag=True,
-    expose_value=False,
-    callback=_remember_pretty,
-    help="Indented JSON (default: compact, or indented when printing to a terminal).",
-)
-
-
-def json_text(data: dict) -> str:
-    """The payload as JSON: indented for --pretty or a terminal, compact otherwise."""
-    ctx = click.get_current_context(silent=True)
-    pretty = bool(ctx and ctx.meta.get("tb_metal_pretty")) or sys.stdout.isatty()
-    return formatting.to_json(data, pretty)
 
 
 def selectors(f):
@@ -92,7 +56,7 @@ def selectors(f):
             click.option(
                 "--format",
                 "fmt",
-                type=click.Choice(formatting.FORMATS),
+                type=click.Choice(FORMATS),
                 default="table",
                 show_default=True,
             ),
@@ -133,7 +97,7 @@ def load(
         size = os.path.getsize(trace)
     except OSError as e:
         raise TraceError(str(trace), f"cannot read trace file ({e.strerror or e})") from e
-    progress = _StderrProgress(size >= PROGRESS_MIN_BYTES)
+    progress = StderrProgress(size >= PROGRESS_MIN_BYTES)
     try:
         prof = api.load_file(trace, chosen, progress)
     except TbMetalError:
@@ -153,23 +117,14 @@ def load(
     return prof
 
 
-def emit(fmt: str, data: dict, table, to_csv) -> None:
-    """Print a payload as JSON, CSV or a terminal table (the same data in each)."""
-    if fmt == "json":
-        click.echo(json_text(data))
-    elif fmt == "csv":
-        click.echo(to_csv(data), nl=False)
-    else:
-        click.echo(table(data))
-
-
 def errors_to_exit(f):
     """Turn tb-metal's typed errors into a clear message and exit status 2."""
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         try:
-            return f(*args, **kwargs)
+            with no_cycle_collection():
+                return f(*args, **kwargs)
         except TbMetalError as e:
             click.echo(f"tb-metal: error: {e}", err=True)
             sys.exit(2)
@@ -224,7 +179,12 @@ def layers(path, run, session, host, step, fmt, wide):
     prof = load(path, run, session, host, warn=fmt != "table")  # the table lists them
     data = prof.layers(step)
     width = terminal_width(wide)
-    emit(fmt, data, lambda d: formatting.layers_table(d, width), formatting.layers_csv)
+    emit(
+        fmt,
+        data,
+        lambda d: table_code().layers_table(d, width),
+        lambda d: table_code().layers_csv(d),
+    )
 
 
 @main.command()
@@ -247,9 +207,19 @@ def layers(path, run, session, host, step, fmt, wide):
 def ops(path, run, session, host, step, fmt, wide, layer, bucket, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
+    if fmt == "json":
+        # Rows are printed as they are made: thousands of row dicts are never all held.
+        header, rows = prof.ops_rows(step, layer or None, bucket)
+        echo_json_of(header, "ops", rows)
+        return
     data = prof.ops(step, layer or None, bucket)
     width = terminal_width(wide)
-    emit(fmt, data, lambda d: formatting.ops_table(d, limit, width), formatting.ops_csv)
+    emit(
+        fmt,
+        data,
+        lambda d: table_code().ops_table(d, limit, width),
+        lambda d: table_code().ops_csv(d),
+    )
 
 
 def minor_options(f):
@@ -291,10 +261,12 @@ def metal_check(path, run, session, host, step, fmt, wide, metal_version, minor_
     if fmt == "json":
         click.echo(json_text(data))
         return
+    from . import cli_checks as checking
+
     headers, rows, raw = checking.readiness_rows(data)
     if fmt == "csv":
         # Raw picoseconds in CSV so spreadsheets can sum them.
-        click.echo(formatting.csv_text(headers, raw), nl=False)
+        click.echo(table_code().csv_text(headers, raw), nl=False)
         return
     click.echo(checking.readiness_text(data, headers, rows, terminal_width(wide)))
 
@@ -322,6 +294,7 @@ def doctor_cmd(logdir, fmt, no_import, wide):
     Without LOGDIR: this installation. With LOGDIR: the environment each tb-metal manifest
     recorded (someone else's Mac). Exit status 1 when a set-up is broken.
     """
+    from . import cli_checks as checking
     from . import doctor
 
     if logdir:
@@ -352,9 +325,7 @@ def doctor_cmd(logdir, fmt, no_import, wide):
 )
 @click.option("--host", help="Host in every profile (default: each one's first host).")
 @click.option("--label", "labels", multiple=True, help="Name of each profile (default: PATH).")
-@click.option(
-    "--format", "fmt", type=click.Choice(formatting.FORMATS), default="table", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @wide_option
 @pretty_option
 @errors_to_exit

@@ -60,6 +60,10 @@ def device_kind(device: str) -> str:
 
 _kind = device_kind
 
+# Placements are frozen values: ops with the same one share one object (a ResNet's
+# thousands of host-only ops are all `assumed` on CPU:0), not a fresh dataclass each.
+_ASSUMED_CPU = Placement("CPU:0", "CPU", "assumed")
+
 
 class DeviceResolver:
     """Resolve every op's device for one trace (plus its manifest, when there is one)."""
@@ -108,7 +112,7 @@ class DeviceResolver:
                 return self._with_fallback(rec, "CPU:0", "kernel_registry", None)
         if rec.type in PY_FUNCTION_TYPES and self.has_gpu:
             return self._with_fallback(rec, "CPU:0", "kernel_registry", None)
-        return Placement("CPU:0", "CPU", "assumed")
+        return _ASSUMED_CPU
 
     def _with_fallback(self, rec: OpRecord, dev: str, source: str, dtype: str | None) -> Placement:
         kind = _kind(dev)

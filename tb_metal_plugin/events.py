@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
 from .hostline import read_host_plane
+from .oprecord import SEND_RECV_TYPES, OpRecord  # noqa: F401 - re-exported
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
     STEP_MARKERS,
     Step,
@@ -30,80 +30,7 @@ from .xspace_reader import PlaneData, open_trace, stat_value
 # (that rules out `Iterator::Root::Prefetch` and friends).
 _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEVICE_PLANE = re.compile(r"^/device:(GPU|TPU|XPU|DML|APU)[:_](\d+)(.*)$")
-SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 Progress = Callable[[float, str], None]
-
-
-_ZEROS: dict[tuple[str, int], array] = {}
-
-
-def _zeros(typecode: str, slots: int) -> array:
-    """A fresh array of `slots` zeros: a copy of a cached one (thousands of ops need them)."""
-    zero = _ZEROS.get((typecode, slots))
-    if zero is None:
-        zero = _ZEROS[(typecode, slots)] = array(typecode, bytes(8 * slots))[:slots]
-    return zero[:]
-
-
-class OpRecord:
-    """Everything measured for one TF op (name and type), per step slot.
-
-    Per-slot figures are compact arrays: a long profile of a big model holds ops x steps
-    of them. Device figures stay a shared tuple of zeros until a device event arrives.
-    """
-
-    __slots__ = (
-        "name",
-        "type",
-        "slots",
-        "count",
-        "self_ps",
-        "total_ps",
-        "device_count",
-        "device_ps",
-        "line_kinds",
-        "device_planes",
-        "device_ps_by_plane",
-        "stats",
-        "wants_stats",
-    )
-
-    def __init__(self, name: str, type_: str, slots: int, zeros: tuple[int, ...] | None = None):
-        self.name = name
-        self.type = type_
-        self.slots = slots
-        self.count = _zeros("i", slots)
-        self.self_ps = _zeros("q", slots)
-        self.total_ps = _zeros("q", slots)
-        zeros = zeros if zeros is not None else (0,) * slots
-        self.device_count: Sequence[int] = zeros
-        self.device_ps: Sequence[int] = zeros
-        self.line_kinds: set[str] = set()
-        self.device_planes: set[str] = set()
-        # Device id (`GPU:1`) -> per-slot device ps on that device's plane alone: one op of a
-        # multi-GPU run has a figure per GPU; device_ps is their sum.
-        self.device_ps_by_plane: dict[str, array] = {}
-        self.stats: dict[str, object] = {}
-        # Copy ops: the stats of their first event name the devices at both ends.
-        self.wants_stats = type_ in SEND_RECV_TYPES
-
-    def add_device(self, slot: int, duration_ps: int, plane: str) -> None:
-        """Count one device event of this op."""
-        if not isinstance(self.device_ps, array):
-            self.device_count = array("i", bytes(4 * self.slots))
-            self.device_ps = array("q", bytes(8 * self.slots))
-        self.device_count[slot] += 1
-        self.device_ps[slot] += duration_ps
-        per_plane = self.device_ps_by_plane.get(plane)
-        if per_plane is None:
-            per_plane = self.device_ps_by_plane[plane] = array("q", bytes(8 * self.slots))
-            self.device_planes.add(plane)
-        per_plane[slot] += duration_ps
-
-    @property
-    def on_host(self) -> bool:
-        """True when the op was seen executing on a host thread."""
-        return any(self.count)
 
 
 @dataclass
@@ -167,9 +94,19 @@ def split_op_name(name: str, display_name: str = "") -> tuple[str, str] | None:
             return name[: -len(display_name) - 1], display_name
         return None
     head, sep, tail = name.rpartition(":")
-    if not sep or not head or head.endswith(":") or " " in head or not _OP_TYPE.match(tail):
+    if not sep or not head or head.endswith(":") or " " in head:
         return None
-    return head, tail
+    ok = _TYPE_OK.get(tail)
+    if ok is None:
+        ok = _OP_TYPE.match(tail) is not None
+        if len(_TYPE_OK) < _TYPE_OK_MAX:  # bounded: a long-lived server reads many traces
+            _TYPE_OK[tail] = ok
+    return (head, tail) if ok else None
+
+
+# Whether a string is an op type: a trace has thousands of ops of a few hundred types.
+_TYPE_OK: dict[str, bool] = {}
+_TYPE_OK_MAX = 1 << 14
 
 
 # Host events that only TensorFlow's runtime writes; PjRt events mark a JAX/XLA client.
@@ -224,11 +161,16 @@ def device_plane_id(plane_name: str) -> str | None:
     return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
-def _find_steps(host: PlaneData) -> list[Step]:
+def _metadata_names(plane: PlaneData) -> list[tuple[int, str, str]]:
+    """(metadata id, name, display name) of every event metadata of a plane, read once."""
+    return [(mid, md.name, md.display_name) for mid, md in plane.header.event_metadata.items()]
+
+
+def _find_steps(host: PlaneData, names: list[tuple[int, str, str]] | None = None) -> list[Step]:
     """Steps from host step markers (`Profiled batch`, `train`... with a `step_num` stat)."""
-    meta = host.header.event_metadata
     stat_names = host.stat_names
-    marker_ids = {k for k, v in meta.items() if is_step_marker(v.name)}
+    names = _metadata_names(host) if names is None else names
+    marker_ids = {mid for mid, name, _ in names if is_step_marker(name)}
     steps: dict[int, Step] = {}
     for i in range(len(host.line_spans)):
         if line_kind(host.line_name(i)) != "python":
@@ -270,7 +212,8 @@ class _Collector:
     def op(self, name: str, type_: str) -> OpRecord:
         rec = self.ops.get((name, type_))
         if rec is None:
-            rec = self.ops[(name, type_)] = OpRecord(name, type_, self.slots, self.zeros)
+            rec = OpRecord(name, type_, self.slots, self.zeros)
+            self.ops[rec.key] = rec
         return rec
 
     def _span(self, first: int, last: int) -> None:
@@ -313,7 +256,8 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         host = next((p for p in planes if p.name == "/host:CPU"), None)
         devices = [(p, device_plane_id(p.name)) for p in planes]
         devices = [(p, d) for p, d in devices if d is not None]
-        steps, source = _find_steps(host) if host is not None else [], "markers"
+        host_names = _metadata_names(host) if host is not None else []
+        steps, source = _find_steps(host, host_names) if host is not None else [], "markers"
         if not steps:
             steps, source = device_steps(devices), "device_steps"
             if steps and host is not None:
@@ -333,12 +277,12 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             dev = device_plane_id(plane.name)
             if plane is host:
                 op_ids = {}
-                metadata = plane.header.event_metadata
-                if runs_tensorflow(md.name for md in metadata.values()):
-                    for mid, md in metadata.items():
-                        parts = split_op_name(md.name, md.display_name)
+                if runs_tensorflow(name for _, name, _ in host_names):
+                    op = col.op
+                    for mid, name, display in host_names:
+                        parts = split_op_name(name, display)
                         if parts is not None:
-                            op_ids[mid] = col.op(*parts)
+                            op_ids[mid] = op(*parts)
                 else:
                     warnings.append(
                         "no TensorFlow runtime events on the host (a JAX/XLA trace): host "

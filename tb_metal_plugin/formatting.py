@@ -1,16 +1,13 @@
-"""Render breakdowns as a terminal table, JSON or CSV (the CLI's output formats)."""
+"""Render breakdowns as a terminal table or CSV (the CLI's output formats; JSON: jsonout)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 
 from .attribution import PHASES
 from .breakdown import CLOCKS, lane
 from .table_fit import EXTRA, Col, hidden_note, render, wrap, wrap_fields
-
-FORMATS = ("table", "json", "csv")
 
 
 def fmt_time(ps: float | None) -> str:
@@ -27,13 +24,6 @@ def fmt_time(ps: float | None) -> str:
 def fmt_share(x: float) -> str:
     """A fraction as a percentage."""
     return f"{100 * x:.1f}%"
-
-
-def to_json(data: dict, pretty: bool = False) -> str:
-    """JSON in the key order as built: compact (the C encoder), or indented for people."""
-    if pretty:
-        return json.dumps(data, indent=2)  # indent forces the pure-Python encoder: slower
-    return json.dumps(data, separators=(",", ":"))
 
 
 def text_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:

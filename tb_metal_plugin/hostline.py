@@ -54,16 +54,13 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
             twin_line(col, plane, i, op_ids)
             on_line(i)
         return
-    recs: list = []
-    index: dict[int, int] = {}
-    ids, ops_of = [], []
-    for mid, rec in op_ids.items():
-        k = index.get(id(rec))
-        if k is None:
-            k = index[id(rec)] = len(recs)
-            recs.append(rec)
-        ids.append(mid)
-        ops_of.append(k)
+    # Records in first-seen order (two metadata ids may name one op), and for each
+    # metadata id the index of its record: built by comprehensions, thousands of ops.
+    # OpRecords hash by identity.
+    recs: list = list(dict.fromkeys(op_ids.values()))
+    index = {rec: k for k, rec in enumerate(recs)}
+    ids = list(op_ids)
+    ops_of = list(map(index.__getitem__, op_ids.values()))
     steps = [(_wide(s), _wide(e)) for s, e in zip(col.starts, col.ends, strict=True)]
     agg = _native.Agg(
         ids,
@@ -133,7 +130,7 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
     if any(recs[k].wants_stats for k in seen):
         col._read_stats(plane, index, op_ids)
     for k in seen:
-        recs[k].line_kinds.add(kind)
+        recs[k].add_line_kind(kind)
     base = ts_ns * 1000
     col._span(base + first, base + last)
     if slot0:
@@ -142,7 +139,7 @@ def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None
         col.sequences.setdefault(name, []).extend(seq)
         starts = col.first_start
         for rec, (_, off) in zip(seq, slot0, strict=True):
-            key, t = (rec.name, rec.type), base + off
+            key, t = rec.key, base + off
             if t < starts.get(key, t + 1):
                 starts[key] = t
 
@@ -212,7 +209,7 @@ def twin_line(col, plane, index: int, op_ids: dict) -> None:
             parent[1].self_ps[parent[2]] -= check.nested(off, dur, parent[0])
         if slot == 0:  # the first step, or the whole window when there are no steps
             seq.append(rec)
-            key = (rec.name, rec.type)
+            key = rec.key
             if t < first.get(key, t + 1):
                 first[key] = t
         rec.count[slot] += 1
@@ -225,5 +222,5 @@ def twin_line(col, plane, index: int, op_ids: dict) -> None:
     if seq:
         col.sequences.setdefault(line_name, []).extend(seq)
     for rec in set(recs):
-        rec.line_kinds.add(kind)
+        rec.add_line_kind(kind)
     col._span(base + offs[0], base + last)

@@ -1,0 +1,231 @@
+/* Compact JSON of plain data in C, byte for byte what json.dumps(obj, separators=(",", ":"))
+ * gives (ensure_ascii, allow_nan): the twin of jsonout.py's pure-Python path.
+ *
+ * Why: the stdlib's C encoder spends half its time on an ops payload's row dicts making
+ * an items list, a tuple per item and a fresh escaped string per key; here keys and
+ * values are escaped straight into one ASCII buffer.
+ *
+ * It takes only what it encodes exactly as json does: str (and subclasses), int, float,
+ * bool, None, lists and tuples, and exact dicts whose keys are str. Anything else (a
+ * dict subclass, whose items() json would call; a non-str key; an unknown type; nesting
+ * deeper than MAX_DEPTH, which also stops a cycle) makes encode() return None, and the
+ * caller encodes that object with json: so both paths always agree, and json decides,
+ * or raises for, every odd case.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int grow(Buf *b, Py_ssize_t more) {
+    if (b->len + more <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, cap);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int put(Buf *b, const char *s, Py_ssize_t n) {
+    if (grow(b, n) < 0) return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* One code unit as json's ascii_escape_unichar writes it. */
+static Py_ssize_t escape_unit(char *out, Py_UCS4 c) {
+    Py_ssize_t n = 0;
+    out[n++] = '\\';
+    switch (c) {
+    case '\\': out[n++] = '\\'; break;
+    case '"': out[n++] = '"'; break;
+    case '\b': out[n++] = 'b'; break;
+    case '\f': out[n++] = 'f'; break;
+    case '\n': out[n++] = 'n'; break;
+    case '\r': out[n++] = 'r'; break;
+    case '\t': out[n++] = 't'; break;
+    default:
+        if (c >= 0x10000) { /* a UTF-16 surrogate pair, as json writes it */
+            Py_UCS4 hi = 0xd800 | ((c - 0x10000) >> 10);
+            out[n++] = 'u';
+            out[n++] = HEX[(hi >> 12) & 0xf];
+            out[n++] = HEX[(hi >> 8) & 0xf];
+            out[n++] = HEX[(hi >> 4) & 0xf];
+            out[n++] = HEX[hi & 0xf];
+            out[n++] = '\\';
+            c = 0xdc00 | ((c - 0x10000) & 0x3ff);
+        }
+        out[n++] = 'u';
+        out[n++] = HEX[(c >> 12) & 0xf];
+        out[n++] = HEX[(c >> 8) & 0xf];
+        out[n++] = HEX[(c >> 4) & 0xf];
+        out[n++] = HEX[c & 0xf];
+    }
+    return n;
+}
+
+/* json's S_CHAR: printable ASCII that needs no escape. */
+#define PLAIN(c) ((c) >= ' ' && (c) <= '~' && (c) != '\\' && (c) != '"')
+
+static int put_str(Buf *b, PyObject *s) {
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0) return -1;
+#endif
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n > (PY_SSIZE_T_MAX - 2) / 12) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    /* At most 12 bytes per character (a surrogate pair), plus the quotes. */
+    if (grow(b, 12 * n + 2) < 0) return -1;
+    char *out = b->data + b->len;
+    Py_ssize_t k = 0;
+    out[k++] = '"';
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS1 c = p[i];
+            if (PLAIN(c))
+                out[k++] = (char)c;
+            else
+                k += escape_unit(out + k, c);
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (PLAIN(c))
+                out[k++] = (char)c;
+            else
+                k += escape_unit(out + k, c);
+        }
+    }
+    out[k++] = '"';
+    b->len += k;
+    return 0;
+}
+
+/* An ASCII str made by a repr (int, float) appended as it is. */
+static int put_repr(Buf *b, PyObject *repr) {
+    if (!repr) return -1;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(repr, &n);
+    int rc = s ? put(b, s, n) : -1;
+    Py_DECREF(repr);
+    return rc;
+}
+
+static int put_int(Buf *b, PyObject *o) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (overflow) return put_repr(b, PyLong_Type.tp_repr(o));
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", v);
+    return put(b, tmp, n);
+}
+
+static int put_float(Buf *b, PyObject *o) {
+    double v = PyFloat_AS_DOUBLE(o);
+    if (isnan(v)) return put(b, "NaN", 3);
+    if (isinf(v)) return v > 0 ? put(b, "Infinity", 8) : put(b, "-Infinity", 9);
+    return put_repr(b, PyFloat_Type.tp_repr(o));
+}
+
+/* 0: written; 1: not ours (the caller falls back to json); -1: a Python error. */
+static int put_obj(Buf *b, PyObject *o, int depth) {
+    if (o == Py_None) return put(b, "null", 4);
+    if (o == Py_True) return put(b, "true", 4);
+    if (o == Py_False) return put(b, "false", 5);
+    if (PyUnicode_Check(o)) return put_str(b, o);
+    if (PyLong_Check(o)) return put_int(b, o);
+    if (PyFloat_Check(o)) return put_float(b, o);
+    if (depth >= MAX_DEPTH) return 1;
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        PyObject *seq = PySequence_Fast(o, "");
+        if (!seq) return -1;
+        int rc = put(b, "[", 1);
+        /* The size is read again each time, as json does (no Python code runs here,
+         * but a list is never read past its end). */
+        for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+            if (i) rc = put(b, ",", 1);
+            if (rc == 0) rc = put_obj(b, PySequence_Fast_GET_ITEM(seq, i), depth + 1);
+        }
+        if (rc == 0) rc = put(b, "]", 1);
+        Py_DECREF(seq);
+        return rc;
+    }
+    if (PyDict_CheckExact(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        int first = 1;
+        if (put(b, "{", 1) < 0) return -1;
+        while (PyDict_Next(o, &pos, &key, &value)) {
+            if (!PyUnicode_Check(key)) return 1; /* json converts such keys itself */
+            if (!first && put(b, ",", 1) < 0) return -1;
+            first = 0;
+            /* The dict may change under a str subclass's code: hold what we read. */
+            Py_INCREF(key);
+            Py_INCREF(value);
+            int rc = put_str(b, key);
+            if (rc == 0) rc = put(b, ":", 1);
+            if (rc == 0) rc = put_obj(b, value, depth + 1);
+            Py_DECREF(key);
+            Py_DECREF(value);
+            if (rc) return rc;
+        }
+        return put(b, "}", 1);
+    }
+    return 1;
+}
+
+static PyObject *encode(PyObject *self, PyObject *obj) {
+    Buf b = {NULL, 0, 0};
+    int rc = put_obj(&b, obj, 0);
+    PyObject *out = NULL;
+    if (rc == 0) {
+        out = PyUnicode_New(b.len, 127);
+        if (out) memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
+    } else if (rc == 1) {
+        Py_INCREF(Py_None);
+        out = Py_None;
+    }
+    PyMem_Free(b.data);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"encode", encode, METH_O,
+     "Compact JSON of obj exactly as json.dumps(obj, separators=(',', ':')) writes it, "
+     "or None when obj holds something only json encodes (or refuses)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_jsonrows", "tb-metal's native compact JSON encoder.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__jsonrows(void) { return PyModule_Create(&module); }
