@@ -13,6 +13,7 @@ from . import __version__, readiness
 from .cli_output import (
     FORMATS,
     StderrProgress,
+    csv_code,
     echo_json_of,
     emit,
     json_text,
@@ -183,7 +184,7 @@ def layers(path, run, session, host, step, fmt, wide):
         fmt,
         data,
         lambda d: table_code().layers_table(d, width),
-        lambda d: table_code().layers_csv(d),
+        lambda d: csv_code().layers_csv(d),
     )
 
 
@@ -218,7 +219,7 @@ def ops(path, run, session, host, step, fmt, wide, layer, bucket, limit):
         fmt,
         data,
         lambda d: table_code().ops_table(d, limit, width),
-        lambda d: table_code().ops_csv(d),
+        lambda d: csv_code().ops_csv(d),
     )
 
 
@@ -266,7 +267,7 @@ def metal_check(path, run, session, host, step, fmt, wide, metal_version, minor_
     headers, rows, raw = checking.readiness_rows(data)
     if fmt == "csv":
         # Raw picoseconds in CSV so spreadsheets can sum them.
-        click.echo(table_code().csv_text(headers, raw), nl=False)
+        click.echo(csv_code().csv_text(headers, raw), nl=False)
         return
     click.echo(checking.readiness_text(data, headers, rows, terminal_width(wide)))
 

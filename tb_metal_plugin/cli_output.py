@@ -92,6 +92,13 @@ def table_code():
     return formatting
 
 
+def csv_code():
+    """The CSV module, imported when CSV is printed."""
+    from . import formatting_csv
+
+    return formatting_csv
+
+
 def emit(fmt: str, data: dict, table, to_csv) -> None:
     """Print a payload as JSON, CSV or a terminal table (the same data in each)."""
     if fmt == "json":

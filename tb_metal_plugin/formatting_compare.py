@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .formatting import bucket_label, csv_text, fmt_time
+from .formatting import bucket_label, fmt_time
+from .formatting_csv import csv_text
 from .table_fit import Col, hidden_note, render, wrap
 
 

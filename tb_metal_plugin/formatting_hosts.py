@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .formatting import csv_text, fmt_time, text_table
+from .formatting import fmt_time, text_table
+from .formatting_csv import csv_text
 
 HEADERS = ["Layer", "Sum", "Mean/host", "Slowest host", "Its time"]
 

@@ -242,7 +242,7 @@ def test_route_payloads_validate(client):
 FACES = {
     "cli", "cli_checks", "plugin", "plugin_cache", "formatting", "formatting_compare", "notebook",
     "table_fit", "summary", "formatting_hosts", "plugin_responses", "plugin_loads",
-    "plugin_answers", "plugin_params", "plugin_payloads",
+    "plugin_answers", "plugin_params", "plugin_payloads", "formatting_csv", "cli_output",
 }  # fmt: skip
 
 
