@@ -175,10 +175,10 @@ def accumulator_layers(
     the pops' names count, per layer, how many values each layer's gradient needs: in an
     RNN mostly the cell's (its gates' activations), and the loop's own (the step index and
     the input list's shape, for the input's gradient) when the RNN's input needs one.
-    Which push feeds which pop the trace does not show; a push runs right after the op
-    that made its value, so the pushes that follow the loop's own ops take the loop's
-    share, the others the cell's. With no loop-level pop, or more than one deeper layer,
-    no push is moved off the cell or the loop respectively.
+    Which push feeds which pop the trace does not show; a push mostly runs right after
+    the op that made its value, so each layer first takes the pushes that follow its own
+    ops, up to its count; the rest fill the counts left, largest first. A loop whose
+    pops name no layer keeps the old answer: its one deeper layer (the cell), if any.
     """
     acc = {n for n, t in ops if is_accumulator(n.split("/"), t)}
     if not acc:
@@ -196,48 +196,70 @@ def accumulator_layers(
         layer = name_layer(name)
         if layer:
             inner.setdefault(body, set()).add(layer)
-    own = _loop_level_evidence(acc, seqs, name_layer)
+    evidence = _maker_layers(acc, seqs, name_layer)
+    by_loop: dict[tuple[str, ...], list[str]] = {}
     out: dict[str, Layer] = {}
-    by_layer: dict[Layer, list[str]] = {}
     for name in sorted(acc):
         mine = name_layer(name)
+        if not mine:
+            continue
+        by_loop.setdefault(mine, []).append(name)
         deeper = {
             q
             for q in inner.get(body_prefix(name.split("/")) or "", ())
-            if mine and len(q) > len(mine) and q[: len(mine)] == mine
+            if len(q) > len(mine) and q[: len(mine)] == mine
         }
         if len(deeper) == 1:
             out[name] = deeper.pop()
-            by_layer.setdefault(mine, []).append(name)
-    for mine, names in by_layer.items():
-        ranked = sorted((n for n in names if own.get(n, 0.0) > 0.5), key=lambda n: -own[n])
-        for name in ranked[: pops.get(mine, 0)]:
-            out[name] = mine
+    for mine, names in by_loop.items():
+        # How many values each layer at or below the loop's pops.
+        left = {q: n for q, n in pops.items() if q and q[: len(mine)] == mine}
+        if not left:
+            continue
+        pairs = sorted(
+            (-share, name, q)
+            for name in names
+            for q, share in evidence.get(name, {}).items()
+            if share > 0.5 and q in left
+        )
+        placed: dict[str, Layer] = {}
+        for _, name, q in pairs:
+            if name not in placed and left[q] > 0:
+                placed[name] = q
+                left[q] -= 1
+        for name in names:
+            if name not in placed:
+                # The most values still unplaced; on a tie the deeper layer (the cell's).
+                q = max(left, key=lambda k: (left[k], len(k), k))
+                placed[name] = q
+                left[q] = max(0, left[q] - 1)
+        out.update(placed)
     return out
 
 
-def _loop_level_evidence(
+def _maker_layers(
     acc: set[str], seqs: Iterable[Sequence[Op]], name_layer: Callable[[str], Layer]
-) -> dict[str, float]:
-    """Per push, the share of its runs that came right after an op of its own layer and loop."""
-    hits: dict[str, list[int]] = {}
+) -> dict[str, dict[Layer, float]]:
+    """Per push, the share of its runs that came right after an op of each layer, that op
+    in the same loop body (the maker of the value; it may itself have been made for the
+    gradient there, the input list's length, but a pop of the gradient loop running
+    beside it made nothing this push stores)."""
+    hits: dict[str, dict[Layer, int]] = {}
+    runs: dict[str, int] = {}
     for seq in seqs:
         for i, (name, _) in enumerate(seq):
             if name not in acc:
                 continue
+            runs[name] = runs.get(name, 0) + 1
             j = i - 1
             while j >= 0 and seq[j][0] in acc:
                 j -= 1  # pushes queue behind one another; the value's maker is before them
-            # The maker runs in the same loop body; it may itself have been made for the
-            # gradient there (the input list's length), but a pop of the gradient loop
-            # (running beside it) made nothing this push stores.
-            prev = seq[j][0] if j >= 0 else ""
-            same = body_prefix(prev.split("/")) == body_prefix(name.split("/"))
-            same = same and name_layer(prev) == name_layer(name)
-            h = hits.setdefault(name, [0, 0])
-            h[0] += same
-            h[1] += 1
-    return {n: h / total for n, (h, total) in hits.items()}
+            if j < 0 or body_prefix(seq[j][0].split("/")) != body_prefix(name.split("/")):
+                continue
+            layer = name_layer(seq[j][0])
+            h = hits.setdefault(name, {})
+            h[layer] = h.get(layer, 0) + 1
+    return {n: {q: k / runs[n] for q, k in h.items()} for n, h in hits.items()}
 
 
 def gradient_runs(
