@@ -27,6 +27,7 @@ from .opnames import (
     could_be_layer,
     in_train_function,
     is_accumulator,
+    is_cond_intermediate,
     is_mark,
     layer_key,
     name_is_backward,
@@ -154,10 +155,13 @@ def classify(
     """Phase and bucket of an op, given the layer it was attributed to (or None)."""
     components = name.split("/")
     kinds = set(line_kinds)
-    if op_type in INPUT_TYPES or (kinds and kinds <= {"tf_data"}):
+    # A layer's `if` keeps values for its gradient in Optionals; the iterator's Optionals
+    # (Keras's multi-step loop checks for a batch in an `if` too) belong to no layer.
+    kept = layer is not None and is_cond_intermediate(components, op_type)
+    if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= {"tf_data"}):
         return Attribution(None, "input", "input", source)
     tail_ = list(name_tail(name))
-    backward = name_is_backward(name) or is_accumulator(components, op_type)
+    backward = name_is_backward(name) or is_accumulator(components, op_type) or kept
     scoped = _scope_phase(tail_)
     if scoped == "optimizer":
         return Attribution(None, "optimizer", "optimizer", source)

@@ -217,3 +217,18 @@ def is_accumulator(components: list[str], op_type: str) -> bool:
     return op_type == "TensorListPushBack" and any(
         is_mark(c) and i > 0 and components[i - 1] == "body" for i, c in enumerate(components)
     )
+
+
+# cond_v2 hands a branch's intermediates to the gradient's branch wrapped in Optionals.
+_OPTIONAL_TYPES = frozenset({"OptionalFromValue", "OptionalGetValue", "OptionalNone"})
+_BRANCHES = ("then", "else")
+
+
+def is_cond_intermediate(components: list[str], op_type: str) -> bool:
+    """An Optional inside an `if` branch (in a layer: a value kept for its gradient)."""
+    return op_type in _OPTIONAL_TYPES and any(
+        is_mark(c)
+        and i > 0
+        and (components[i - 1] in _BRANCHES or components[i - 1].startswith("branch"))
+        for i, c in enumerate(components)
+    )
