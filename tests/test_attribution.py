@@ -224,6 +224,25 @@ def test_zeros_for_an_unused_output_go_to_the_layer_that_made_the_output():
         assert (rows[k]["layer"], rows[k]["phase"]) == (labels[k]["layer"], "backward"), k
 
 
+def test_loop_accumulators_of_a_cell_with_sublayers_fill_each_layers_pops():
+    # RNN(cell) where the cell owns two Dense layers: three layers pop values.
+    rows, labels = _gt_rows("custom_cell")
+    pushes = [k for k in labels if k.endswith(":TensorListPushBack") and k in rows]
+    assert len({tuple(labels[k]["layer"]) for k in pushes}) == 3
+    assert [(k, rows[k]["layer"]) for k in pushes if rows[k]["layer"] != labels[k]["layer"]] == []
+
+
+def test_optionals_a_layers_if_keeps_for_its_gradient_are_that_layers_backward_work():
+    # keras.ops.cond in a layer: cond_v2 wraps the branch values its gradient needs in
+    # Optionals, which are not the iterator's.
+    rows, labels = _gt_rows("lambda_cond")
+    kept = [k for k in labels if k.split(":")[1].startswith("Optional") and "/cond/" in k]
+    assert kept
+    for k in kept:
+        assert labels[k]["phase"] == "backward"
+        assert (rows[k]["layer"], rows[k]["phase"]) == (labels[k]["layer"], "backward"), k
+
+
 # Class 6: the cast Layer.__call__ makes before it opens the layer's scope.
 def test_input_cast_goes_to_the_layer_that_made_it():
     _check("mixed_float16", [SPC + "mixed_1/Cast:Cast"], (("mixed", "conv"), "forward"))

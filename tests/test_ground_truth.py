@@ -52,6 +52,11 @@ def test_fixture_corpus_is_there():
 # Known shortfalls, measured and reported in the closing note; strict, so a fix
 # that lifts one above the thresholds fails here until it is taken off this list.
 SHORT_OF_THRESHOLD = {
+    ("lambda_cond", "trace"): (
+        "a tape AddN summing two uses of a layer's input inside that layer (square and sin): "
+        "its consumer is the previous layer's gradient, so trace-only gives the model "
+        "(1 op of 26: 96.2% per op)"
+    ),
     ("nested_models", "trace"): (
         "a tape AddN summing gradients of two layers: its inputs are not in the trace, so "
         "trace-only gives one layer where the ground truth gives their common ancestor "
