@@ -202,6 +202,26 @@ def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     return bool(tops) and not any(SUFFIX.match(t) for t in tops)
 
 
+def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """`layer_key(scopes)`, remembered in `keys` for the other ops of the same scope."""
+    key = keys.get(scopes)
+    if key is None:
+        key = keys[scopes] = layer_key(scopes)
+    return key
+
+
+def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
+    """Add every prefix of `key` to a set that holds every prefix of what it holds.
+
+    Longest first: once a prefix is there, all shorter ones are too.
+    """
+    for i in range(len(key), 0, -1):
+        prefix = key[:i]
+        if prefix in into:
+            return
+        into.add(prefix)
+
+
 class TraceAttributor:
     """Attribute ops from their names, using every op name of the trace as context.
 
@@ -218,43 +238,42 @@ class TraceAttributor:
             _op_keys(s)
             for s in (sequences.values() if isinstance(sequences, dict) else sequences or [])
         ]
+        self._types = dict((n, t) for n, t in ops)
+        self._name_layers: dict[str, tuple[str, ...] | None] = {}
+        self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         # Every scope prefix that has forward ops below it (keys without pass-through
-        # scopes, so a gradient loop's `gradients/` insert still lines up).
+        # scopes, so a gradient loop's `gradients/` insert still lines up), and every scope
+        # or op path, to tell `moments_1` (a second `moments` beside the first) from a
+        # layer someone named `moments`. One pass over the names; both sets hold every
+        # prefix of what they hold.
         self._forward_scopes: set[tuple[str, ...]] = set()
+        self._paths: set[tuple[str, ...]] = set()
+        keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # ops share their scopes
         for name, op_type in ops:
+            scopes = name_scopes(name)
+            key = _cached_key(keys, scopes[:-1])
+            last = scopes[-1]
+            if last not in PASS_THROUGH and not is_mark(last):
+                key = key + (last,)
+            _add_prefixes(self._paths, key)
             if name_is_backward(name):
+                # A gradient op sits under the scope of its forward op (`<scopes>/<fwd
+                # op>/<grad op>`), so what is above those two is a scope even when no
+                # forward op of it ran (TimeDistributed(Flatten): its slices fold away,
+                # their gradients do not).
+                if "gradient_tape" in name.split("/"):
+                    _add_prefixes(self._forward_scopes, _cached_key(keys, scopes[:-2]))
                 continue
-            comps = name.split("/")
             # A variable read sits under the op that reads it (`conv_1/convolution/
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
             # Counting reads keeps a layer whose compute op was fused into a neighbour's
             # (Conv2D into the next ReLU) recognisable as a scope.
-            if len(comps) > 1 and is_mark(comps[-1]):
-                name = name.rpartition("/")[0]  # `<op>/_<k>`: a partitioner's copy of <op>
+            head, sep, last = name.rpartition("/")
+            if sep and is_mark(last):
+                scopes = name_scopes(head)  # `<op>/_<k>`: a partitioner's copy of <op>
             drop = 2 if op_type in NON_COMPUTE else 1
-            key = layer_key(name_scopes(name)[:-drop])
-            for i in range(1, len(key) + 1):
-                self._forward_scopes.add(key[:i])
-        # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/<grad
-        # op>`), so what is above those two is a scope even when no forward op of it ran
-        # (TimeDistributed(Flatten): its slices fold away, their gradients do not).
-        for name, _ in ops:
-            if name_is_backward(name) and "gradient_tape" in name.split("/"):
-                key = layer_key(name_scopes(name)[:-2])
-                for i in range(1, len(key) + 1):
-                    if key[: i - 1] in self._forward_scopes or i == 1:
-                        self._forward_scopes.add(key[:i])
+            _add_prefixes(self._forward_scopes, _cached_key(keys, scopes[:-drop]))
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
-        self._types = dict((n, t) for n, t in ops)
-        self._name_layers: dict[str, tuple[str, ...] | None] = {}
-        self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
-        # Every scope or op path (keys as above), to tell `moments_1` (a second `moments`
-        # beside the first) from a layer someone named `moments`.
-        self._paths: set[tuple[str, ...]] = set()
-        for name, _ in ops:
-            key = layer_key(name_scopes(name))
-            for i in range(1, len(key) + 1):
-                self._paths.add(key[:i])
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}

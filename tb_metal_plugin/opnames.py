@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 SUFFIX = re.compile(r"^(.+)_(\d+)$")
 INLINE_MARK = re.compile(r"^_\d+$")
@@ -137,10 +138,10 @@ def tail(components: list[str]) -> list[str]:
     return drop_replica(out)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def name_tail(name: str) -> tuple[str, ...]:
-    """`tail` of a whole op name, cached: attribution asks for the same names many times."""
-    return tuple(tail(name.split("/")))
+    """`tail` of a whole op name (from the facts about its scope, see `_Head`)."""
+    head, sep, last = name.rpartition("/")
+    return _head(head if sep else None).tail + (last,)
 
 
 def drop_replica(components: list[str]) -> list[str]:
@@ -170,19 +171,55 @@ def is_backward(components: list[str]) -> bool:
     return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def name_is_backward(name: str) -> bool:
-    """`is_backward` of a whole op name, cached (a pure function of the name)."""
+    """`is_backward` of a whole op name: its scopes decide (the name itself does not)."""
+    head = name.rpartition("/")[0]
     # Each of is_backward's marks contains "grad": most forward names are out at once.
-    if "grad" not in name.rpartition("/")[0]:
-        return False
-    return is_backward(name.split("/"))
+    return "grad" in head and _head(head).backward
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def name_scopes(name: str) -> tuple[str, ...]:
-    """`restart(tail(...))` of a whole op name, cached (a pure function of the name)."""
-    return tuple(restart(list(name_tail(name))))
+    """`restart(tail(...))` of a whole op name."""
+    head, sep, last = name.rpartition("/")
+    h = _head(head if sep else None)
+    # `restart` looks for `gradients/<first>`: <first> (the first component that is not
+    # pass-through) is the op's own name when every scope above it is pass-through, and
+    # the last `gradients` may be right above the op.
+    first = h.first if h.first is not None else (None if last in PASS_THROUGH else last)
+    if h.ends_gradients and last == first:
+        return (last,)
+    return h.restarted + (last,)
+
+
+class _Head(NamedTuple):
+    """What `tail`, `restart` and `is_backward` make of an op's scopes, the op aside.
+
+    Computed once per scope string: ~8k op names share ~2.4k scopes, and the cache then
+    holds per-scope facts rather than per-name tuples.
+    """
+
+    tail: tuple[str, ...]  # `tail(name)[:-1]`
+    first: str | None  # the first component of `tail` that is not pass-through
+    ends_gradients: bool  # `tail` ends in `gradients/` (then `restart` may keep the op only)
+    restarted: tuple[str, ...]  # `restart(tail)[:-1]`, unless the op itself is <first>
+    backward: bool  # `is_backward(name)`
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _head(head: str | None) -> _Head:
+    """`_Head` of the scope string before an op name's last `/` (None: no `/`)."""
+    comps = [] if head is None else head.split("/")
+    # `tail` and `restart` never drop the last component, and read the others only:
+    # run them on the scopes with a stand-in op name, then take it off.
+    t = tail(comps + [""])[:-1]
+    first = next((c for c in t if c not in PASS_THROUGH), None)
+    restarted = t
+    for i in range(len(t) - 2, -1, -1):
+        if t[i] == "gradients" and t[i + 1] == first:
+            restarted = t[i + 1 :]
+            break
+    backward = any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in comps)
+    return _Head(tuple(t), first, bool(t) and t[-1] == "gradients", tuple(restarted), backward)
 
 
 def layer_key(components) -> tuple[str, ...]:

@@ -75,15 +75,26 @@ LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
 def step_path(name: str) -> list[str] | None:
     """The op's components inside the train-step function (after the last call wrapper)."""
-    comps = name.split("/")
+    head, sep, last = name.rpartition("/")
+    inside = _inside_wrapper(head) if sep else None
+    return None if inside is None else [*inside, last]
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _inside_wrapper(head: str) -> tuple[str, ...] | None:
+    """The scopes after the last call wrapper in `head`, None without one.
+
+    Per scope string, not per op name: the ops of a scope share it.
+    """
+    comps = head.split("/")
     start = None
-    for i, c in enumerate(comps[:-1]):
-        if WRAPPER.match(c):
+    for i, c in enumerate(comps):
+        # Every wrapper name contains "PartitionedCall": skip the regex for the others.
+        if "PartitionedCall" in c and WRAPPER.match(c):
             start = i + 1
-    return comps[start:] if start is not None else None
+    return tuple(comps[start:]) if start is not None else None
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a pure function of its arguments, asked ~3x per op
 def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
     """(namespace, owner) for an op created at the step's root, else None.
 
@@ -91,7 +102,11 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
     read sits under its reader); the namespace is a replica prefix when a distribution
     strategy runs several copies of the step.
     """
-    path = step_path(name)
+    return _owner(step_path(name), op_type)
+
+
+def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] | None:
+    """`root_owner` from the op's `step_path`."""
     if path is None:
         return None
     ns: tuple[str, ...] = ()
@@ -111,7 +126,11 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
 
 def root_branch(name: str) -> str | None:
     """The branch prefix when the op runs in a `cond` created at the step's root."""
-    path = step_path(name) or []
+    return _branch(step_path(name) or [])
+
+
+def _branch(path: list[str]) -> str | None:
+    """`root_branch` from the op's `step_path` (or [])."""
     if len(path) > 3 and path[0].startswith("cond") and path[1] in ("then", "else"):
         if is_mark(path[2]):
             return "/".join(path[:3])
@@ -156,13 +175,14 @@ class RootPhases:
         optimizer_branches: set[str] = set()
         branch_ops: list[tuple[str, str]] = []
         for name, op_type in ops:
-            br = root_branch(name)
+            path = step_path(name)  # once per op: both questions read it
+            br = _branch(path or [])
             if br is not None:
                 branch_ops.append((br, name))
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(br)
                 continue
-            ro = root_owner(name, op_type)
+            ro = _owner(path, op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
         # A root `cond` that holds optimizer ops is the loss-scale optimizer's apply step.
