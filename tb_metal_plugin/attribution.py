@@ -15,13 +15,16 @@ Two sources, same output:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from . import neighbours
 from .opnames import (
+    ACCUMULATOR_TYPE,
     INTERNAL,
     NON_COMPUTE,
+    OPTIONAL_TYPES,
     PASS_THROUGH,
     SUFFIX,
     could_be_layer,
@@ -30,9 +33,9 @@ from .opnames import (
     is_cond_intermediate,
     is_mark,
     layer_key,
+    name_head,
     name_is_backward,
     name_scopes,
-    name_tail,
     strip_suffix,
 )
 from .phases import RootPhases
@@ -108,9 +111,24 @@ class Attribution:
     source: str  # "manifest_op", "manifest_scopes" or "trace_names"
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _attribution(
+    layer: tuple[str, ...] | None, phase: str, bucket: str | None, source: str
+) -> Attribution:
+    """One shared `Attribution` per value: they are immutable, few differ, and looking one
+    up costs less than building a frozen dataclass for each of ~10k ops."""
+    return Attribution(layer, phase, bucket, source)
+
+
 def _scope_phase(tail: list[str]) -> str | None:
     """Phase bucket from the first real scope of the tail: optimizer, loss or metrics."""
-    scopes = [c for c in tail[:-1] if c not in ("gradient_tape", "gradients")]
+    return _scopes_phase(tuple(tail[:-1]))
+
+
+@functools.lru_cache(maxsize=1 << 14)  # per scope path: the ops of a scope share it
+def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
+    """`_scope_phase` of a tail without its last component (the op's own name)."""
+    scopes = [c for c in scopes if c not in ("gradient_tape", "gradients")]
     if not scopes:
         return None
     # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.
@@ -126,10 +144,11 @@ def _scope_phase(tail: list[str]) -> str | None:
 
 
 # Variable updates: a metric's `assign_add` is `Add_k` (+ its read) and `AssignVariableOp_k`.
+_TF_DATA = frozenset({"tf_data"})
 _UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
 
 
-def _loss_tracker_op(tail_: list[str], op_type: str) -> bool:
+def _loss_tracker_op(tail_: Sequence[str], op_type: str) -> bool:
     """An op of the per-output loss trackers that `compile_loss` updates in its own scope.
 
     With several outputs, Keras's CompileLoss keeps a Mean per output and updates it right
@@ -153,27 +172,35 @@ def classify(
     source: str,
 ) -> Attribution:
     """Phase and bucket of an op, given the layer it was attributed to (or None)."""
-    components = name.split("/")
     kinds = set(line_kinds)
     # A layer's `if` keeps values for its gradient in Optionals; the iterator's Optionals
     # (Keras's multi-step loop checks for a batch in an `if` too) belong to no layer.
-    kept = layer is not None and is_cond_intermediate(components, op_type)
-    if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= {"tf_data"}):
-        return Attribution(None, "input", "input", source)
-    tail_ = list(name_tail(name))
-    backward = name_is_backward(name) or is_accumulator(components, op_type) or kept
-    scoped = _scope_phase(tail_)
+    # (The type tests first: most ops are neither, and need no split of their name.)
+    kept = (
+        layer is not None
+        and op_type in OPTIONAL_TYPES
+        and is_cond_intermediate(name.split("/"), op_type)
+    )
+    if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= _TF_DATA):
+        return _attribution(None, "input", "input", source)
+    head, last = name_head(name)
+    backward = (
+        head.backward
+        or (op_type == ACCUMULATOR_TYPE and is_accumulator(name.split("/"), op_type))
+        or kept
+    )
+    scoped = _scopes_phase(head.tail)
     if scoped == "optimizer":
-        return Attribution(None, "optimizer", "optimizer", source)
-    if scoped == "loss" and not backward and _loss_tracker_op(tail_, op_type):
-        return Attribution(None, "metrics", "metrics", source)
+        return _attribution(None, "optimizer", "optimizer", source)
+    if scoped == "loss" and not backward and _loss_tracker_op(head.tail + (last,), op_type):
+        return _attribution(None, "metrics", "metrics", source)
     if scoped in ("loss", "metrics"):
-        return Attribution(None, "backward" if backward else scoped, scoped, source)
+        return _attribution(None, "backward" if backward else scoped, scoped, source)
     if layer is not None:
-        return Attribution(layer, "backward" if backward else "forward", None, source)
-    if not in_train_function(components):
-        return Attribution(None, "other", "outside", source)
-    return Attribution(None, "backward" if backward else "other", "root", source)
+        return _attribution(layer, "backward" if backward else "forward", None, source)
+    if not in_train_function(name.split("/")):
+        return _attribution(None, "other", "outside", source)
+    return _attribution(None, "backward" if backward else "other", "root", source)
 
 
 COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
@@ -397,10 +424,10 @@ class TraceAttributor:
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
-        comps = name.split("/")
-        if op_type in COPY_TYPES and len(comps) > 1 and is_mark(comps[-1]):
+        head, sep, last = name.rpartition("/")
+        if op_type in COPY_TYPES and sep and is_mark(last):
             # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
-            owner = "/".join(comps[:-1])
+            owner = head
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
@@ -410,5 +437,5 @@ class TraceAttributor:
         if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):
             # A root op (a tape sum may have a layer): the phase Keras created it in.
             bucket = None if layer else _ROOT_BUCKET.get(phase, "root")
-            return Attribution(layer, phase, bucket, att.source)
+            return _attribution(layer, phase, bucket, att.source)
         return att

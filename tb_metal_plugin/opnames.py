@@ -138,6 +138,13 @@ def tail(components: list[str]) -> list[str]:
     return drop_replica(out)
 
 
+def name_head(name: str) -> tuple[_Head, str]:
+    """(facts about the op's scopes, the op's own name): `name_tail(name)` is
+    `head.tail + (last,)`, `name_is_backward(name)` is `head.backward`."""
+    head, sep, last = name.rpartition("/")
+    return _head(head if sep else None), last
+
+
 def name_tail(name: str) -> tuple[str, ...]:
     """`tail` of a whole op name (from the facts about its scope, see `_Head`)."""
     head, sep, last = name.rpartition("/")
@@ -249,21 +256,24 @@ def body_prefix(components: list[str]) -> str | None:
     return None
 
 
+ACCUMULATOR_TYPE = "TensorListPushBack"
+
+
 def is_accumulator(components: list[str], op_type: str) -> bool:
     """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
-    return op_type == "TensorListPushBack" and any(
+    return op_type == ACCUMULATOR_TYPE and any(
         is_mark(c) and i > 0 and components[i - 1] == "body" for i, c in enumerate(components)
     )
 
 
 # cond_v2 hands a branch's intermediates to the gradient's branch wrapped in Optionals.
-_OPTIONAL_TYPES = frozenset({"OptionalFromValue", "OptionalGetValue", "OptionalNone"})
+OPTIONAL_TYPES = frozenset({"OptionalFromValue", "OptionalGetValue", "OptionalNone"})
 _BRANCHES = ("then", "else")
 
 
 def is_cond_intermediate(components: list[str], op_type: str) -> bool:
     """An Optional inside an `if` branch (in a layer: a value kept for its gradient)."""
-    return op_type in _OPTIONAL_TYPES and any(
+    return op_type in OPTIONAL_TYPES and any(
         is_mark(c)
         and i > 0
         and (components[i - 1] in _BRANCHES or components[i - 1].startswith("branch"))
