@@ -301,6 +301,9 @@ class TraceAttributor:
             drop = 2 if op_type in NON_COMPUTE else 1
             _add_prefixes(self._forward_scopes, _cached_key(keys, scopes[:-drop]))
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
+        # `_is_layer_scope` asks only for paths ending in an op function's scope name
+        # (`moments` beside `moments_1`): keep those, not a tuple per op name.
+        self._paths = {path for path in self._paths if path[-1] in INTERNAL}
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}

@@ -210,6 +210,7 @@ class _Head(NamedTuple):
     ends_gradients: bool  # `tail` ends in `gradients/` (then `restart` may keep the op only)
     restarted: tuple[str, ...]  # `restart(tail)[:-1]`, unless the op itself is <first>
     backward: bool  # `is_backward(name)`
+    inside: tuple[str, ...] | None  # the scopes after the last call wrapper, if any
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -218,7 +219,7 @@ def _head(head: str | None) -> _Head:
     comps = [] if head is None else head.split("/")
     # `tail` and `restart` never drop the last component, and read the others only:
     # run them on the scopes with a stand-in op name, then take it off.
-    t = tail(comps + [""])[:-1]
+    t = tuple(tail(comps + [""])[:-1])
     first = next((c for c in t if c not in PASS_THROUGH), None)
     restarted = t
     for i in range(len(t) - 2, -1, -1):
@@ -226,7 +227,14 @@ def _head(head: str | None) -> _Head:
             restarted = t[i + 1 :]
             break
     backward = any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in comps)
-    return _Head(tuple(t), first, bool(t) and t[-1] == "gradients", tuple(restarted), backward)
+    start = None
+    for i, c in enumerate(comps):
+        # Every wrapper name contains "PartitionedCall": skip the regex for the others.
+        if "PartitionedCall" in c and WRAPPER.match(c):
+            start = i + 1
+    inside = None if start is None else tuple(comps[start:])
+    ends = bool(t) and t[-1] == "gradients"
+    return _Head(t, first, ends, restarted, backward, inside)
 
 
 def layer_key(components) -> tuple[str, ...]:

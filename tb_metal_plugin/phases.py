@@ -17,7 +17,6 @@ which; three things in the trace do, all generic Keras/TF behaviour rather than 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 
 from .opnames import (
@@ -26,8 +25,8 @@ from .opnames import (
     PASS_THROUGH,
     REPLICA,
     SUFFIX,
-    WRAPPER,
     is_mark,
+    name_head,
     strip_suffix,
 )
 
@@ -75,24 +74,8 @@ LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
 def step_path(name: str) -> list[str] | None:
     """The op's components inside the train-step function (after the last call wrapper)."""
-    head, sep, last = name.rpartition("/")
-    inside = _inside_wrapper(head) if sep else None
-    return None if inside is None else [*inside, last]
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _inside_wrapper(head: str) -> tuple[str, ...] | None:
-    """The scopes after the last call wrapper in `head`, None without one.
-
-    Per scope string, not per op name: the ops of a scope share it.
-    """
-    comps = head.split("/")
-    start = None
-    for i, c in enumerate(comps):
-        # Every wrapper name contains "PartitionedCall": skip the regex for the others.
-        if "PartitionedCall" in c and WRAPPER.match(c):
-            start = i + 1
-    return tuple(comps[start:]) if start is not None else None
+    head, last = name_head(name)  # the wrapper is among the scopes, read once per scope
+    return None if head.inside is None else [*head.inside, last]
 
 
 def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
