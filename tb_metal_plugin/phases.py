@@ -90,8 +90,8 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
 
 def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] | None:
     """`root_owner` from the op's `step_path`."""
-    if path is None:
-        return None
+    if path is None or len(path) > 3:
+        return None  # deeper than a replica's `<op function>/<op>`: no root op
     ns: tuple[str, ...] = ()
     if len(path) > 1 and REPLICA.match(path[0]):
         ns, path = (path[0],), path[1:]
@@ -120,13 +120,23 @@ def _branch(path: list[str]) -> str | None:
     return None
 
 
-def _total_sum(decided, types, sequences) -> dict[tuple[str, ...], int]:
+def _known_owners(known: dict):
+    """`root_owner(*op)`, looked up in `known` (the trace's ops) before it is worked out."""
+
+    def owner(op):
+        key = known.get(op, known)  # `known` itself: not there (None is an answer)
+        return root_owner(*op) if key is known else key
+
+    return owner
+
+
+def _total_sum(decided, types, sequences, owner_of) -> dict[tuple[str, ...], int]:
     """Per namespace, the index of the loss total: the root Sum run next after `packed`."""
     out: dict[tuple[str, ...], int] = {}
     for seq in sequences:
         packed = None
-        for name, op_type in seq:
-            key = root_owner(name, op_type)
+        for op in seq:
+            key = owner_of(op)
             if key is None:
                 continue
             if types.get(key) == "Pack" and decided.get(key) == "loss":
@@ -157,15 +167,17 @@ class RootPhases:
         owners: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
         optimizer_branches: set[str] = set()
         branch_ops: list[tuple[str, str]] = []
+        # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
+        known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
         for name, op_type in ops:
             path = step_path(name)  # once per op: both questions read it
+            ro = known[(name, op_type)] = _owner(path, op_type)
             br = _branch(path or [])
             if br is not None:
                 branch_ops.append((br, name))
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(br)
                 continue
-            ro = _owner(path, op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
         # A root `cond` that holds optimizer ops is the loss-scale optimizer's apply step.
@@ -241,7 +253,8 @@ class RootPhases:
             else:
                 decided[key] = p
         sequences = list(sequences)
-        total = _total_sum(decided, types, sequences)
+        owner_of = _known_owners(known)
+        total = _total_sum(decided, types, sequences, owner_of)
         for key in list(pending):
             ns, owner = key
             if strip_suffix(owner) == "Sum" and ns in total:
@@ -254,7 +267,7 @@ class RootPhases:
                 # the root Sums beyond the regularizers' are the trackers' and metrics'.
                 decided[key] = "metrics"
                 pending.remove(key)
-        self._resolve_by_neighbours(pending, decided, scoped_phase, sequences)
+        self._resolve_by_neighbours(pending, decided, scoped_phase, sequences, owner_of)
         for key, members in owners.items():
             for name in members:
                 self.phase[name] = decided.get(key, "other")
@@ -263,7 +276,7 @@ class RootPhases:
         self.weak = {n for key, m in owners.items() if key not in strong for n in m}
 
     @staticmethod
-    def _resolve_by_neighbours(pending, decided, scoped_phase, sequences):
+    def _resolve_by_neighbours(pending, decided, scoped_phase, sequences, owner_of):
         """An undecided root op takes the phase of its neighbours on its thread.
 
         The executor runs a small op right after its producer and hands its output to the
@@ -278,7 +291,7 @@ class RootPhases:
             votes: dict[tuple[tuple[str, ...], str], dict[str, float]] = {}
             for seq in sequences:
                 ops = [op for op in seq if op[1] != "ReadVariableOp"]  # reads run anytime
-                keys = [root_owner(*op) for op in ops]
+                keys = [owner_of(op) for op in ops]
                 for i, key in enumerate(keys):
                     if key not in want:
                         continue
