@@ -35,7 +35,7 @@ from .opnames import (
     layer_key,
     name_head,
     name_is_backward,
-    name_scopes,
+    name_parts,
     strip_suffix,
 )
 from .phases import RootPhases
@@ -277,19 +277,18 @@ class TraceAttributor:
         self._paths: set[tuple[str, ...]] = set()
         keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # ops share their scopes
         for name, op_type in ops:
-            scopes = name_scopes(name)
-            key = _cached_key(keys, scopes[:-1])
-            last = scopes[-1]
-            if last not in PASS_THROUGH and not is_mark(last):
-                key = key + (last,)
+            above, last = name_parts(name)  # name_scopes(name) is above + (last,)
+            key = _cached_key(keys, above)
             _add_prefixes(self._paths, key)
+            if last in INTERNAL and last not in PASS_THROUGH and not is_mark(last):
+                self._paths.add(key + (last,))  # the op's own path: kept below if INTERNAL
             if name_is_backward(name):
                 # A gradient op sits under the scope of its forward op (`<scopes>/<fwd
                 # op>/<grad op>`), so what is above those two is a scope even when no
                 # forward op of it ran (TimeDistributed(Flatten): its slices fold away,
                 # their gradients do not).
-                if "gradient_tape" in name.split("/"):
-                    _add_prefixes(self._forward_scopes, _cached_key(keys, scopes[:-2]))
+                if "gradient_tape" in name and "gradient_tape" in name.split("/"):
+                    _add_prefixes(self._forward_scopes, _cached_key(keys, above[:-1]))
                 continue
             # A variable read sits under the op that reads it (`conv_1/convolution/
             # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
@@ -297,9 +296,10 @@ class TraceAttributor:
             # (Conv2D into the next ReLU) recognisable as a scope.
             head, sep, last = name.rpartition("/")
             if sep and is_mark(last):
-                scopes = name_scopes(head)  # `<op>/_<k>`: a partitioner's copy of <op>
-            drop = 2 if op_type in NON_COMPUTE else 1
-            _add_prefixes(self._forward_scopes, _cached_key(keys, scopes[:-drop]))
+                above = name_parts(head)[0]  # `<op>/_<k>`: a partitioner's copy of <op>
+            if op_type in NON_COMPUTE:
+                above = above[:-1]
+            _add_prefixes(self._forward_scopes, _cached_key(keys, above))
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
         # `_is_layer_scope` asks only for paths ending in an op function's scope name
         # (`moments` beside `moments_1`): keep those, not a tuple per op name.
@@ -379,7 +379,7 @@ class TraceAttributor:
             name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
         # The answer depends on the scopes above the op only (and this trace's scope
         # sets, fixed once built): ops under one scope share it.
-        scopes = name_scopes(name)[:-1]
+        scopes = name_parts(name)[0]
         if scopes in self._scope_layers:
             return self._scope_layers[scopes]
         layer = self._scope_layers[scopes] = self._layer_of_scopes(scopes)

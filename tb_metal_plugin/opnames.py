@@ -187,6 +187,12 @@ def name_is_backward(name: str) -> bool:
 
 def name_scopes(name: str) -> tuple[str, ...]:
     """`restart(tail(...))` of a whole op name."""
+    above, last = name_parts(name)
+    return above + (last,)
+
+
+def name_parts(name: str) -> tuple[tuple[str, ...], str]:
+    """`name_scopes(name)` as (all but the last, the last): no new tuple per name."""
     head, sep, last = name.rpartition("/")
     h = _head(head if sep else None)
     # `restart` looks for `gradients/<first>`: <first> (the first component that is not
@@ -194,8 +200,8 @@ def name_scopes(name: str) -> tuple[str, ...]:
     # the last `gradients` may be right above the op.
     first = h.first if h.first is not None else (None if last in PASS_THROUGH else last)
     if h.ends_gradients and last == first:
-        return (last,)
-    return h.restarted + (last,)
+        return (), last
+    return h.restarted, last
 
 
 class _Head(NamedTuple):
