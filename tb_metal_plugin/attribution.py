@@ -210,7 +210,11 @@ _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 
 
 def _op_keys(seq) -> list[tuple[str, str]]:
-    return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
+    """(name, type) of each op record (or pair) of a thread's sequence."""
+    try:
+        return [(r.name, r.type) for r in seq]  # records, as TraceEvents keeps them
+    except AttributeError:
+        return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
 
 def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
