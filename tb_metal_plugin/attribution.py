@@ -36,6 +36,7 @@ from .opnames import (
     name_head,
     name_is_backward,
     name_parts,
+    scope_sets,
     strip_suffix,
 )
 from .phases import RootPhases
@@ -233,26 +234,6 @@ def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     return bool(tops) and not any(SUFFIX.match(t) for t in tops)
 
 
-def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:
-    """`layer_key(scopes)`, remembered in `keys` for the other ops of the same scope."""
-    key = keys.get(scopes)
-    if key is None:
-        key = keys[scopes] = layer_key(scopes)
-    return key
-
-
-def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
-    """Add every prefix of `key` to a set that holds every prefix of what it holds.
-
-    Longest first: once a prefix is there, all shorter ones are too.
-    """
-    for i in range(len(key), 0, -1):
-        prefix = key[:i]
-        if prefix in into:
-            return
-        into.add(prefix)
-
-
 class TraceAttributor:
     """Attribute ops from their names, using every op name of the trace as context.
 
@@ -272,42 +253,10 @@ class TraceAttributor:
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
-        # Every scope prefix that has forward ops below it (keys without pass-through
-        # scopes, so a gradient loop's `gradients/` insert still lines up), and every scope
-        # or op path, to tell `moments_1` (a second `moments` beside the first) from a
-        # layer someone named `moments`. One pass over the names; both sets hold every
-        # prefix of what they hold.
-        self._forward_scopes: set[tuple[str, ...]] = set()
-        self._paths: set[tuple[str, ...]] = set()
-        keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # ops share their scopes
-        for name, op_type in ops:
-            above, last = name_parts(name)  # name_scopes(name) is above + (last,)
-            key = _cached_key(keys, above)
-            _add_prefixes(self._paths, key)
-            if last in INTERNAL and last not in PASS_THROUGH and not is_mark(last):
-                self._paths.add(key + (last,))  # the op's own path: kept below if INTERNAL
-            if name_is_backward(name):
-                # A gradient op sits under the scope of its forward op (`<scopes>/<fwd
-                # op>/<grad op>`), so what is above those two is a scope even when no
-                # forward op of it ran (TimeDistributed(Flatten): its slices fold away,
-                # their gradients do not).
-                if "gradient_tape" in name and "gradient_tape" in name.split("/"):
-                    _add_prefixes(self._forward_scopes, _cached_key(keys, above[:-1]))
-                continue
-            # A variable read sits under the op that reads it (`conv_1/convolution/
-            # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
-            # Counting reads keeps a layer whose compute op was fused into a neighbour's
-            # (Conv2D into the next ReLU) recognisable as a scope.
-            head, sep, last = name.rpartition("/")
-            if sep and is_mark(last):
-                above = name_parts(head)[0]  # `<op>/_<k>`: a partitioner's copy of <op>
-            if op_type in NON_COMPUTE:
-                above = above[:-1]
-            _add_prefixes(self._forward_scopes, _cached_key(keys, above))
+        # Every scope prefix that has forward ops below it, and the paths that tell
+        # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
+        self._forward_scopes, self._paths = scope_sets(ops)
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
-        # `_is_layer_scope` asks only for paths ending in an op function's scope name
-        # (`moments` beside `moments_1`): keep those, not a tuple per op name.
-        self._paths = {path for path in self._paths if path[-1] in INTERNAL}
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}

@@ -243,6 +243,64 @@ def _head(head: str | None) -> _Head:
     return _Head(t, first, ends, restarted, backward, inside)
 
 
+def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """(forward scopes, op-function paths) of a trace's (name, type) pairs, as layer keys.
+
+    Forward scopes: every scope prefix with forward ops below it (keys without pass-through
+    scopes, so a gradient loop's `gradients/` insert still lines up). Paths: the scope or
+    op paths that end in an op function's scope name (`.../moments` beside `moments_1`),
+    the only ones asked about. One pass over the names.
+    """
+    forward: set[tuple[str, ...]] = set()
+    paths: set[tuple[str, ...]] = set()
+    keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # ops share their scopes
+    for name, op_type in ops:
+        above, last = name_parts(name)  # name_scopes(name) is above + (last,)
+        key = _cached_key(keys, above)
+        _add_prefixes(paths, key)
+        if last in INTERNAL and last not in PASS_THROUGH and not is_mark(last):
+            paths.add(key + (last,))  # the op's own path, only when it can be asked about
+        if name_is_backward(name):
+            # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/
+            # <grad op>`), so what is above those two is a scope even when no forward op
+            # of it ran (TimeDistributed(Flatten): its slices fold away, their gradients
+            # do not).
+            if "gradient_tape" in name and "gradient_tape" in name.split("/"):
+                _add_prefixes(forward, _cached_key(keys, above[:-1]))
+            continue
+        # A variable read sits under the op that reads it (`conv_1/convolution/
+        # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
+        # Counting reads keeps a layer whose compute op was fused into a neighbour's
+        # (Conv2D into the next ReLU) recognisable as a scope.
+        head, sep, last = name.rpartition("/")
+        if sep and is_mark(last):
+            above = name_parts(head)[0]  # `<op>/_<k>`: a partitioner's copy of <op>
+        if op_type in NON_COMPUTE:
+            above = above[:-1]
+        _add_prefixes(forward, _cached_key(keys, above))
+    return forward, {path for path in paths if path[-1] in INTERNAL}
+
+
+def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """`layer_key(scopes)`, remembered in `keys` for the other ops of the same scope."""
+    key = keys.get(scopes)
+    if key is None:
+        key = keys[scopes] = layer_key(scopes)
+    return key
+
+
+def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
+    """Add every prefix of `key` to a set that holds every prefix of what it holds.
+
+    Longest first: once a prefix is there, all shorter ones are too.
+    """
+    for i in range(len(key), 0, -1):
+        prefix = key[:i]
+        if prefix in into:
+            return
+        into.add(prefix)
+
+
 def layer_key(components) -> tuple[str, ...]:
     """Scope components that can be layers, in order: pass-through scopes removed."""
     return tuple(c for c in components if c not in PASS_THROUGH and not is_mark(c))
