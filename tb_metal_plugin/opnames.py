@@ -194,14 +194,18 @@ def name_scopes(name: str) -> tuple[str, ...]:
 def name_parts(name: str) -> tuple[tuple[str, ...], str]:
     """`name_scopes(name)` as (all but the last, the last): no new tuple per name."""
     head, sep, last = name.rpartition("/")
-    h = _head(head if sep else None)
+    return _above(_head(head if sep else None), last), last
+
+
+def _above(h: _Head, last: str) -> tuple[str, ...]:
+    """`name_scopes(name)[:-1]` from the facts about the op's scopes and its own name."""
     # `restart` looks for `gradients/<first>`: <first> (the first component that is not
     # pass-through) is the op's own name when every scope above it is pass-through, and
     # the last `gradients` may be right above the op.
     first = h.first if h.first is not None else (None if last in PASS_THROUGH else last)
     if h.ends_gradients and last == first:
-        return (), last
-    return h.restarted, last
+        return ()
+    return h.restarted
 
 
 class _Head(NamedTuple):
@@ -249,35 +253,47 @@ def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
     Forward scopes: every scope prefix with forward ops below it (keys without pass-through
     scopes, so a gradient loop's `gradients/` insert still lines up). Paths: the scope or
     op paths that end in an op function's scope name (`.../moments` beside `moments_1`),
-    the only ones asked about. One pass over the names.
+    the only ones asked about. One pass over the names, one over their distinct scopes.
     """
-    forward: set[tuple[str, ...]] = set()
-    paths: set[tuple[str, ...]] = set()
-    keys: dict[tuple[str, ...], tuple[str, ...]] = {}  # ops share their scopes
+    # The distinct scope tuples first (the ops of a scope share one), then each one's
+    # layer key and its prefixes, once.
+    above_ops: set[tuple[str, ...]] = set()  # scopes above an op: their prefixes are paths
+    own: set[tuple[tuple[str, ...], str]] = set()  # (above, op) when the op's path may be asked
+    fwd: set[tuple[str, ...]] = set()  # scopes with forward ops right below them
+    fwd_up: set[tuple[str, ...]] = set()  # ... and scopes whose parent scope is such a one
     for name, op_type in ops:
-        above, last = name_parts(name)  # name_scopes(name) is above + (last,)
-        key = _cached_key(keys, above)
-        _add_prefixes(paths, key)
+        head, sep, last = name.rpartition("/")
+        h = _head(head if sep else None)
+        above = _above(h, last)  # name_scopes(name) is above + (last,)
+        above_ops.add(above)
         if last in INTERNAL and last not in PASS_THROUGH and not is_mark(last):
-            paths.add(key + (last,))  # the op's own path, only when it can be asked about
-        if name_is_backward(name):
+            own.add((above, last))
+        if h.backward:
             # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/
             # <grad op>`), so what is above those two is a scope even when no forward op
             # of it ran (TimeDistributed(Flatten): its slices fold away, their gradients
             # do not).
-            if "gradient_tape" in name and "gradient_tape" in name.split("/"):
-                _add_prefixes(forward, _cached_key(keys, above[:-1]))
+            if f"/{name}/".find("/gradient_tape/") >= 0:  # a component, not a substring
+                fwd_up.add(above)
             continue
         # A variable read sits under the op that reads it (`conv_1/convolution/
         # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
         # Counting reads keeps a layer whose compute op was fused into a neighbour's
         # (Conv2D into the next ReLU) recognisable as a scope.
-        head, sep, last = name.rpartition("/")
         if sep and is_mark(last):
             above = name_parts(head)[0]  # `<op>/_<k>`: a partitioner's copy of <op>
-        if op_type in NON_COMPUTE:
-            above = above[:-1]
+        (fwd_up if op_type in NON_COMPUTE else fwd).add(above)
+    keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+    forward: set[tuple[str, ...]] = set()
+    paths: set[tuple[str, ...]] = set()
+    for above in above_ops:
+        _add_prefixes(paths, _cached_key(keys, above))
+    for above, last in own:
+        paths.add(_cached_key(keys, above) + (last,))  # its prefixes are there already
+    for above in fwd:
         _add_prefixes(forward, _cached_key(keys, above))
+    for above in fwd_up:
+        _add_prefixes(forward, _cached_key(keys, above[:-1]))
     return forward, {path for path in paths if path[-1] in INTERNAL}
 
 
