@@ -109,14 +109,15 @@ def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] 
 
 def root_branch(name: str) -> str | None:
     """The branch prefix when the op runs in a `cond` created at the step's root."""
-    return _branch(step_path(name) or [])
+    path = step_path(name)
+    return _branch(path[:-1]) if path else None
 
 
-def _branch(path: list[str]) -> str | None:
-    """`root_branch` from the op's `step_path` (or [])."""
-    if len(path) > 3 and path[0].startswith("cond") and path[1] in ("then", "else"):
-        if is_mark(path[2]):
-            return "/".join(path[:3])
+def _branch(scopes: Sequence[str]) -> str | None:
+    """`root_branch` from the scopes of the op's `step_path` (all but the op)."""
+    if len(scopes) > 2 and scopes[0].startswith("cond") and scopes[1] in ("then", "else"):
+        if is_mark(scopes[2]):
+            return "/".join(scopes[:3])
     return None
 
 
@@ -170,9 +171,14 @@ class RootPhases:
         # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
         known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
         for name, op_type in ops:
-            path = step_path(name)  # once per op: both questions read it
-            ro = known[(name, op_type)] = _owner(path, op_type)
-            br = _branch(path or [])
+            head, last = name_head(name)
+            inside = head.inside  # the op's step path is inside + (last,)
+            if inside is None or len(inside) > 2:
+                known[(name, op_type)] = ro = None  # outside the step, or no root op
+                br = None if inside is None else _branch(inside)
+            else:
+                known[(name, op_type)] = ro = _owner([*inside, last], op_type)
+                br = None  # a root branch's ops are three scopes deep or more
             if br is not None:
                 branch_ops.append((br, name))
                 if scoped_phase(name, op_type) == "optimizer":
