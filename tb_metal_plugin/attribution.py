@@ -15,13 +15,16 @@ Two sources, same output:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from . import neighbours
 from .opnames import (
+    ACCUMULATOR_TYPE,
     INTERNAL,
     NON_COMPUTE,
+    OPTIONAL_TYPES,
     PASS_THROUGH,
     SUFFIX,
     could_be_layer,
@@ -30,9 +33,10 @@ from .opnames import (
     is_cond_intermediate,
     is_mark,
     layer_key,
+    name_head,
     name_is_backward,
-    name_scopes,
-    name_tail,
+    name_parts,
+    scope_sets,
     strip_suffix,
 )
 from .phases import RootPhases
@@ -108,9 +112,24 @@ class Attribution:
     source: str  # "manifest_op", "manifest_scopes" or "trace_names"
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _attribution(
+    layer: tuple[str, ...] | None, phase: str, bucket: str | None, source: str
+) -> Attribution:
+    """One shared `Attribution` per value: they are immutable, few differ, and looking one
+    up costs less than building a frozen dataclass for each of ~10k ops."""
+    return Attribution(layer, phase, bucket, source)
+
+
 def _scope_phase(tail: list[str]) -> str | None:
     """Phase bucket from the first real scope of the tail: optimizer, loss or metrics."""
-    scopes = [c for c in tail[:-1] if c not in ("gradient_tape", "gradients")]
+    return _scopes_phase(tuple(tail[:-1]))
+
+
+@functools.lru_cache(maxsize=1 << 14)  # per scope path: the ops of a scope share it
+def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
+    """`_scope_phase` of a tail without its last component (the op's own name)."""
+    scopes = [c for c in scopes if c not in ("gradient_tape", "gradients")]
     if not scopes:
         return None
     # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.
@@ -126,10 +145,11 @@ def _scope_phase(tail: list[str]) -> str | None:
 
 
 # Variable updates: a metric's `assign_add` is `Add_k` (+ its read) and `AssignVariableOp_k`.
+_TF_DATA = frozenset({"tf_data"})
 _UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
 
 
-def _loss_tracker_op(tail_: list[str], op_type: str) -> bool:
+def _loss_tracker_op(tail_: Sequence[str], op_type: str) -> bool:
     """An op of the per-output loss trackers that `compile_loss` updates in its own scope.
 
     With several outputs, Keras's CompileLoss keeps a Mean per output and updates it right
@@ -153,27 +173,35 @@ def classify(
     source: str,
 ) -> Attribution:
     """Phase and bucket of an op, given the layer it was attributed to (or None)."""
-    components = name.split("/")
     kinds = set(line_kinds)
     # A layer's `if` keeps values for its gradient in Optionals; the iterator's Optionals
     # (Keras's multi-step loop checks for a batch in an `if` too) belong to no layer.
-    kept = layer is not None and is_cond_intermediate(components, op_type)
-    if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= {"tf_data"}):
-        return Attribution(None, "input", "input", source)
-    tail_ = list(name_tail(name))
-    backward = name_is_backward(name) or is_accumulator(components, op_type) or kept
-    scoped = _scope_phase(tail_)
+    # (The type tests first: most ops are neither, and need no split of their name.)
+    kept = (
+        layer is not None
+        and op_type in OPTIONAL_TYPES
+        and is_cond_intermediate(name.split("/"), op_type)
+    )
+    if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= _TF_DATA):
+        return _attribution(None, "input", "input", source)
+    head, last = name_head(name)
+    backward = (
+        head.backward
+        or (op_type == ACCUMULATOR_TYPE and is_accumulator(name.split("/"), op_type))
+        or kept
+    )
+    scoped = _scopes_phase(head.tail)
     if scoped == "optimizer":
-        return Attribution(None, "optimizer", "optimizer", source)
-    if scoped == "loss" and not backward and _loss_tracker_op(tail_, op_type):
-        return Attribution(None, "metrics", "metrics", source)
+        return _attribution(None, "optimizer", "optimizer", source)
+    if scoped == "loss" and not backward and _loss_tracker_op(head.tail + (last,), op_type):
+        return _attribution(None, "metrics", "metrics", source)
     if scoped in ("loss", "metrics"):
-        return Attribution(None, "backward" if backward else scoped, scoped, source)
+        return _attribution(None, "backward" if backward else scoped, scoped, source)
     if layer is not None:
-        return Attribution(layer, "backward" if backward else "forward", None, source)
-    if not in_train_function(components):
-        return Attribution(None, "other", "outside", source)
-    return Attribution(None, "backward" if backward else "other", "root", source)
+        return _attribution(layer, "backward" if backward else "forward", None, source)
+    if not in_train_function(name.split("/")):
+        return _attribution(None, "other", "outside", source)
+    return _attribution(None, "backward" if backward else "other", "root", source)
 
 
 COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
@@ -183,7 +211,11 @@ _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 
 
 def _op_keys(seq) -> list[tuple[str, str]]:
-    return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
+    """(name, type) of each op record (or pair) of a thread's sequence."""
+    try:
+        return [(r.name, r.type) for r in seq]  # records, as TraceEvents keeps them
+    except AttributeError:
+        return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
 
 def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
@@ -218,43 +250,13 @@ class TraceAttributor:
             _op_keys(s)
             for s in (sequences.values() if isinstance(sequences, dict) else sequences or [])
         ]
-        # Every scope prefix that has forward ops below it (keys without pass-through
-        # scopes, so a gradient loop's `gradients/` insert still lines up).
-        self._forward_scopes: set[tuple[str, ...]] = set()
-        for name, op_type in ops:
-            if name_is_backward(name):
-                continue
-            comps = name.split("/")
-            # A variable read sits under the op that reads it (`conv_1/convolution/
-            # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
-            # Counting reads keeps a layer whose compute op was fused into a neighbour's
-            # (Conv2D into the next ReLU) recognisable as a scope.
-            if len(comps) > 1 and is_mark(comps[-1]):
-                name = name.rpartition("/")[0]  # `<op>/_<k>`: a partitioner's copy of <op>
-            drop = 2 if op_type in NON_COMPUTE else 1
-            key = layer_key(name_scopes(name)[:-drop])
-            for i in range(1, len(key) + 1):
-                self._forward_scopes.add(key[:i])
-        # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/<grad
-        # op>`), so what is above those two is a scope even when no forward op of it ran
-        # (TimeDistributed(Flatten): its slices fold away, their gradients do not).
-        for name, _ in ops:
-            if name_is_backward(name) and "gradient_tape" in name.split("/"):
-                key = layer_key(name_scopes(name)[:-2])
-                for i in range(1, len(key) + 1):
-                    if key[: i - 1] in self._forward_scopes or i == 1:
-                        self._forward_scopes.add(key[:i])
-        self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
-        # Every scope or op path (keys as above), to tell `moments_1` (a second `moments`
-        # beside the first) from a layer someone named `moments`.
-        self._paths: set[tuple[str, ...]] = set()
-        for name, _ in ops:
-            key = layer_key(name_scopes(name))
-            for i in range(1, len(key) + 1):
-                self._paths.add(key[:i])
+        # Every scope prefix that has forward ops below it, and the paths that tell
+        # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
+        self._forward_scopes, self._paths = scope_sets(ops)
+        self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
@@ -330,7 +332,7 @@ class TraceAttributor:
             name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
         # The answer depends on the scopes above the op only (and this trace's scope
         # sets, fixed once built): ops under one scope share it.
-        scopes = name_scopes(name)[:-1]
+        scopes = name_parts(name)[0]
         if scopes in self._scope_layers:
             return self._scope_layers[scopes]
         layer = self._scope_layers[scopes] = self._layer_of_scopes(scopes)
@@ -378,10 +380,10 @@ class TraceAttributor:
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
-        comps = name.split("/")
-        if op_type in COPY_TYPES and len(comps) > 1 and is_mark(comps[-1]):
+        head, sep, last = name.rpartition("/")
+        if op_type in COPY_TYPES and sep and is_mark(last):
             # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
-            owner = "/".join(comps[:-1])
+            owner = head
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
@@ -391,5 +393,5 @@ class TraceAttributor:
         if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):
             # A root op (a tape sum may have a layer): the phase Keras created it in.
             bucket = None if layer else _ROOT_BUCKET.get(phase, "root")
-            return Attribution(layer, phase, bucket, att.source)
+            return _attribution(layer, phase, bucket, att.source)
         return att

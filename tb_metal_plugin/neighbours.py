@@ -12,10 +12,12 @@ import bisect
 from collections.abc import Callable, Iterable, Sequence
 
 from .opnames import (
+    ACCUMULATOR_TYPE,
     NON_COMPUTE,
     body_prefix,
     is_accumulator,
     is_backward,
+    name_is_backward,
     restart,
     strip_suffix,
     tail,
@@ -56,9 +58,7 @@ def tape_layers(
         for i, (name, _) in enumerate(seq):
             if name not in tape:
                 continue
-            before = [
-                op for op in reversed(seq[max(0, i - 2) : i]) if is_backward(op[0].split("/"))
-            ]
+            before = [op for op in reversed(seq[max(0, i - 2) : i]) if name_is_backward(op[0])]
             pred = backward_layer(before)
             if seq[i][1] in LIKE_TYPES and i > 0:
                 # `zeros_like(x)` reads only x, a forward value, and runs right after x's maker.
@@ -96,9 +96,9 @@ def input_casts(
     casts: dict[str, tuple[str, ...]] = {}
     inside = False  # a layer below a model casting something of its own
     for name, op_type in ops:
-        comps = name.split("/")
-        if op_type != "Cast" or is_backward(comps):
+        if op_type != "Cast" or name_is_backward(name):
             continue
+        comps = name.split("/")
         model = name_layer(name)
         t = restart(tail(comps))
         if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
@@ -117,7 +117,7 @@ def input_casts(
             if model is None:
                 continue
             for nxt, nxt_type in seq[i + 1 : i + 4]:
-                if is_backward(nxt.split("/")) or nxt_type in NON_COMPUTE:
+                if name_is_backward(nxt) or nxt_type in NON_COMPUTE:
                     continue
                 q = name_layer(nxt)
                 if q and len(q) > len(model) and q[: len(model)] == model:
@@ -151,7 +151,7 @@ def _next_started(
     starts = sorted(
         (t, name)
         for (name, op_type), t in first_start.items()
-        if op_type not in NON_COMPUTE and not is_backward(name.split("/"))
+        if op_type not in NON_COMPUTE and not name_is_backward(name)
     )
     times = [t for t, _ in starts]
     for cast in sorted(names):
@@ -180,7 +180,8 @@ def accumulator_layers(
     ops, up to its count; the rest fill the counts left, largest first. A loop whose
     pops name no layer keeps the old answer: its one deeper layer (the cell), if any.
     """
-    acc = {n for n, t in ops if is_accumulator(n.split("/"), t)}
+    # (The type first: few ops are pushes, and only those need their name split.)
+    acc = {n for n, t in ops if t == ACCUMULATOR_TYPE and is_accumulator(n.split("/"), t)}
     if not acc:
         return {}
     inner: dict[str, set[tuple[str, ...]]] = {}

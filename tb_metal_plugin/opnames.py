@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 SUFFIX = re.compile(r"^(.+)_(\d+)$")
 INLINE_MARK = re.compile(r"^_\d+$")
@@ -137,10 +138,17 @@ def tail(components: list[str]) -> list[str]:
     return drop_replica(out)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+def name_head(name: str) -> tuple[_Head, str]:
+    """(facts about the op's scopes, the op's own name): `name_tail(name)` is
+    `head.tail + (last,)`, `name_is_backward(name)` is `head.backward`."""
+    head, sep, last = name.rpartition("/")
+    return _head(head if sep else None), last
+
+
 def name_tail(name: str) -> tuple[str, ...]:
-    """`tail` of a whole op name, cached: attribution asks for the same names many times."""
-    return tuple(tail(name.split("/")))
+    """`tail` of a whole op name (from the facts about its scope, see `_Head`)."""
+    head, sep, last = name.rpartition("/")
+    return _head(head if sep else None).tail + (last,)
 
 
 def drop_replica(components: list[str]) -> list[str]:
@@ -170,19 +178,143 @@ def is_backward(components: list[str]) -> bool:
     return any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in components[:-1])
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def name_is_backward(name: str) -> bool:
-    """`is_backward` of a whole op name, cached (a pure function of the name)."""
+    """`is_backward` of a whole op name: its scopes decide (the name itself does not)."""
+    head = name.rpartition("/")[0]
     # Each of is_backward's marks contains "grad": most forward names are out at once.
-    if "grad" not in name.rpartition("/")[0]:
-        return False
-    return is_backward(name.split("/"))
+    return "grad" in head and _head(head).backward
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def name_scopes(name: str) -> tuple[str, ...]:
-    """`restart(tail(...))` of a whole op name, cached (a pure function of the name)."""
-    return tuple(restart(list(name_tail(name))))
+    """`restart(tail(...))` of a whole op name."""
+    above, last = name_parts(name)
+    return above + (last,)
+
+
+def name_parts(name: str) -> tuple[tuple[str, ...], str]:
+    """`name_scopes(name)` as (all but the last, the last): no new tuple per name."""
+    head, sep, last = name.rpartition("/")
+    return _above(_head(head if sep else None), last), last
+
+
+def _above(h: _Head, last: str) -> tuple[str, ...]:
+    """`name_scopes(name)[:-1]` from the facts about the op's scopes and its own name."""
+    # `restart` looks for `gradients/<first>`: <first> (the first component that is not
+    # pass-through) is the op's own name when every scope above it is pass-through, and
+    # the last `gradients` may be right above the op.
+    first = h.first if h.first is not None else (None if last in PASS_THROUGH else last)
+    if h.ends_gradients and last == first:
+        return ()
+    return h.restarted
+
+
+class _Head(NamedTuple):
+    """What `tail`, `restart` and `is_backward` make of an op's scopes, the op aside.
+
+    Computed once per scope string: ~8k op names share ~2.4k scopes, and the cache then
+    holds per-scope facts rather than per-name tuples.
+    """
+
+    tail: tuple[str, ...]  # `tail(name)[:-1]`
+    first: str | None  # the first component of `tail` that is not pass-through
+    ends_gradients: bool  # `tail` ends in `gradients/` (then `restart` may keep the op only)
+    restarted: tuple[str, ...]  # `restart(tail)[:-1]`, unless the op itself is <first>
+    backward: bool  # `is_backward(name)`
+    inside: tuple[str, ...] | None  # the scopes after the last call wrapper, if any
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _head(head: str | None) -> _Head:
+    """`_Head` of the scope string before an op name's last `/` (None: no `/`)."""
+    comps = [] if head is None else head.split("/")
+    # `tail` and `restart` never drop the last component, and read the others only:
+    # run them on the scopes with a stand-in op name, then take it off.
+    t = tuple(tail(comps + [""])[:-1])
+    first = next((c for c in t if c not in PASS_THROUGH), None)
+    restarted = t
+    for i in range(len(t) - 2, -1, -1):
+        if t[i] == "gradients" and t[i + 1] == first:
+            restarted = t[i + 1 :]
+            break
+    backward = any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in comps)
+    start = None
+    for i, c in enumerate(comps):
+        # Every wrapper name contains "PartitionedCall": skip the regex for the others.
+        if "PartitionedCall" in c and WRAPPER.match(c):
+            start = i + 1
+    inside = None if start is None else tuple(comps[start:])
+    ends = bool(t) and t[-1] == "gradients"
+    return _Head(t, first, ends, restarted, backward, inside)
+
+
+def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """(forward scopes, op-function paths) of a trace's (name, type) pairs, as layer keys.
+
+    Forward scopes: every scope prefix with forward ops below it (keys without pass-through
+    scopes, so a gradient loop's `gradients/` insert still lines up). Paths: the scope or
+    op paths that end in an op function's scope name (`.../moments` beside `moments_1`),
+    the only ones asked about. One pass over the names, one over their distinct scopes.
+    """
+    # The distinct scope tuples first (the ops of a scope share one), then each one's
+    # layer key and its prefixes, once.
+    above_ops: set[tuple[str, ...]] = set()  # scopes above an op: their prefixes are paths
+    own: set[tuple[tuple[str, ...], str]] = set()  # (above, op) when the op's path may be asked
+    fwd: set[tuple[str, ...]] = set()  # scopes with forward ops right below them
+    fwd_up: set[tuple[str, ...]] = set()  # ... and scopes whose parent scope is such a one
+    for name, op_type in ops:
+        head, sep, last = name.rpartition("/")
+        h = _head(head if sep else None)
+        above = _above(h, last)  # name_scopes(name) is above + (last,)
+        above_ops.add(above)
+        if last in INTERNAL and last not in PASS_THROUGH and not is_mark(last):
+            own.add((above, last))
+        if h.backward:
+            # A gradient op sits under the scope of its forward op (`<scopes>/<fwd op>/
+            # <grad op>`), so what is above those two is a scope even when no forward op
+            # of it ran (TimeDistributed(Flatten): its slices fold away, their gradients
+            # do not).
+            if f"/{name}/".find("/gradient_tape/") >= 0:  # a component, not a substring
+                fwd_up.add(above)
+            continue
+        # A variable read sits under the op that reads it (`conv_1/convolution/
+        # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
+        # Counting reads keeps a layer whose compute op was fused into a neighbour's
+        # (Conv2D into the next ReLU) recognisable as a scope.
+        if sep and is_mark(last):
+            above = name_parts(head)[0]  # `<op>/_<k>`: a partitioner's copy of <op>
+        (fwd_up if op_type in NON_COMPUTE else fwd).add(above)
+    keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+    forward: set[tuple[str, ...]] = set()
+    paths: set[tuple[str, ...]] = set()
+    for above in above_ops:
+        _add_prefixes(paths, _cached_key(keys, above))
+    for above, last in own:
+        paths.add(_cached_key(keys, above) + (last,))  # its prefixes are there already
+    for above in fwd:
+        _add_prefixes(forward, _cached_key(keys, above))
+    for above in fwd_up:
+        _add_prefixes(forward, _cached_key(keys, above[:-1]))
+    return forward, {path for path in paths if path[-1] in INTERNAL}
+
+
+def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """`layer_key(scopes)`, remembered in `keys` for the other ops of the same scope."""
+    key = keys.get(scopes)
+    if key is None:
+        key = keys[scopes] = layer_key(scopes)
+    return key
+
+
+def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
+    """Add every prefix of `key` to a set that holds every prefix of what it holds.
+
+    Longest first: once a prefix is there, all shorter ones are too.
+    """
+    for i in range(len(key), 0, -1):
+        prefix = key[:i]
+        if prefix in into:
+            return
+        into.add(prefix)
 
 
 def layer_key(components) -> tuple[str, ...]:
@@ -212,21 +344,24 @@ def body_prefix(components: list[str]) -> str | None:
     return None
 
 
+ACCUMULATOR_TYPE = "TensorListPushBack"
+
+
 def is_accumulator(components: list[str], op_type: str) -> bool:
     """A while_v2 accumulator: pushed in the forward loop only for the gradient loop."""
-    return op_type == "TensorListPushBack" and any(
+    return op_type == ACCUMULATOR_TYPE and any(
         is_mark(c) and i > 0 and components[i - 1] == "body" for i, c in enumerate(components)
     )
 
 
 # cond_v2 hands a branch's intermediates to the gradient's branch wrapped in Optionals.
-_OPTIONAL_TYPES = frozenset({"OptionalFromValue", "OptionalGetValue", "OptionalNone"})
+OPTIONAL_TYPES = frozenset({"OptionalFromValue", "OptionalGetValue", "OptionalNone"})
 _BRANCHES = ("then", "else")
 
 
 def is_cond_intermediate(components: list[str], op_type: str) -> bool:
     """An Optional inside an `if` branch (in a layer: a value kept for its gradient)."""
-    return op_type in _OPTIONAL_TYPES and any(
+    return op_type in OPTIONAL_TYPES and any(
         is_mark(c)
         and i > 0
         and (components[i - 1] in _BRANCHES or components[i - 1].startswith("branch"))

@@ -17,7 +17,6 @@ which; three things in the trace do, all generic Keras/TF behaviour rather than 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 
 from .opnames import (
@@ -26,8 +25,8 @@ from .opnames import (
     PASS_THROUGH,
     REPLICA,
     SUFFIX,
-    WRAPPER,
     is_mark,
+    name_head,
     strip_suffix,
 )
 
@@ -75,15 +74,10 @@ LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
 def step_path(name: str) -> list[str] | None:
     """The op's components inside the train-step function (after the last call wrapper)."""
-    comps = name.split("/")
-    start = None
-    for i, c in enumerate(comps[:-1]):
-        if WRAPPER.match(c):
-            start = i + 1
-    return comps[start:] if start is not None else None
+    head, last = name_head(name)  # the wrapper is among the scopes, read once per scope
+    return None if head.inside is None else [*head.inside, last]
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a pure function of its arguments, asked ~3x per op
 def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
     """(namespace, owner) for an op created at the step's root, else None.
 
@@ -91,9 +85,13 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
     read sits under its reader); the namespace is a replica prefix when a distribution
     strategy runs several copies of the step.
     """
-    path = step_path(name)
-    if path is None:
-        return None
+    return _owner(step_path(name), op_type)
+
+
+def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] | None:
+    """`root_owner` from the op's `step_path`."""
+    if path is None or len(path) > 3:
+        return None  # deeper than a replica's `<op function>/<op>`: no root op
     ns: tuple[str, ...] = ()
     if len(path) > 1 and REPLICA.match(path[0]):
         ns, path = (path[0],), path[1:]
@@ -111,20 +109,35 @@ def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
 
 def root_branch(name: str) -> str | None:
     """The branch prefix when the op runs in a `cond` created at the step's root."""
-    path = step_path(name) or []
-    if len(path) > 3 and path[0].startswith("cond") and path[1] in ("then", "else"):
-        if is_mark(path[2]):
-            return "/".join(path[:3])
+    path = step_path(name)
+    return _branch(path[:-1]) if path else None
+
+
+def _branch(scopes: Sequence[str]) -> str | None:
+    """`root_branch` from the scopes of the op's `step_path` (all but the op)."""
+    if len(scopes) > 2 and scopes[0].startswith("cond") and scopes[1] in ("then", "else"):
+        if is_mark(scopes[2]):
+            return "/".join(scopes[:3])
     return None
 
 
-def _total_sum(decided, types, sequences) -> dict[tuple[str, ...], int]:
+def _known_owners(known: dict):
+    """`root_owner(*op)`, looked up in `known` (the trace's ops) before it is worked out."""
+
+    def owner(op):
+        key = known.get(op, known)  # `known` itself: not there (None is an answer)
+        return root_owner(*op) if key is known else key
+
+    return owner
+
+
+def _total_sum(decided, types, sequences, owner_of) -> dict[tuple[str, ...], int]:
     """Per namespace, the index of the loss total: the root Sum run next after `packed`."""
     out: dict[tuple[str, ...], int] = {}
     for seq in sequences:
         packed = None
-        for name, op_type in seq:
-            key = root_owner(name, op_type)
+        for op in seq:
+            key = owner_of(op)
             if key is None:
                 continue
             if types.get(key) == "Pack" and decided.get(key) == "loss":
@@ -155,14 +168,22 @@ class RootPhases:
         owners: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
         optimizer_branches: set[str] = set()
         branch_ops: list[tuple[str, str]] = []
+        # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
+        known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
         for name, op_type in ops:
-            br = root_branch(name)
+            head, last = name_head(name)
+            inside = head.inside  # the op's step path is inside + (last,)
+            if inside is None or len(inside) > 2:
+                known[(name, op_type)] = ro = None  # outside the step, or no root op
+                br = None if inside is None else _branch(inside)
+            else:
+                known[(name, op_type)] = ro = _owner([*inside, last], op_type)
+                br = None  # a root branch's ops are three scopes deep or more
             if br is not None:
                 branch_ops.append((br, name))
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(br)
                 continue
-            ro = root_owner(name, op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
         # A root `cond` that holds optimizer ops is the loss-scale optimizer's apply step.
@@ -238,7 +259,8 @@ class RootPhases:
             else:
                 decided[key] = p
         sequences = list(sequences)
-        total = _total_sum(decided, types, sequences)
+        owner_of = _known_owners(known)
+        total = _total_sum(decided, types, sequences, owner_of)
         for key in list(pending):
             ns, owner = key
             if strip_suffix(owner) == "Sum" and ns in total:
@@ -251,7 +273,7 @@ class RootPhases:
                 # the root Sums beyond the regularizers' are the trackers' and metrics'.
                 decided[key] = "metrics"
                 pending.remove(key)
-        self._resolve_by_neighbours(pending, decided, scoped_phase, sequences)
+        self._resolve_by_neighbours(pending, decided, scoped_phase, sequences, owner_of)
         for key, members in owners.items():
             for name in members:
                 self.phase[name] = decided.get(key, "other")
@@ -260,7 +282,7 @@ class RootPhases:
         self.weak = {n for key, m in owners.items() if key not in strong for n in m}
 
     @staticmethod
-    def _resolve_by_neighbours(pending, decided, scoped_phase, sequences):
+    def _resolve_by_neighbours(pending, decided, scoped_phase, sequences, owner_of):
         """An undecided root op takes the phase of its neighbours on its thread.
 
         The executor runs a small op right after its producer and hands its output to the
@@ -275,7 +297,7 @@ class RootPhases:
             votes: dict[tuple[tuple[str, ...], str], dict[str, float]] = {}
             for seq in sequences:
                 ops = [op for op in seq if op[1] != "ReadVariableOp"]  # reads run anytime
-                keys = [root_owner(*op) for op in ops]
+                keys = [owner_of(op) for op in ops]
                 for i, key in enumerate(keys):
                     if key not in want:
                         continue
