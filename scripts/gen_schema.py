@@ -254,7 +254,8 @@ def render_doc_section(schema: dict) -> str:
         "measures: `device`, `host_side` (GPU dispatch without a device timeline), `host` (CPU",
         "self time), `wall` (host wall time), `field:X` (the clock the field `X` holds),",
         "`per_op` (op times on each op's own clock, split by `clocks`), `per_op_host` (op host",
-        "self times: `host` for CPU ops, `host_side` for GPU ops).",
+        "self times: `host` for CPU ops, `host_side` for GPU ops), `key` (the clock a per-clock",
+        "mapping keys the entry by).",
         "",
     ]
     defs = schema["$defs"]

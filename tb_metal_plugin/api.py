@@ -29,6 +29,7 @@ from .breakdown import (
     clock_of,
     clock_totals,
     copies,
+    copy_totals,
     fallbacks,
     iter_op_rows,
     layer_tree,
@@ -218,6 +219,7 @@ class Profile:
         out = self._header(sel)
         clocks = clock_totals(rows)
         measured = fallbacks(rows)
+        moved = copies(rows, self.events, sel, self._copy_layer)
         out.update(
             {
                 "total_ps": total,
@@ -229,7 +231,8 @@ class Profile:
                 "buckets": buckets,
                 "fallbacks": measured,
                 "fallback_layers": fallback_layers(measured),
-                "copies": copies(rows, self.events, sel, self._copy_layer),
+                "copies": moved,
+                "copy_totals": copy_totals(moved),
                 "device_sources": _count_by(rows, "device_source"),
                 "device_timelines": self._device_timelines(sel),
                 "attribution_accuracy": attribution_accuracy.of_source(self.attribution_source),

@@ -341,6 +341,17 @@ def copy_time_by_layer(rows: list[dict]) -> dict[tuple[str, ...], int]:
     return out
 
 
+def copy_totals(moved: list[dict]) -> dict[str, dict]:
+    """The copies' time and count per clock (a memcpy on the device timeline and a
+    `_Send` timed on the host are never added up)."""
+    out: dict[str, dict] = {}
+    for c in moved:
+        t = out.setdefault(c["clock"], {"ps": 0, "count": 0})
+        t["ps"] += c["ps"]
+        t["count"] += c["count"]
+    return out
+
+
 def copies(rows: list[dict], events: TraceEvents, sel: Selection, attribute) -> list[dict]:
     """Cross-device copies: `_Send`/`_Recv` ops and device memcpy events, per layer."""
     out = []

@@ -187,6 +187,11 @@ def compare(layers_payloads: list[dict], labels: list[str] | None = None) -> dic
             t - base if t is not None and base is not None and _same_clock(base_clock, c) else None
             for t, c in zip(row["total_ps"], row["clock"], strict=True)
         ]
+        first = row["fallback_count"][0]
+        row["fallback_delta"] = [
+            x - first if x is not None and first is not None else None
+            for x in row["fallback_count"]
+        ]
         _speedups(row, labels)
         row["matched"] = all(row["present"])
         out_rows.append(row)

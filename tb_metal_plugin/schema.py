@@ -15,7 +15,8 @@ picoseconds) also names its clock with `Clock(...)`:
 - `per_op`: op times summed on each op's own clock (`clock` of the op rows: may mix; the
   sibling `clocks` splits it);
 - `per_op_host`: op host self times summed (`host_clock` of the op rows: `host` for CPU
-  ops, `host_side` for GPU ops).
+  ops, `host_side` for GPU ops);
+- `key`: the clock the enclosing per-clock mapping keys this entry by.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Clock:
     clock: str
 
 
-CLOCK_VOCABULARY = ("device", "host_side", "host", "wall", "per_op", "per_op_host")
+CLOCK_VOCABULARY = ("device", "host_side", "host", "wall", "per_op", "per_op_host", "key")
 
 # ---------------------------------------------------------------------------
 # Named value sets (become JSON Schema definitions and TypeScript type aliases)
@@ -327,6 +328,13 @@ class Copy(_CopyFields, total=False):
     between: Annotated[list[str | None], "host ops only: producer and consumer op names"]
 
 
+class CopyTotal(TypedDict):
+    """All copies timed on one clock."""
+
+    ps: Annotated[Ps, Clock("key"), "their time, on the clock this entry is keyed by"]
+    count: Annotated[float, "their executions (a mean with `step=avg`)"]
+
+
 class DeviceTimeline(TypedDict):
     """One device plane's busy time in the selection."""
 
@@ -370,6 +378,7 @@ class LayersPayload(ProfileHeader):
     fallbacks: Annotated[list[Fallback], "CPU-fallback ops grouped by layer and op type"]
     fallback_layers: Annotated[list[FallbackLayer], "the same, one row per layer"]
     copies: Annotated[list[Copy], "cross-device copies, most time first"]
+    copy_totals: Annotated[dict[OpClock, CopyTotal], "the copies per clock, never added across"]
     device_sources: Annotated[dict[str, int], "op count per device source"]
     device_timelines: Annotated[list[DeviceTimeline], "each device plane's busy time"]
     attribution_accuracy: Annotated[
@@ -452,6 +461,7 @@ class CompareRow(_LayerClass):
     ]
     benchmark_device: Annotated[list[str | None], "device the benchmark figure is for"]
     fallback_count: Annotated[list[int | None], "CPU-fallback ops"]
+    fallback_delta: Annotated[list[int | None], "fallback_count minus the baseline's"]
     present: Annotated[list[bool], "whether each profile has the row"]
     delta_ps: Annotated[
         list[Ps | None], Clock("field:clock"), "total_ps minus the baseline's; null across clocks"

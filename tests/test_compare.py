@@ -72,6 +72,16 @@ def test_matched_deltas_and_speedup():
     assert d["baseline"] == "cpu" and d["labels"] == ["cpu", "metal"]
 
 
+def test_fallback_deltas_against_the_baseline():
+    a = payload("m", [("dense", 400), ("head", 100)], 1000)
+    b = payload("m", [("dense", 200)], 500)
+    a["layers"][0]["children"][0]["fallback_count"] = 1
+    b["layers"][0]["children"][0]["fallback_count"] = 4
+    rows = rows_by_key(compare([a, b], ["cpu", "metal"]))
+    assert rows[("m", "dense")]["fallback_delta"] == [0, 3]
+    assert rows[("m", "head")]["fallback_delta"] == [0, None]  # not in the second run
+
+
 def test_unmatched_layers_and_tree_order():
     a = payload("m", [("dense", 400)], 1000)
     b = payload("m", [("dense", 300), ("extra", 50)], 900)

@@ -66,6 +66,11 @@ def test_copies_belong_to_the_producer_of_the_tensor_they_move(two_devices):
     mine = sum(c["ps"] for c in copies if c["path"] == ["functional", "pinned"])
     assert pinned["copy_ps"] == mine > 0
     assert pinned["class"] == "Pinned"
+    # The summary line's figures, per clock and never across clocks.
+    for clock, total in data["copy_totals"].items():
+        on = [c for c in data["copies"] if c["clock"] == clock]
+        assert total == {"ps": sum(c["ps"] for c in on), "count": sum(c["count"] for c in on)}
+    assert set(data["copy_totals"]) == {c["clock"] for c in data["copies"]}
 
 
 def test_layer_tree_holds_every_manifest_layer(two_devices):

@@ -138,9 +138,9 @@ export class CompareView {
     }
     // What moved: fallbacks gained or lost against the baseline, and each run's device split.
     cols.push({ key: "fb", label: "CPU fallbacks", title: "ops placed on the CPU while a GPU was present, per run (Δ against the baseline)", num: true,
-      value: (r) => (r.fallback_count ?? []).reduce<number>((s, x, i) => s + (i > 0 ? (x ?? 0) - (r.fallback_count[0] ?? 0) : 0), 0),
+      value: (r) => (r.fallback_delta ?? []).reduce<number>((s, x) => s + (x ?? 0), 0),
       render: (r) => h("span", { "data-testid": "fallback-delta", title: r.fallback_ps ? "CPU time of the fallen-back ops: " + r.fallback_ps.map((x, i) => `${labels[i]} ${fmtTime(x)}`).join(", ") : null },
-        (r.fallback_count ?? []).map((x, i) => (x === null ? "–" : i === 0 ? String(x) : `${x} (${fbDelta(x - (r.fallback_count[0] ?? 0))})`)).join(" → ")) });
+        (r.fallback_count ?? []).map((x, i) => (x === null ? "–" : i === 0 || r.fallback_delta[i] === null ? String(x) : `${x} (${fbDelta(r.fallback_delta[i]!)})`)).join(" → ")) });
     cols.push({ key: "split", label: "Device split", title: "each run's time per device, baseline on top", value: (r) => r.key.join("/"),
       render: (r) => h("div", { class: "split-stack", "data-testid": "compare-split" }, ...(r.devices ?? []).map((dv, i) => h("div", { class: "split-line", title: labels[i] }, dv ? splitBar(dv, devOrder, 0) : h("span", { class: "muted" }, "–")))) });
     cols.push({ key: "clock", label: "Clock", title: "clock of each run's time: device timeline, GPU dispatch (host-side, no device timeline) or CPU compute (host)", value: (r) => (r.clock ?? []).join(" / "), render: (r) => (r.clock ?? []).map((c) => clockLabel(c)).join(" / ") });

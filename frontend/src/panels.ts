@@ -36,10 +36,11 @@ export function fallbackPanel(p: LayersPayload, hasGpu: boolean, onSelect: Selec
     table.setRows(groups);
     panel.append(h("p", { class: "note" }, "One row per layer with ops placed on the CPU while a GPU was present: its op types, why (said once for the op types it concerns), the CPU and copy time, and what to do. Click a row (or press Enter on it) for the layer's ops."), table.el);
   }
-  const copies = p.copies ?? [];
-  if (copies.length) {
-    const total = copies.reduce((s, c) => s + c.ps, 0);
-    panel.append(h("p", { class: "note" }, `Device copies: ${copies.reduce((s, c) => s + c.count, 0)} transfers, ${fmtTime(total)} in all (from _Send/_Recv and copy events).`));
+  // One figure per clock: a memcpy on the device timeline and a host-timed _Send do not add up.
+  const totals = Object.entries(p.copy_totals ?? {});
+  if (totals.length) {
+    const parts = totals.map(([clock, t]) => `${t.count} transfers, ${fmtTime(t.ps)} (${clockLabel(clock)})`);
+    panel.append(h("p", { class: "note" }, `Device copies: ${parts.join("; ")} (from _Send/_Recv and copy events).`));
   }
   return panel;
 }
