@@ -117,15 +117,21 @@ def test_scorer_counts_a_wrong_layer_and_phase():
 # -- slow: the labeller's hooks against the installed TensorFlow / Keras ----------------------
 
 
-@pytest.mark.slow
-def test_labeller_maps_recorded_traces(tmp_path):
+def record_in_subprocess(tmp_path: Path, only: str, mode: str) -> Path:
+    """`python -m tests.gt record` of some models in one mode, in its own process (the
+    labeller patches TensorFlow for the whole process); returns the output folder."""
     out = tmp_path / "gt"
-    cmd = [sys.executable, "-m", "tests.gt", "record", str(out), "--only", "conv_bn,lstm"]
-    cmd += ["--mode", "stock"]
+    cmd = [sys.executable, "-m", "tests.gt", "record", str(out), "--only", only, "--mode", mode]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     root = Path(__file__).parent.parent
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_labeller_maps_recorded_traces(tmp_path):
+    out = record_in_subprocess(tmp_path, "conv_bn,lstm", "stock")
     expect = {
         # Every layer with weights must show up with forward and backward work.
         "conv_bn": {("conv_bn", n) for n in ("stem", "stem_bn", "conv_a", "bn_a", "proj", "head")},
@@ -149,13 +155,7 @@ def test_labeller_maps_recorded_traces(tmp_path):
 def test_gradient_ops_carry_the_forward_layer_under_the_callback(tmp_path):
     """With MetalProfileCallback installed (it re-registers the tape's gradient function),
     the BatchNorm moments' gradient ops are still that BN's backward work, not tape ops."""
-    out = tmp_path / "gt"
-    cmd = [sys.executable, "-m", "tests.gt", "record", str(out), "--only", "conv_bn"]
-    cmd += ["--mode", "callback"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    root = Path(__file__).parent.parent
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = record_in_subprocess(tmp_path, "conv_bn", "callback")
     with open(out / "conv_bn" / "callback.labels.json") as f:
         labels = json.load(f)
     assert not labels["labeller_errors"], labels["labeller_errors"]

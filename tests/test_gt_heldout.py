@@ -9,14 +9,11 @@ function; Grappler's renamed `<scope>/ArithmeticOptimizer/<Stage>_<node>` nodes)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.gt import record
+from tests.test_ground_truth import record_in_subprocess
 
 
 def test_heldout_set_is_separate_from_the_corpus():
@@ -35,13 +32,7 @@ def test_record_rejects_unknown_names(capsys):
 
 @pytest.mark.slow
 def test_labeller_on_validation_and_grappler_renames(tmp_path):
-    out = tmp_path / "gt"
-    cmd = [sys.executable, "-m", "tests.gt", "record", str(out)]
-    cmd += ["--only", "with_validation,two_input_attention", "--mode", "stock"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    root = Path(__file__).parent.parent
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = record_in_subprocess(tmp_path, "with_validation,two_input_attention", "stock")
 
     def events(model):
         with open(out / model / "stock.labels.json") as f:
