@@ -39,28 +39,32 @@ export function sumSources(p: LayersPayload): string {
   return "Device of each op from: " + Object.entries(acc).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${fmtPct(v / total)}`).join(", ") + ".";
 }
 
-/** The keys a field of every node holds, the ones in `order` first, then the rest sorted. */
-function keysInOrder(p: LayersPayload, field: "devices" | "phases", order: string[], extra: string[] = []): string[] {
-  const seen = new Set<string>(extra);
+/** The keys a field of the tree's nodes holds. */
+function keysOf(p: LayersPayload, field: "devices" | "phases"): Set<string> {
+  const seen = new Set<string>();
   const walk = (ns: LayerNode[]) => ns.forEach((n) => { Object.keys(n[field] ?? {}).forEach((k) => seen.add(k)); walk(n.children ?? []); });
   walk(p.layers);
   walk(p.buckets ?? []);
+  return seen;
+}
+
+/** The ones in `order` first, then the rest sorted. */
+function inOrder(seen: Set<string>, order: string[]): string[] {
   return [...order.filter((d) => seen.has(d)), ...[...seen].filter((d) => !order.includes(d)).sort()];
 }
 
 /** Device kinds present in the tree, GPU first: node times are keyed by kind. */
 export function devicesOf(p: LayersPayload): string[] {
-  const order = ["GPU", "GPU (host-side)", "CPU"];
-  const found = keysInOrder(p, "devices", order);
+  const seen = keysOf(p, "devices");
   // A GPU run with no GPU time in the tree still gets its GPU legend (keyed "GPU", or
   // "GPU (host-side)" when its times are host-side).
-  const gpu = p.has_gpu && !found.some((d) => d.startsWith("GPU"));
-  return gpu ? keysInOrder(p, "devices", order, ["GPU"]) : found;
+  if (p.has_gpu && ![...seen].some((d) => d.startsWith("GPU"))) seen.add("GPU");
+  return inOrder(seen, ["GPU", "GPU (host-side)", "CPU"]);
 }
 
 /** Phases present in the tree: forward, backward, optimizer first. */
 export function phasesOf(p: LayersPayload): string[] {
-  return keysInOrder(p, "phases", ["forward", "backward", "optimizer"]);
+  return inOrder(keysOf(p, "phases"), ["forward", "backward", "optimizer"]);
 }
 
 export function findNode(nodes: LayerNode[], path: string[]): LayerNode | null {
