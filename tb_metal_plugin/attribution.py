@@ -367,9 +367,9 @@ class TraceAttributor:
             return comp not in INTERNAL and comp not in PASS_THROUGH
         if not SUFFIX.match(comp):
             return False
-        if could_be_layer(comp):
-            return True
         base = strip_suffix(comp)
+        if could_be_layer(comp):
+            return key[:-1] + (base,) not in self._paths
         return base not in PASS_THROUGH and key[:-1] + (base,) not in self._paths
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .opnames import (
     ACCUMULATOR_TYPE,
     NON_COMPUTE,
+    SUFFIX,
     body_prefix,
     is_accumulator,
     is_backward,
@@ -228,6 +229,7 @@ def accumulator_layers(
             if name not in placed and left[q] > 0:
                 placed[name] = q
                 left[q] -= 1
+        _fill_between(names, placed, left)
         for name in names:
             if name not in placed:
                 # The most values still unplaced; on a tie the deeper layer (the cell's).
@@ -236,6 +238,46 @@ def accumulator_layers(
                 left[q] = max(0, left[q] - 1)
         out.update(placed)
     return out
+
+
+def _creation_index(name: str) -> int:
+    """TF's uniquifying counter of an op's name (`TensorListPushBack_12` -> 12, none -> 0)."""
+    m = SUFFIX.match(name.rpartition("/")[2])
+    return int(m.group(2)) if m else 0
+
+
+def _fill_between(names: list[str], placed: dict[str, Layer], left: dict[Layer, int]) -> None:
+    """Place the pushes the makers left open, from TF's creation order.
+
+    The gradient code creates the accumulators while it walks the loop body's ops in
+    reverse, one layer's ops after another's, so each layer's pushes get consecutive
+    names. An open push between two of one layer's is that layer's; at the edge of a
+    block it joins the block before or after it while that layer's pops want more, or
+    starts the block of a layer none of whose pushes is placed yet.
+    """
+    order = sorted(names, key=_creation_index)
+    for i, name in enumerate(order):
+        if name in placed:
+            continue
+        before = next((placed[n] for n in reversed(order[:i]) if n in placed), None)
+        after = next((placed[n] for n in order[i + 1 :] if n in placed), None)
+        if before is not None and before == after:
+            pick = before
+        elif before is not None and left.get(before, 0) > 0:
+            pick = before
+        elif after is not None and left.get(after, 0) > 0:
+            pick = after
+        else:
+            fresh = set(placed.values())
+            pick = max(
+                (q for q, n in left.items() if n > 0 and q not in fresh),
+                key=lambda q: (left[q], len(q), q),
+                default=None,
+            )
+            if pick is None:
+                continue  # the counts are spent: the fill below decides
+        placed[name] = pick
+        left[pick] = max(0, left.get(pick, 0) - 1)
 
 
 def _maker_layers(

@@ -288,13 +288,17 @@ def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
     paths: set[tuple[str, ...]] = set()
     for above in above_ops:
         _add_prefixes(paths, _cached_key(keys, above))
+    unsuffixed = {p for p in paths if not SUFFIX.match(p[-1])}
     for above, last in own:
         paths.add(_cached_key(keys, above) + (last,))  # its prefixes are there already
     for above in fwd:
         _add_prefixes(forward, _cached_key(keys, above))
     for above in fwd_up:
         _add_prefixes(forward, _cached_key(keys, above[:-1]))
-    return forward, {path for path in paths if path[-1] in INTERNAL}
+    # An unsuffixed scope beside `<same>_<k>` says the latter is a second use of one
+    # function's scope (Keras 3 layer scopes always carry the suffix): op functions the
+    # INTERNAL list does not name (`stateless_dropout`) are told apart the same way.
+    return forward, {p for p in paths if p[-1] in INTERNAL or p in unsuffixed}
 
 
 def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:

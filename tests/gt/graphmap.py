@@ -276,6 +276,10 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
 # `<scope>/<Optimizer>/<Stage>_<name>` (MakeOptimizedNodeName in grappler's
 # graph_optimizer_stage.cc), e.g. `.../ArithmeticOptimizer/FoldTransposeIntoMatMul_MatMul`.
 _GRAPPLER_NAME = re.compile(r"^(?:(?P<scope>.*)/)?[A-Za-z]+Optimizer/[A-Za-z0-9]+_(?P<node>[^/]+)$")
+# The arithmetic optimizer's UnaryOpsComposition stage names the node that replaces a chain
+# of element-wise ops after the chain's last node, `<last node>/unary_ops_composition`
+# (its OptimizedNodeName in arithmetic_optimizer.cc); the chain runs back from there.
+_COMPOSITION_NAME = re.compile(r"^(?:(?P<scope>.*)/)?(?P<node>[^/]+)/unary_ops_composition$")
 
 
 def _grappler_original(m) -> str:
@@ -285,7 +289,7 @@ def _grappler_original(m) -> str:
 def _grappler_replaced(structure, root, name: str, nodes: dict):
     """(labelled op, its executed name) a Grappler-built node replaced, by Grappler's
     naming rule: only when `<scope>/<name>` is a labelled op no longer executed (else None)."""
-    m = _GRAPPLER_NAME.match(name)
+    m = _GRAPPLER_NAME.match(name) or _COMPOSITION_NAME.match(name)
     if not m:
         return None
     original = _grappler_original(m)
@@ -309,7 +313,11 @@ def _folded_in(op, executed_name: str, nodes) -> list[dict]:
         return []
     prefix = executed_name[: len(executed_name) - len(op.name)]
     # Still computed: executed under its own name, or under a Grappler replacement's.
-    renamed = {_grappler_original(m) for m in map(_GRAPPLER_NAME.match, nodes) if m}
+    renamed = {
+        _grappler_original(m)
+        for m in (_GRAPPLER_NAME.match(x) or _COMPOSITION_NAME.match(x) for x in nodes)
+        if m
+    }
     out, seen, frontier = [], {op.name}, [op]
     for _ in range(6):  # an add tree or a transpose chain is a few levels deep
         nxt = []

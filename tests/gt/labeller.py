@@ -9,8 +9,8 @@ TensorFlow adds to a graph gets a label read off the Python stack at that moment
 - inside `GradientTape.gradient` but outside any gradient function (the tape's own
   AddN / zeros / ones), or inside tf.gradients' `_AggregatedGrads` (the same summing in
   while/cond gradient bodies): "backward", layer from the op's inputs (kind "tape");
-- inside the innermost `Layer.__call__`: "forward", path of layer names from the
-  outermost layer call on the stack;
+- inside the innermost `__call__` of a Layer (the base one or an override): "forward",
+  path of layer names from the outermost layer call on the stack;
 - inside `Trainer._compute_loss` / `compute_loss`: "loss"; `compute_metrics` or any
   `Metric` method (loss tracker too): "metrics"; any optimizer method: "optimizer";
 - code of `tensorflow.python.data` (iterators, Optional): "input"; else "other".
@@ -42,6 +42,27 @@ def _resolve(module, dotted: str):
             )
         obj = getattr(obj, part)
     return obj
+
+
+def _layer_call(orig):
+    """A `__call__` that marks its frame with the layer (one code object for all)."""
+
+    def layer_call(self, *args, **kwargs):
+        _gt_layer = self  # noqa: F841  (read from the frame)
+        return orig(self, *args, **kwargs)
+
+    return layer_call
+
+
+def _subclasses(cls) -> list:
+    """Every subclass of cls defined so far, each once."""
+    out, todo = [], list(cls.__subclasses__())
+    while todo:
+        c = todo.pop()
+        if c not in out:
+            out.append(c)
+            todo.extend(c.__subclasses__())
+    return out
 
 
 class _Tagged(tuple):
@@ -97,15 +118,15 @@ class Labeller:
 
         self._patch(ops.Graph, "_create_op_helper", _create_op_helper)
 
-        # Layer calls.
-        orig_call = _resolve(layer_mod, "Layer.__call__")
-
-        def layer_call(self, *args, **kwargs):
-            _gt_layer = self  # noqa: F841  (read from the frame)
-            return orig_call(self, *args, **kwargs)
-
-        self._patch(layer_mod.Layer, "__call__", layer_call)
-        self._codes[layer_call.__code__] = "layer"
+        # Layer calls: the base `Layer.__call__`, and every subclass that overrides it
+        # (preprocessing layers convert their inputs in `TFDataLayer.__call__` before the
+        # base call opens the layer's scope; those ops are the layer's too).
+        call = _resolve(layer_mod, "Layer.__call__")
+        self._patch(layer_mod.Layer, "__call__", _layer_call(call))
+        self._codes[_layer_call(call).__code__] = "layer"
+        for cls in _subclasses(layer_mod.Layer):
+            if "__call__" in vars(cls):
+                self._patch(cls, "__call__", _layer_call(vars(cls)["__call__"]))
 
         # Loss and metrics methods of the trainer (base class and the TF trainer).
         for name, kind in (
@@ -297,11 +318,14 @@ class Labeller:
 
     def _from_wrapper(self, kind: str, frame, op) -> dict:
         if kind == "layer":
-            path = []
+            path, last = [], None
             f = frame
             while f is not None:
                 if self._codes.get(f.f_code) == "layer":
-                    path.append(f.f_locals["_gt_layer"].name)
+                    layer = f.f_locals["_gt_layer"]
+                    if layer is not last:  # an override's frame and the base call's
+                        path.append(layer.name)
+                    last = layer
                 f = f.f_back
             return {"phase": "forward", "layer": list(reversed(path)), "kind": "layer"}
         if kind == "gradfn":

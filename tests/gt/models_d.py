@@ -20,8 +20,12 @@ def wavenet_gated():
     h = L.Conv1D(8, 1, name="in_proj")(inp)
     skips = []
     for rate in (1, 2, 4):
-        f = L.Conv1D(8, 2, dilation_rate=rate, padding="causal", activation="tanh", name=f"filt_{rate}")(h)
-        g = L.Conv1D(8, 2, dilation_rate=rate, padding="causal", activation="sigmoid", name=f"gate_{rate}")(h)
+        f = L.Conv1D(
+            8, 2, dilation_rate=rate, padding="causal", activation="tanh", name=f"filt_{rate}"
+        )(h)
+        g = L.Conv1D(
+            8, 2, dilation_rate=rate, padding="causal", activation="sigmoid", name=f"gate_{rate}"
+        )(h)
         z = L.Multiply(name=f"gated_{rate}")([f, g])
         skips.append(L.Conv1D(8, 1, name=f"skip_{rate}")(z))
         h = L.Add(name=f"res_{rate}")([h, L.Conv1D(8, 1, name=f"res_proj_{rate}")(z)])
@@ -140,7 +144,9 @@ def siamese():
 
     def contrastive(y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        return ops.mean(y_true * ops.square(y_pred) + (1 - y_true) * ops.square(ops.relu(1 - y_pred)))
+        return ops.mean(
+            y_true * ops.square(y_pred) + (1 - y_true) * ops.square(ops.relu(1 - y_pred))
+        )
 
     model.compile("rmsprop", contrastive, metrics=[keras.metrics.AUC(name="auc")])
     rng = np.random.default_rng(8)
@@ -156,7 +162,9 @@ def noisy_regularised():
     reg = keras.regularizers
     inp = keras.Input((8, 8, 3))
     h = L.GaussianNoise(0.1, name="noise")(inp)
-    h = L.Conv2D(8, 3, kernel_regularizer=reg.L2(1e-3), bias_regularizer=reg.L1(1e-4), name="conv")(h)
+    h = L.Conv2D(8, 3, kernel_regularizer=reg.L2(1e-3), bias_regularizer=reg.L1(1e-4), name="conv")(
+        h
+    )
     h = L.PReLU(name="prelu")(h)
     h = L.SpatialDropout2D(0.2, name="sdrop")(h)
     h = L.Flatten(name="flat")(h)
@@ -196,12 +204,18 @@ def wide_deep():
     i = L.Flatten(name="i_flat")(L.Embedding(40, 6, name="item_emb")(item_in))
     hashed = L.Hashing(16, name="cross_hash")(item_in)
     wide = L.CategoryEncoding(16, output_mode="one_hot", name="wide_onehot")(hashed)
-    deep = L.Dense(16, activation="relu", name="deep_1")(L.Concatenate(name="deep_in")([u, i, num_in]))
+    deep = L.Dense(16, activation="relu", name="deep_1")(
+        L.Concatenate(name="deep_in")([u, i, num_in])
+    )
     h = L.Concatenate(name="wide_deep")([wide, L.Dense(8, activation="relu", name="deep_2")(deep)])
     out = L.Dense(1, activation="sigmoid", name="ctr")(h)
     model = keras.Model([user_in, item_in, num_in], out, name="wide_deep")
     model.compile("adam", "binary_crossentropy", metrics=["accuracy", keras.metrics.Precision()])
-    x = [rng.integers(0, 50, (n, 1)), rng.integers(0, 40, (n, 1)), rng.random((n, 4), dtype="float32")]
+    x = [
+        rng.integers(0, 50, (n, 1)),
+        rng.integers(0, 40, (n, 1)),
+        rng.random((n, 4), dtype="float32"),
+    ]
     return _fit(model, x, rng.integers(0, 2, (n, 1)).astype("float32"))
 
 
@@ -253,7 +267,11 @@ def multi_loss_weights():
     model = keras.Model(inp, {"reg": reg, "cls": cls, "bin": bin_}, name="heads")
     model.compile(
         "adam",
-        loss={"reg": "huber", "cls": "sparse_categorical_crossentropy", "bin": "binary_crossentropy"},
+        loss={
+            "reg": "huber",
+            "cls": "sparse_categorical_crossentropy",
+            "bin": "binary_crossentropy",
+        },
         loss_weights={"reg": 0.5, "cls": 1.0, "bin": 2.0},
         metrics={"reg": ["mae"], "cls": ["accuracy"], "bin": [keras.metrics.AUC(name="auc")]},
     )
