@@ -115,6 +115,21 @@ def is_mark(component: str) -> bool:
     return len(component) > 1 and component[0] == "_" and component[1:].isdigit()
 
 
+# Grappler names a node it builds in place of `<node>` as `<Optimizer>/<Stage>_<node>`,
+# some stages with the dtype after the stage (`ReorderCastLikeAndValuePreserving_float_`),
+# and a second pass may prefix the result again.
+_STAGE = re.compile(
+    r"^[A-Z][A-Za-z0-9]*_(?:(?:float|double|half|bfloat16|u?int\d+|bool|complex\d+)_)?(.+)$"
+)
+
+
+def grappler_original(component: str) -> str:
+    """The node a Grappler-built node's last name component says it replaced."""
+    while (m := _STAGE.match(component)) and not m.group(1).isdigit():
+        component = m.group(1)
+    return component
+
+
 def strip_suffix(component: str) -> str:
     """`dense_1` -> `dense`; a component without `_<k>` is returned as is."""
     m = SUFFIX.match(component)

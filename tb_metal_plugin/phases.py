@@ -25,6 +25,7 @@ from .opnames import (
     PASS_THROUGH,
     REPLICA,
     SUFFIX,
+    grappler_original,
     is_mark,
     name_head,
     strip_suffix,
@@ -95,6 +96,12 @@ def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] 
     ns: tuple[str, ...] = ()
     if len(path) > 1 and REPLICA.match(path[0]):
         ns, path = (path[0],), path[1:]
+    if len(path) > 1 and path[0].endswith("Optimizer"):
+        # A root op Grappler rewrote (`ArithmeticOptimizer/<Stage>_Cast_3`) is the op it
+        # replaced, `Cast_3`, for its phase.
+        while len(path) > 1 and path[0].endswith("Optimizer"):
+            path = path[1:]
+        path = [*path[:-1], grappler_original(path[-1])]
     if not path or path[0] in PASS_THROUGH:
         return None
     # `Mean_1/input` packs the values a reduction averages (its own helper op); an op
@@ -293,7 +300,7 @@ class RootPhases:
         for _ in range(4):
             want = {key for key in pending if key not in decided}
             if not want:
-                return
+                break  # (the checks below still apply to what the rounds decided)
             votes: dict[tuple[tuple[str, ...], str], dict[str, float]] = {}
             for seq in sequences:
                 ops = [op for op in seq if op[1] != "ReadVariableOp"]  # reads run anytime
