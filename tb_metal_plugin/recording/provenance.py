@@ -54,7 +54,6 @@ class OpProvenance:
         self.origin: dict[int, tuple[Any, tuple]] = {}  # id(op) -> (op, innermost frame)
         self._stack = _Stack()
         self._undo: list[Any] = []
-        self._paths: dict[int, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     # -- install / remove ---------------------------------------------------------------
@@ -130,8 +129,6 @@ class OpProvenance:
         import keras
 
         base = keras.layers.Layer
-        for path, layer in iter_layers(self.model):
-            self._paths.setdefault(id(layer), path)
         # `layer(x)` looks `__call__` up on the class: wrap every class of the model's
         # layers that defines its own (Layer itself, preprocessing's data layers, ...).
         classes = {base}
@@ -139,15 +136,13 @@ class OpProvenance:
             for cls in type(layer).__mro__:
                 if "__call__" in vars(cls) and issubclass(cls, base):
                     classes.add(cls)
-        stack, paths = self._stack, self._paths
+        stack = self._stack
         for cls in classes:
             original = vars(cls)["__call__"]
 
             def layer_call(layer: Any, *args: Any, __original=original, **kwargs: Any) -> Any:
-                path = paths.get(id(layer))
-                if path is None:  # a layer of another model, or a throwaway one
-                    return __original(layer, *args, **kwargs)
-                stack.frames.append(("layer", path))
+                path = _call_path(stack.frames, layer)
+                stack.frames.append(("layer", path, id(layer)))
                 try:
                     return __original(layer, *args, **kwargs)
                 finally:
@@ -164,8 +159,7 @@ class OpProvenance:
                 if callable(getattr(model, name, None)):
                     wrapped = self._framed(getattr(model, name), ("phase", phase))
                     self._patch(model, name, wrapped, True)
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is not None:
+        for optimizer in _optimizers(model):
             for name in _OPTIMIZER_METHODS:
                 if callable(getattr(optimizer, name, None)):
                     wrapped = self._framed(getattr(optimizer, name), ("phase", "optimizer"))
@@ -278,6 +272,33 @@ class OpProvenance:
         """Map id(op) -> (layer path or None, phase, origin) for every recorded op."""
         resolver = Resolver(self.origin)
         return {key: resolver.of(op) for key, (op, _) in self.origin.items()}
+
+
+def _optimizers(model: Any) -> list[Any]:
+    """The compiled optimizer and any other a custom `train_step` keeps on the model
+    (a GAN's two), each once."""
+    import keras
+
+    found: list[Any] = []
+    for obj in [getattr(model, "optimizer", None), *vars(model).values()]:
+        if isinstance(obj, keras.optimizers.Optimizer) and all(obj is not f for f in found):
+            found.append(obj)
+    return found
+
+
+def _call_path(frames: list[tuple], layer: Any) -> tuple[str, ...]:
+    """The layer's path as it is called now: its caller's path and its name.
+
+    Not its place in the model's layer tree: a sub-model called straight from a custom
+    `train_step` (a GAN's generator) has no model above it in that call, and the names
+    of its ops say so, as they do for a layer called by another model's layer.
+    """
+    caller = next((f for f in reversed(frames) if f[0] == "layer"), None)
+    if caller is None:
+        return (layer.name,)
+    if caller[2] == id(layer):  # a class's `__call__` override, then the base one
+        return caller[1]
+    return (*caller[1], layer.name)
 
 
 def _gradient_frame(args: tuple) -> tuple:

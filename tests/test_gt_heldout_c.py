@@ -1,0 +1,55 @@
+"""The third held-out set (tests/gt/models_e.py) and what its first scores exposed.
+
+A GAN-style custom `train_step` calls its generator and discriminator straight from the
+step and keeps two optimizers of its own: the callback must record the layer path of
+each call as it was called (no `gan/` above the sub-models, as the op names say) and the
+optimizer phase of both optimizers; trace only, both optimizers' counters at the root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gt import record
+from tests.gt import score as gt
+from tests.test_ground_truth import record_in_subprocess
+
+FIXTURES = Path(__file__).parent / "fixtures" / "gt"
+
+
+def test_third_heldout_set_is_separate():
+    assert len(record.HELDOUT_C) >= 10
+    others = set(record.ALL) | set(record.HELDOUT) | set(record.HELDOUT_B)
+    assert not set(record.HELDOUT_C) & others
+    for name in record.HELDOUT_C:
+        assert callable(record._builder(name)), name
+
+
+def test_two_optimizers_counters_are_optimizer_work_trace_only():
+    labels = gt.load_labels(str(FIXTURES / "gan_two_optimizers" / "stock.labels.json"))
+    rows = gt.predictions(str(FIXTURES / "gan_two_optimizers" / labels["trace"]))
+    counters = {
+        k: ev
+        for k, ev in labels["events"].items()
+        if k.split(":")[0].rsplit("/", 1)[-1].startswith(("Add_", "AssignVariableOp"))
+        and k.count("/") == 1
+    }
+    assert len(counters) >= 3, sorted(counters)
+    for key, ev in counters.items():
+        assert ev["phase"] == "optimizer", (key, ev)
+        assert rows[key]["phase"] == "optimizer", (key, rows[key]["phase"])
+
+
+@pytest.mark.slow
+def test_callback_on_a_custom_step_with_sub_models_and_two_optimizers(tmp_path):
+    out = record_in_subprocess(tmp_path, "gan_two_optimizers", "callback")
+    labels = gt.load_labels(str(out / "gan_two_optimizers" / "callback.labels.json"))
+    rows = gt.predictions(str(out / "gan_two_optimizers" / labels["trace"]))
+    r = gt.score(labels, rows)
+    assert r["layer_op"] == 1.0 and r["phase_tw"] == 1.0, r["worst"][:4]
+    layers = {tuple(row["layer"]) for row in rows.values() if row["layer"]}
+    assert ("generator", "g_h") in layers and ("discriminator", "d_out") in layers, layers
+    optimizer = [k for k, row in rows.items() if row["phase"] == "optimizer"]
+    assert any("/adam/" in k for k in optimizer) and any("/sgd/" in k for k in optimizer)
