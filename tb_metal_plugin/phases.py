@@ -224,6 +224,11 @@ class RootPhases:
             for (ns, o), t in types.items()
         )
         optimizer_update = TRACKER_UPDATES if tracker else 0
+        # A custom train_step with no loss tracker and no metric (a GAN's) updates only
+        # its optimizers' counters at the root, one per optimizer.
+        counters_only = not tracker and not any(
+            t in METRIC_TYPES or strip_suffix(o) == "div_no_nan" for (_, o), t in types.items()
+        )
         decided: dict[tuple[tuple[str, ...], str], str] = {}
         strong: set[tuple[tuple[str, ...], str]] = set()  # decided by what only one phase makes
         pending: list[tuple[tuple[str, ...], str]] = []
@@ -247,7 +252,7 @@ class RootPhases:
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
             elif base in UPDATE_BASES:
-                if k == optimizer_update and not loss_scaled and not ns:
+                if (k == optimizer_update or counters_only) and not loss_scaled and not ns:
                     # Under a distribution strategy the counter's assign runs in the
                     # strategy's `update_<k>` scope; only its `Add` stays at the root.
                     p = "metrics" if replicated and base != "Add" else "optimizer"
