@@ -100,7 +100,10 @@ def string_lookup():
     vocab = ["red", "green", "blue", "cyan", "pink"]
     rng = np.random.default_rng(11)
     n = 8 * BATCH
-    x = np.array([[vocab[i] for i in row] for row in rng.integers(0, 5, (n, 3))])
+    import tensorflow as tf
+
+    # A tf string tensor: Keras's numpy adapter takes no str arrays.
+    x = tf.constant([[vocab[i] for i in row] for row in rng.integers(0, 5, (n, 3))])
     inp = keras.Input((3,), dtype="string")
     ids = L.StringLookup(vocabulary=vocab, name="lookup")(inp)
     h = L.Flatten(name="flat")(L.Embedding(7, 4, name="color_emb")(ids))
