@@ -27,6 +27,9 @@ if os.environ.get("TB_METAL_PURE_PYTHON", "") in ("", "0"):
 READER = "native" if _native is not None else "python"
 # Lines read by each path in this process (the tests check the scanner really ran).
 LINES = {"native": 0, "twin": 0}
+# Bytes the scanner reads at a time (None: its own default, 64 KiB): tests set a few bytes,
+# so that every field of a line is cut across reads somewhere.
+WINDOW: int | None = None
 
 # Step bounds are absolute picoseconds (about 2^71 today): handed to C as (high, low 62 bits).
 # Clamping to +-2^100 keeps every comparison with a line time (< 2^74) as it was.
@@ -61,87 +64,81 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
     index = {rec: k for k, rec in enumerate(recs)}
     ids = list(op_ids)
     ops_of = list(map(index.__getitem__, op_ids.values()))
+    del index
     steps = [(_wide(s), _wide(e)) for s, e in zip(col.starts, col.ends, strict=True)]
-    agg = _native.Agg(
-        ids,
-        ops_of,
-        [r.count for r in recs],
-        [r.self_ps for r in recs],
-        [r.total_ps for r in recs],
-        steps,
-        col.slots,
-    )
+    agg = _native.Agg(recs, ids, ops_of, steps, col.slots, col.first_start, _kind_index)
+    del ids, ops_of
+    if WINDOW is not None:
+        agg.window = WINDOW
     check = plane.checks
-    buf = bytearray(max((e - s for s, e in plane.line_spans), default=0))
+    fd = plane.file.fd
     try:
         for i, (start, end) in enumerate(plane.line_spans):
             agg.budget = (check.total_ps, getattr(check, _EVENTS))
-            got = agg.line(_read(plane.file, start, end, buf))
+            got = agg.read(fd, start, end)
             if got is None:
-                # Bytes the scanner does not take as protobuf would: the twin reads them
-                # (and raises the same TraceError when protobuf refuses them).
+                # Bytes the scanner does not take as protobuf would, or a short read: the
+                # twin reads them (and raises the same TraceError when protobuf refuses
+                # them or the file shrank).
                 LINES["twin"] += 1
                 twin_line(col, plane, i, op_ids)
             else:
                 LINES["native"] += 1
                 check.total_ps, accepted = agg.budget
                 setattr(check, _EVENTS, accepted)
-                _apply(col, plane, i, op_ids, recs, got)
+                _apply(col, plane, i, op_ids, got)
             on_line(i)
+        _add_kinds(recs, agg.kinds())
     finally:
         agg.close()
 
 
-def _read(file, start: int, end: int, buf: bytearray) -> memoryview | bytes:
-    """Bytes start..end of the file into one reused buffer (no fresh pages per line).
-
-    A short read goes to the reader's own `read`, which raises its TraceError naming the
-    file."""
-    view = memoryview(buf)[: end - start]
-    got = 0
-    if hasattr(os, "preadv"):
-        while got < len(view):
-            try:
-                n = os.preadv(file.fd, [view[got:]], start + got)
-            except OSError:
-                n = 0
-            if n <= 0:
-                break
-            got += n
-    return view if got == len(view) else file.read(start, end)
+# The kinds of host line (events.line_kind), as the bit index the scanner keeps per op.
+LINE_KINDS = ("python", "tf_data", "compute", "other")
+_KIND_BIT = {kind: i for i, kind in enumerate(LINE_KINDS)}
 
 
-def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None:
-    """What host_line does around its loop: counts, warnings, line kinds, stats, span."""
+def _kind_index(line_name: str) -> int:
     from .events import line_kind
 
-    name, ts_ns, nevents, seen, first, last, bad_span, bad_budget, overlap, slot0 = got
+    return _KIND_BIT[line_kind(line_name)]
+
+
+def _add_kinds(recs: list, masks: bytes) -> None:
+    """Add to each record the line kinds the scanner saw it on (a bit mask per record)."""
+    done: dict = {}  # (kinds so far, mask) -> the interned frozenset: a few per trace
+    for rec, mask in zip(recs, masks, strict=True):
+        if mask:
+            kinds = rec.line_kinds
+            got = done.get((kinds, mask))
+            if got is None:
+                for bit, kind in enumerate(LINE_KINDS):
+                    if mask >> bit & 1:
+                        rec.add_line_kind(kind)
+                got = done[(kinds, mask)] = rec.line_kinds
+            rec.line_kinds = got
+
+
+def _apply(col, plane, index: int, op_ids: dict, got: tuple) -> None:
+    """What the twin does around its loop that the scanner leaves: counts, warnings,
+    copy ops' stats, the line's span and first-step sequence."""
+    name, ts_ns, nevents, kept, first, last, bad_span, bad_budget, overlap, seq, stats = got
     check = plane.checks
-    if seen is None:
+    if kept is None:
         check.line_timestamp(ts_ns)  # out of range: counted, line skipped
         return
     col.event_count += nevents
     for reason, n in (("event_span", bad_span), ("budget", bad_budget), ("overlap", overlap)):
         if n:
             check._drop(reason, n)
-    if not seen:
+    if not kept:
         return
-    kind = line_kind(name)
-    if any(recs[k].wants_stats for k in seen):
+    if stats:
         col._read_stats(plane, index, op_ids)
-    for k in seen:
-        recs[k].add_line_kind(kind)
     base = ts_ns * 1000
     col._span(base + first, base + last)
-    if slot0:
-        # As the twin: the first step's op events in order, and each op's first start.
-        seq = [recs[k] for k, _ in slot0]
+    if seq:
         col.sequences.setdefault(name, []).extend(seq)
-        starts = col.first_start
-        for rec, (_, off) in zip(seq, slot0, strict=True):
-            key, t = rec.key, base + off
-            if t < starts.get(key, t + 1):
-                starts[key] = t
 
 
 def twin_line(col, plane, index: int, op_ids: dict) -> None:

@@ -197,6 +197,48 @@ def test_aimed_mutations_identical(mutate, tmp_path):
             assert got[4], "the checks dropped something and said so"  # warnings
 
 
+@needs_native
+@pytest.mark.parametrize("window", [1, 7, 100])
+def test_small_read_windows_identical(window, tmp_path, monkeypatch):
+    """The scanner reads a line a window at a time: with windows of a few bytes every key,
+    length, name and event is cut across reads somewhere, on real and mutated traces."""
+    monkeypatch.setattr(hostline, "WINDOW", window)
+    rng = random.Random(window)
+    for trace in TRACES[:3] + TRACES[-1:]:
+        want = snapshot(trace, False)
+        before = hostline.LINES["native"]
+        assert snapshot(trace, True) == want
+        assert hostline.LINES["native"] > before
+        space = XSpace.FromString(trace.read_bytes())
+        _shuffle(rng, space)
+        path = tmp_path / trace.name
+        path.write_bytes(space.SerializeToString())
+        assert_same(path)
+
+
+@needs_native
+@pytest.mark.parametrize("native", [True, False])
+def test_file_shrinking_between_lines_is_the_same_error(native, tmp_path):
+    """The scanner reads the file itself: a short read hands the line to the twin, which
+    raises the reader's error naming the file, as the twin alone does."""
+    trace = max(TRACES[:3], key=lambda p: p.stat().st_size)
+    path = tmp_path / trace.name
+    path.write_bytes(trace.read_bytes())
+    cut = []
+
+    def shrink(done, what):
+        if not cut:  # after the first host line: the next ones are gone
+            cut.append(done)
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+
+    with _path(native):
+        with pytest.raises(TbMetalError) as err:
+            read_events(str(path), shrink)
+    assert "shrank" in str(err.value) and str(path) in str(err.value)
+    assert cut
+
+
 def test_env_forces_the_twin():
     code = "from tb_metal_plugin import hostline; print(hostline.READER)"
     env = dict(os.environ, TB_METAL_PURE_PYTHON="1")
