@@ -25,6 +25,9 @@ if os.environ.get("TB_METAL_PURE_PYTHON", "") in ("", "0"):
         _native = None
 
 READER = "native" if _native is not None else "python"
+# sum(values[lo:hi]) of a per-slot array, summed in C (selection.py's op rows use it), or
+# None on the pure-Python path.
+native_total = _native.total if _native is not None else None
 # Lines read by each path in this process (the tests check the scanner really ran).
 LINES = {"native": 0, "twin": 0}
 # Bytes the scanner reads at a time (None: its own default, 64 KiB): tests set a few bytes,

@@ -265,13 +265,20 @@ def test_bounds_match_validate():
     assert NATIVE.MAX_EVENTS == validate.MAX_EVENTS
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("nsteps", [0, 3, 400])
-def test_selection_sums_equal_a_loop_over_slots(nsteps):
-    """Selection's slice and numpy sums equal the plain sum over the selected slots."""
+def test_selection_sums_equal_a_loop_over_slots(nsteps, native, monkeypatch):
+    """Selection's sums (the C sum, slices and numpy) equal the plain sum over the selected
+    slots, as methods and as the summers the op rows use."""
     from array import array
 
+    from tb_metal_plugin import selection
     from tb_metal_plugin.breakdown import Selection
     from tb_metal_plugin.events import Step
+
+    if native and NATIVE is None:
+        pytest.skip("C extension not built")
+    monkeypatch.setattr(selection, "native_total", NATIVE.total if native else None)
 
     class Events:
         steps = [Step(k, 10 * k, 10 * k + 5) for k in range(nsteps)]
@@ -279,14 +286,42 @@ def test_selection_sums_equal_a_loop_over_slots(nsteps):
 
     rng = random.Random(nsteps)
     counts = array("i", (rng.randrange(1000) for _ in range(nsteps + 1)))
-    times = array("q", (rng.randrange(2**40) for _ in range(nsteps + 1)))
+    times = array("q", (rng.randrange(-(2**40), 2**40) for _ in range(nsteps + 1)))
     steps = [None, "avg"] + ([nsteps // 2] if nsteps else [])
     for step in steps:
         sel = Selection(Events(), step)
         div = sel.divisor
+        total_of, count_of = sel.summers()
         want = sum(times[i] for i in sel.slots)
-        assert sel.sum(times) == (want // div if div > 1 else want)
+        want = want // div if div > 1 else want
+        assert sel.sum(times) == total_of(times) == want
+        assert sel.sum(list(times)) == total_of(tuple(times)) == want
         want = sum(counts[i] for i in sel.slots)
-        assert sel.count(counts) == (round(want / div, 2) if div > 1 else want)
-        assert sel.count(list(counts)) == sel.count(counts)
-        assert sel.sum((0,) * (nsteps + 1)) == 0
+        want = round(want / div, 2) if div > 1 else want
+        assert sel.count(counts) == count_of(counts) == want
+        assert sel.count(list(counts)) == want
+        assert sel.sum((0,) * (nsteps + 1)) == total_of((0,) * (nsteps + 1)) == 0
+
+
+@needs_native
+def test_native_total_is_sum_of_the_slice():
+    """The C sum of a per-slot array is sum(values[lo:hi]) for every slice, array type and
+    sequence, past 64 bits too (the builtin sum takes over)."""
+    from array import array
+
+    rng = random.Random(7)
+    for code, bits in (("q", 62), ("l", 62), ("i", 30), ("h", 14), ("d", 0)):
+        for n in range(12):
+            if code == "d":
+                values = array(code, (rng.random() for _ in range(n)))
+            else:
+                values = array(code, (rng.randrange(-(2**bits), 2**bits) for _ in range(n)))
+            for lo in range(-2, n + 2):
+                for hi in range(-2, n + 3):
+                    assert NATIVE.total(values, lo, hi) == sum(values[lo:hi])
+            assert NATIVE.total(values) == sum(values)
+    big = array("q", [2**62] * 5)
+    assert NATIVE.total(big) == 5 * 2**62  # past int64: summed by the builtin sum
+    assert NATIVE.total([1, 2, 3], 1) == 5 and NATIVE.total((4, 5), 0, 1) == 4
+    with pytest.raises(TypeError):
+        NATIVE.total(None)
