@@ -801,6 +801,183 @@ static PyTypeObject AggType = {
     .tp_getset = Agg_getset,
 };
 
+/* ---- event_metadata(data) ------------------------------------------------------- */
+
+typedef struct {
+    int64_t key;
+    Py_ssize_t index;
+    const uint8_t *name, *display;
+    Py_ssize_t name_len, display_len;
+} MetaEntry;
+
+static int cmp_entry(const void *x, const void *y) {
+    const MetaEntry *a = x, *b = y;
+    if (a->key != b->key) return (a->key > b->key) - (a->key < b->key);
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* One XEventMetadata: its name (2) and display name (4), the last of each as protobuf
+   keeps it. 0 when not accepted. */
+static int parse_meta_value(const uint8_t *p, const uint8_t *end, MetaEntry *e) {
+    while (p < end) {
+        uint32_t num;
+        int wt;
+        if (!rd_key(&p, end, &num, &wt)) return 0;
+        if (num == 2 || num == 4) {
+            const uint8_t *s, *t;
+            if (wt != 2 || !rd_len(&p, end, &s, &t)) return 0;
+            if (num == 2) {
+                e->name = s;
+                e->name_len = t - s;
+            } else {
+                e->display = s;
+                e->display_len = t - s;
+            }
+        } else if (num == 1 && wt != 0) {
+            return 0;
+        } else if (!skip_value(&p, end, wt)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One map entry (key 1, value 2). A second value would be merged into the first by
+   protobuf: not accepted, nor is a known field with another wire type. */
+static int parse_meta_entry(const uint8_t *p, const uint8_t *end, MetaEntry *e) {
+    int values = 0;
+    while (p < end) {
+        uint32_t num;
+        int wt;
+        uint64_t v;
+        if (!rd_key(&p, end, &num, &wt)) return 0;
+        if (num == 1) {
+            if (wt != 0 || !rd_varint(&p, end, &v)) return 0;
+            e->key = (int64_t)v;
+        } else if (num == 2) {
+            const uint8_t *s, *t;
+            if (wt != 2 || values++ || !rd_len(&p, end, &s, &t) || !parse_meta_value(s, t, e))
+                return 0;
+        } else if (!skip_value(&p, end, wt)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *decode_name(const uint8_t *s, Py_ssize_t n, int intern) {
+    PyObject *u = PyUnicode_DecodeUTF8((const char *)s, n, "strict");
+    if (u && intern) PyUnicode_InternInPlace(&u);
+    return u;
+}
+
+/* event_metadata(data): the bytes of an XPlane without its lines -> [(id, name,
+   display_name)] of its event metadata map, sorted by id, each id once (the last entry
+   of an id, as protobuf keeps it); None for anything not taken exactly as protobuf
+   would (the caller then reads the parsed XPlane). Display names (op types, a few
+   dozen for thousands of ops) are interned. */
+static PyObject *event_metadata(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const uint8_t *p = view.buf, *end = p + view.len;
+    MetaEntry *es = NULL;
+    Py_ssize_t n = 0, cap = 0;
+    PyObject *out = NULL;
+    int ok = 1;
+    while (p < end) {
+        uint32_t num;
+        int wt;
+        if (!rd_key(&p, end, &num, &wt)) {
+            ok = 0;
+            break;
+        }
+        if (num != 4) {
+            if (!skip_value(&p, end, wt)) {
+                ok = 0;
+                break;
+            }
+            continue;
+        }
+        const uint8_t *s, *t;
+        if (wt != 2 || !rd_len(&p, end, &s, &t)) {
+            ok = 0;
+            break;
+        }
+        if (n == cap) {
+            Py_ssize_t c = cap ? 2 * cap : 1024;
+            MetaEntry *g = realloc(es, c * sizeof(MetaEntry));
+            if (!g) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            es = g;
+            cap = c;
+        }
+        MetaEntry *e = &es[n];
+        memset(e, 0, sizeof *e);
+        e->index = n;
+        if (!parse_meta_entry(s, t, e)) {
+            ok = 0;
+            break;
+        }
+        n++;
+    }
+    if (!ok) {
+        Py_INCREF(Py_None);
+        out = Py_None;
+        goto done;
+    }
+    if (n) qsort(es, n, sizeof(MetaEntry), cmp_entry);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++) /* a later entry of the same id wins */
+        if (i + 1 == n || es[i + 1].key != es[i].key) es[kept++] = es[i];
+    /* Display names repeat (op types): the previous one is reused when the bytes match. */
+    const uint8_t *last_disp = NULL;
+    Py_ssize_t last_len = -1;
+    PyObject *last = NULL;
+    out = PyList_New(kept);
+    if (!out) goto done;
+    for (Py_ssize_t i = 0; i < kept; i++) {
+        MetaEntry *e = &es[i];
+        PyObject *disp;
+        if (last && e->display_len == last_len &&
+            (last_len == 0 || memcmp(e->display, last_disp, last_len) == 0)) {
+            disp = last;
+            Py_INCREF(disp);
+        } else {
+            disp = decode_name(e->display, e->display_len, 1);
+            if (disp) {
+                last = disp;
+                last_disp = e->display;
+                last_len = e->display_len;
+            }
+        }
+        PyObject *name = disp ? decode_name(e->name, e->name_len, 0) : NULL;
+        PyObject *key = name ? PyLong_FromLongLong(e->key) : NULL;
+        PyObject *item = key ? PyTuple_New(3) : NULL;
+        if (!item) {
+            Py_XDECREF(key);
+            Py_XDECREF(name);
+            Py_XDECREF(disp);
+            Py_CLEAR(out);
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear(); /* protobuf refuses it: the caller's parse decides */
+                Py_INCREF(Py_None);
+                out = Py_None;
+            }
+            goto done;
+        }
+        PyTuple_SET_ITEM(item, 0, key);
+        PyTuple_SET_ITEM(item, 1, name);
+        PyTuple_SET_ITEM(item, 2, disp);
+        PyList_SET_ITEM(out, i, item);
+    }
+done:
+    free(es);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 /* ---- total(values, lo=0, hi=len) ------------------------------------------------ */
 
 static PyObject *builtin_sum;
@@ -855,6 +1032,8 @@ static PyObject *total(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 }
 
 static PyMethodDef module_methods[] = {
+    {"event_metadata", event_metadata, METH_O,
+     "event_metadata(xplane_bytes): [(id, name, display_name)] sorted by id, or None."},
     {"total", (PyCFunction)(void (*)(void))total, METH_FASTCALL,
      "total(values, lo=0, hi=len): sum(values[lo:hi]), summed in C for integer arrays."},
     {NULL, NULL, 0, NULL},

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
-from .hostline import read_host_plane
+from .hostline import event_names, read_host_plane
 from .oprecord import SEND_RECV_TYPES, OpRecord  # noqa: F401 - re-exported
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
     STEP_MARKERS,
@@ -169,15 +169,14 @@ def _scan_metadata(plane: PlaneData) -> tuple[set[int], list[tuple[int, str, str
     such a host (JAX) writes TraceMe events shaped `<what>:<detail>` that are not TF ops.
     Anything else keeps reading `name:type` events as ops, so no TF trace loses its ops.
 
-    Each full name is dropped as soon as it is split: thousands of them are never all held.
+    Ops come in metadata id order (as the scanner and its twin give them: see event_names).
     """
     markers: set[int] = set()
     ops: list[tuple[int, str, str]] = []
     tf = pjrt = False
     add_op = ops.append
-    for mid, md in plane.header.event_metadata.items():
-        name = md.name
-        parts = split_op_name(name, md.display_name)
+    for mid, name, display in event_names(plane):
+        parts = split_op_name(name, display)
         if parts is not None:
             add_op((mid, *parts))
         elif is_step_marker(name):  # `name:type` is never a marker (no ':' in either kind)

@@ -50,6 +50,22 @@ def _wide(value: int) -> tuple[int, int]:
     return value >> 62, value & _LOW
 
 
+def event_names(plane) -> list[tuple[int, str, str]]:
+    """(id, name, display name) of every event metadata of a plane, sorted by id: scanned
+    from the header's bytes by the C extension (no protobuf object per entry), else read
+    from the parsed header by the twin."""
+    if _native is not None:
+        got = _native.event_metadata(plane.header_bytes())
+        if got is not None:
+            return got
+    return twin_event_names(plane)
+
+
+def twin_event_names(plane) -> list[tuple[int, str, str]]:
+    """The pure-Python twin of event_names."""
+    return sorted((k, md.name, md.display_name) for k, md in plane.header.event_metadata.items())
+
+
 def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) -> None:
     """Aggregate every line of the host plane into col, natively where possible.
 

@@ -239,6 +239,56 @@ def test_file_shrinking_between_lines_is_the_same_error(native, tmp_path):
     assert cut
 
 
+def _headers(data: bytes):
+    """The planes of a trace file as the reader splits them, or [] when it refuses it."""
+    import tempfile
+
+    from tb_metal_plugin.xspace_reader import open_trace
+
+    with tempfile.NamedTemporaryFile(suffix=".xplane.pb") as f:
+        f.write(data)
+        f.flush()
+        try:
+            with open_trace(f.name) as trace:
+                return [(p, p.header_bytes()) for p in trace.planes()]
+        except TbMetalError:
+            return []
+
+
+@needs_native
+def test_event_metadata_scan_equals_the_parsed_header():
+    """The C scan of a plane's metadata bytes gives what the parsed XPlane holds, sorted by
+    id (or None, and the twin reads it): on every committed trace and the fuzz cases, plus
+    duplicate ids (the last one wins), a merged second value and sparse ids."""
+    fuzz = _fuzz()
+    seeds = [p.read_bytes() for p in fuzz.seed_paths()]
+    datas = [t.read_bytes() for t in TRACES]
+    datas += [fuzz.make_case(i, 15, seeds)[1] for i in range(120)]
+    scanned = 0
+    for data in datas:
+        for plane, raw in _headers(data):
+            got = NATIVE.event_metadata(raw)
+            if got is not None:
+                scanned += 1
+                assert got == hostline.twin_event_names(plane)
+    assert scanned > len(TRACES)
+
+    from tb_metal_plugin.xplane import XPlane
+
+    def entry(key: int, name: bytes, display: bytes = b"", value_twice: bool = False):
+        md = b"\x12" + bytes([len(name)]) + name + b"\x22" + bytes([len(display)]) + display
+        value = b"\x12" + bytes([len(md)]) + md
+        body = b"\x08" + bytes([key]) + value + (value if value_twice else b"")
+        return b"\x22" + bytes([len(body)]) + body
+
+    raw = entry(9, b"b:T", b"T") + entry(3, b"a") + entry(9, b"c:U", b"U") + entry(70, b"z")
+    plane = XPlane.FromString(raw)
+    want = sorted((k, m.name, m.display_name) for k, m in plane.event_metadata.items())
+    assert NATIVE.event_metadata(raw) == want == [(3, "a", ""), (9, "c:U", "U"), (70, "z", "")]
+    assert NATIVE.event_metadata(entry(1, b"x", value_twice=True)) is None  # merged: the twin
+    assert NATIVE.event_metadata(entry(1, b"\xff")) is None  # not UTF-8: protobuf refuses it
+
+
 def test_env_forces_the_twin():
     code = "from tb_metal_plugin import hostline; print(hostline.READER)"
     env = dict(os.environ, TB_METAL_PURE_PYTHON="1")
