@@ -77,12 +77,11 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
             on_line(i)
         return
     # Records in first-seen order (two metadata ids may name one op), and for each
-    # metadata id the index of its record: built by comprehensions, thousands of ops.
-    # OpRecords hash by identity.
-    recs: list = list(dict.fromkeys(op_ids.values()))
-    index = {rec: k for k, rec in enumerate(recs)}
+    # metadata id the index of its record, in one pass. OpRecords hash by identity.
+    index: dict = {}
+    ops_of = [index.setdefault(rec, len(index)) for rec in op_ids.values()]
+    recs: list = list(index)
     ids = list(op_ids)
-    ops_of = list(map(index.__getitem__, op_ids.values()))
     del index
     steps = [(_wide(s), _wide(e)) for s, e in zip(col.starts, col.ends, strict=True)]
     agg = _native.Agg(recs, ids, ops_of, steps, col.slots, col.first_start, _kind_index)
@@ -125,17 +124,21 @@ def _kind_index(line_name: str) -> int:
 
 def _add_kinds(recs: list, masks: bytes) -> None:
     """Add to each record the line kinds the scanner saw it on (a bit mask per record)."""
-    done: dict = {}  # (kinds so far, mask) -> the interned frozenset: a few per trace
+    # (kinds so far, mask) -> the interned frozenset, a few per trace; just the mask for a
+    # record the twin read no line of (its kinds are the shared empty set).
+    done: dict = {}
     for rec, mask in zip(recs, masks, strict=True):
         if mask:
             kinds = rec.line_kinds
-            got = done.get((kinds, mask))
+            key = (kinds, mask) if kinds else mask
+            got = done.get(key)
             if got is None:
                 for bit, kind in enumerate(LINE_KINDS):
                     if mask >> bit & 1:
                         rec.add_line_kind(kind)
-                got = done[(kinds, mask)] = rec.line_kinds
-            rec.line_kinds = got
+                done[key] = rec.line_kinds
+            else:
+                rec.line_kinds = got
 
 
 def _apply(col, plane, index: int, op_ids: dict, got: tuple) -> None:
