@@ -86,6 +86,9 @@ typedef struct {
     Py_ssize_t stack_cap;
 } Agg;
 
+/* OpRecord attribute names, made once (a C string would make a str per lookup). */
+static PyObject *S_key, *S_wants_stats, *S_count, *S_self_ps, *S_total_ps;
+
 /* ---- wire format ---------------------------------------------------------------- */
 
 /* Decode a varint of at most 10 bytes (bits past 64 dropped, as upb does); 0 on failure. */
@@ -506,7 +509,7 @@ static PyObject *Agg_read(Agg *a, PyObject *args) {
             a->kinds[op] |= (uint8_t)(1u << kind);
             if (a->wants[op]) {
                 /* Copy ops want their stats until the caller has read them once. */
-                PyObject *wv = PyObject_GetAttrString(a->recs[op], "wants_stats");
+                PyObject *wv = PyObject_GetAttr(a->recs[op], S_wants_stats);
                 int w = wv ? PyObject_IsTrue(wv) : -1;
                 Py_XDECREF(wv);
                 if (w < 0) goto fail;
@@ -606,9 +609,9 @@ static int take_array(Agg *a, PyObject *arr, Py_ssize_t itemsize, Py_ssize_t slo
 }
 
 /* An OpRecord's per-slot array `attr`, held for writing. */
-static int take_attr(Agg *a, PyObject *rec, const char *attr, Py_ssize_t itemsize,
+static int take_attr(Agg *a, PyObject *rec, PyObject *attr, Py_ssize_t itemsize,
                      Py_ssize_t slots, void **out) {
-    PyObject *arr = PyObject_GetAttrString(rec, attr);
+    PyObject *arr = PyObject_GetAttr(rec, attr);
     if (!arr) return 0;
     int ok = take_array(a, arr, itemsize, slots, out);
     Py_DECREF(arr); /* the record holds it, and our buffer export keeps it from resizing */
@@ -670,13 +673,13 @@ static int Agg_init(Agg *a, PyObject *args, PyObject *kw) {
         PyObject *rec = PyList_GET_ITEM(recs, i);
         Py_INCREF(rec);
         a->recs[i] = rec;
-        a->keys[i] = PyObject_GetAttrString(rec, "key");
-        PyObject *wv = a->keys[i] ? PyObject_GetAttrString(rec, "wants_stats") : NULL;
+        a->keys[i] = PyObject_GetAttr(rec, S_key);
+        PyObject *wv = a->keys[i] ? PyObject_GetAttr(rec, S_wants_stats) : NULL;
         int w = wv ? PyObject_IsTrue(wv) : -1;
         Py_XDECREF(wv);
-        if (w < 0 || !take_attr(a, rec, "count", 4, slots, (void **)&a->count[i]) ||
-            !take_attr(a, rec, "self_ps", 8, slots, (void **)&a->self_ps[i]) ||
-            !take_attr(a, rec, "total_ps", 8, slots, (void **)&a->total_ps[i])) {
+        if (w < 0 || !take_attr(a, rec, S_count, 4, slots, (void **)&a->count[i]) ||
+            !take_attr(a, rec, S_self_ps, 8, slots, (void **)&a->self_ps[i]) ||
+            !take_attr(a, rec, S_total_ps, 8, slots, (void **)&a->total_ps[i])) {
             free(pairs);
             return -1;
         }
@@ -871,12 +874,43 @@ static PyObject *decode_name(const uint8_t *s, Py_ssize_t n, int intern) {
     return u;
 }
 
+#define DISP_CACHE 256
+
+typedef struct {
+    const uint8_t *bytes;
+    Py_ssize_t len;
+    PyObject *str; /* a reference held by the cache */
+} DispCache;
+
+/* The interned str of a display name's bytes (a new reference), from the cache when the
+   same bytes were decoded before. */
+static PyObject *cached_display(DispCache *cache, const uint8_t *b, Py_ssize_t n) {
+    size_t h = (size_t)n * 31u;
+    if (n) h += (size_t)b[0] * 7u + (size_t)b[n - 1] * 131u + (size_t)b[n / 2];
+    DispCache *c = &cache[h % DISP_CACHE];
+    if (c->str && c->len == n && (n == 0 || memcmp(c->bytes, b, n) == 0)) {
+        Py_INCREF(c->str);
+        return c->str;
+    }
+    PyObject *u = decode_name(b, n, 1);
+    if (!u) return NULL;
+    Py_XDECREF(c->str);
+    Py_INCREF(u);
+    c->bytes = b;
+    c->len = n;
+    c->str = u;
+    return u;
+}
+
 /* event_metadata(data): the bytes of an XPlane without its lines -> [(id, name,
    display_name)] of its event metadata map, sorted by id, each id once (the last entry
    of an id, as protobuf keeps it); None for anything not taken exactly as protobuf
    would (the caller then reads the parsed XPlane). Display names (op types, a few
    dozen for thousands of ops) are interned. */
 static PyObject *event_metadata(PyObject *self, PyObject *arg) {
+    /* Display names repeat (op types): a small cache by their bytes reuses the str. */
+    DispCache cache[DISP_CACHE];
+    memset(cache, 0, sizeof cache);
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     const uint8_t *p = view.buf, *end = p + view.len;
@@ -927,31 +961,40 @@ static PyObject *event_metadata(PyObject *self, PyObject *arg) {
         out = Py_None;
         goto done;
     }
-    if (n) qsort(es, n, sizeof(MetaEntry), cmp_entry);
     Py_ssize_t kept = 0;
-    for (Py_ssize_t i = 0; i < n; i++) /* a later entry of the same id wins */
-        if (i + 1 == n || es[i + 1].key != es[i].key) es[kept++] = es[i];
-    /* Display names repeat (op types): the previous one is reused when the bytes match. */
-    const uint8_t *last_disp = NULL;
-    Py_ssize_t last_len = -1;
-    PyObject *last = NULL;
+    int64_t lo = 0, hi = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i == 0 || es[i].key < lo) lo = es[i].key;
+        if (i == 0 || es[i].key > hi) hi = es[i].key;
+    }
+    if (n && lo >= 0 && hi <= 8 * (int64_t)n + 65536) {
+        /* Dense ids (as the profiler writes them, in any order): placed by id, a later
+           entry of an id over an earlier one, then read in id order. */
+        int32_t *at = malloc((hi + 1) * sizeof(int32_t));
+        MetaEntry *by_id = malloc(n * sizeof(MetaEntry));
+        if (!at || !by_id) {
+            free(at);
+            free(by_id);
+            PyErr_NoMemory();
+            goto done;
+        }
+        memset(at, 0xff, (hi + 1) * sizeof(int32_t));
+        for (Py_ssize_t i = 0; i < n; i++) at[es[i].key] = (int32_t)i;
+        for (int64_t k = 0; k <= hi; k++)
+            if (at[k] >= 0) by_id[kept++] = es[at[k]];
+        free(at);
+        free(es);
+        es = by_id;
+    } else {
+        qsort(es, n, sizeof(MetaEntry), cmp_entry);
+        for (Py_ssize_t i = 0; i < n; i++) /* a later entry of the same id wins */
+            if (i + 1 == n || es[i + 1].key != es[i].key) es[kept++] = es[i];
+    }
     out = PyList_New(kept);
     if (!out) goto done;
     for (Py_ssize_t i = 0; i < kept; i++) {
         MetaEntry *e = &es[i];
-        PyObject *disp;
-        if (last && e->display_len == last_len &&
-            (last_len == 0 || memcmp(e->display, last_disp, last_len) == 0)) {
-            disp = last;
-            Py_INCREF(disp);
-        } else {
-            disp = decode_name(e->display, e->display_len, 1);
-            if (disp) {
-                last = disp;
-                last_disp = e->display;
-                last_len = e->display_len;
-            }
-        }
+        PyObject *disp = cached_display(cache, e->display, e->display_len);
         PyObject *name = disp ? decode_name(e->name, e->name_len, 0) : NULL;
         PyObject *key = name ? PyLong_FromLongLong(e->key) : NULL;
         PyObject *item = key ? PyTuple_New(3) : NULL;
@@ -973,6 +1016,7 @@ static PyObject *event_metadata(PyObject *self, PyObject *arg) {
         PyList_SET_ITEM(out, i, item);
     }
 done:
+    for (int i = 0; i < DISP_CACHE; i++) Py_XDECREF(cache[i].str);
     free(es);
     PyBuffer_Release(&view);
     return out;
@@ -1053,6 +1097,12 @@ PyMODINIT_FUNC PyInit__hostline(void) {
         return NULL;
     }
     Py_INCREF(builtin_sum);
+    S_key = PyUnicode_InternFromString("key");
+    S_wants_stats = PyUnicode_InternFromString("wants_stats");
+    S_count = PyUnicode_InternFromString("count");
+    S_self_ps = PyUnicode_InternFromString("self_ps");
+    S_total_ps = PyUnicode_InternFromString("total_ps");
+    if (!S_key || !S_wants_stats || !S_count || !S_self_ps || !S_total_ps) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&AggType);

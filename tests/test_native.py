@@ -275,16 +275,36 @@ def test_event_metadata_scan_equals_the_parsed_header():
 
     from tb_metal_plugin.xplane import XPlane
 
-    def entry(key: int, name: bytes, display: bytes = b"", value_twice: bool = False):
-        md = b"\x12" + bytes([len(name)]) + name + b"\x22" + bytes([len(display)]) + display
-        value = b"\x12" + bytes([len(md)]) + md
-        body = b"\x08" + bytes([key]) + value + (value if value_twice else b"")
-        return b"\x22" + bytes([len(body)]) + body
+    def varint(v: int) -> bytes:
+        v &= (1 << 64) - 1  # negative ids: ten bytes, two's complement
+        out = b""
+        while v > 0x7F:
+            out += bytes([v & 0x7F | 0x80])
+            v >>= 7
+        return out + bytes([v])
 
+    def entry(key: int, name: bytes, display: bytes = b"", value_twice: bool = False):
+        md = b"\x12" + varint(len(name)) + name + b"\x22" + varint(len(display)) + display
+        value = b"\x12" + varint(len(md)) + md
+        body = b"\x08" + varint(key) + value + (value if value_twice else b"")
+        return b"\x22" + varint(len(body)) + body
+
+    def parsed(raw: bytes):
+        plane = XPlane.FromString(raw)
+        return sorted((k, m.name, m.display_name) for k, m in plane.event_metadata.items())
+
+    # Dense ids out of order, one twice (the later entry wins).
     raw = entry(9, b"b:T", b"T") + entry(3, b"a") + entry(9, b"c:U", b"U") + entry(70, b"z")
-    plane = XPlane.FromString(raw)
-    want = sorted((k, m.name, m.display_name) for k, m in plane.event_metadata.items())
-    assert NATIVE.event_metadata(raw) == want == [(3, "a", ""), (9, "c:U", "U"), (70, "z", "")]
+    assert (
+        NATIVE.event_metadata(raw) == parsed(raw) == [(3, "a", ""), (9, "c:U", "U"), (70, "z", "")]
+    )
+    # Sparse and negative ids (sorted, not placed by id), one twice.
+    raw = entry(2**40, b"x:T", b"T") + entry(-5, b"n") + entry(7, b"s") + entry(2**40, b"y:T", b"T")
+    assert (
+        NATIVE.event_metadata(raw)
+        == parsed(raw)
+        == [(-5, "n", ""), (7, "s", ""), (2**40, "y:T", "T")]
+    )
     assert NATIVE.event_metadata(entry(1, b"x", value_twice=True)) is None  # merged: the twin
     assert NATIVE.event_metadata(entry(1, b"\xff")) is None  # not UTF-8: protobuf refuses it
 
