@@ -804,7 +804,7 @@ static PyTypeObject AggType = {
     .tp_getset = Agg_getset,
 };
 
-/* ---- event_metadata(data) ------------------------------------------------------- */
+/* ---- op_metadata(data, prefixes, needle) ---------------------------------------- */
 
 typedef struct {
     int64_t key;
@@ -902,17 +902,121 @@ static PyObject *cached_display(DispCache *cache, const uint8_t *b, Py_ssize_t n
     return u;
 }
 
-/* event_metadata(data): the bytes of an XPlane without its lines -> [(id, name,
-   display_name)] of its event metadata map, sorted by id, each id once (the last entry
-   of an id, as protobuf keeps it); None for anything not taken exactly as protobuf
-   would (the caller then reads the parsed XPlane). Display names (op types, a few
-   dozen for thousands of ops) are interned. */
-static PyObject *event_metadata(PyObject *self, PyObject *arg) {
-    /* Display names repeat (op types): a small cache by their bytes reuses the str. */
+/* True when s[0:n] is valid UTF-8 (as protobuf requires of a string field): ASCII, the
+   common case, is checked without a decode. */
+static int utf8_ok(const uint8_t *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (uint64_t w; i + 8 <= n; i += 8) { /* eight bytes at a time */
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ULL) break;
+    }
+    while (i < n && s[i] < 0x80) i++;
+    if (i == n) return 1;
+    PyObject *u = PyUnicode_DecodeUTF8((const char *)s, n, "strict");
+    if (!u) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(u);
+    return 1;
+}
+
+static int has_prefix(const uint8_t *s, Py_ssize_t n, PyObject *prefixes) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(prefixes); i++) {
+        PyObject *p = PyTuple_GET_ITEM(prefixes, i);
+        Py_ssize_t k = PyBytes_GET_SIZE(p);
+        const char *b = PyBytes_AS_STRING(p);
+        if (k <= n && (k == 0 || s[0] == (uint8_t)b[0]) && memcmp(s, b, k) == 0) return 1;
+    }
+    return 0;
+}
+
+static int find(const uint8_t *s, Py_ssize_t n, const char *needle, Py_ssize_t k) {
+    if (k == 0) return 1;
+    const uint8_t *p = s, *last = s + n - k;
+    while (p <= last && (p = memchr(p, needle[0], last - p + 1)) != NULL) {
+        if (memcmp(p, needle, k) == 0) return 1;
+        p++;
+    }
+    return 0;
+}
+
+/* (a, b) or (a, b, c): a new tuple that steals the references given; NULL if any is. */
+static PyObject *tuple_of(PyObject *a, PyObject *b, PyObject *c) {
+    Py_ssize_t n = c ? 3 : 2;
+    PyObject *t = a && b ? PyTuple_New(n) : NULL;
+    if (!t) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    if (c) PyTuple_SET_ITEM(t, 2, c);
+    return t;
+}
+
+static inline int ident_start(uint8_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static inline int ident_char(uint8_t c) { return ident_start(c) || (c >= '0' && c <= '9'); }
+
+/* events.split_op_name on the UTF-8 bytes of a name and display name (':' and ' ' never
+   occur inside a multi-byte character, so byte and character tests agree): 1 with the
+   op name's length and its type's bytes, or 0 when the event is not a TF op. */
+static int split_op(const MetaEntry *e, Py_ssize_t *head_len, const uint8_t **type,
+                    Py_ssize_t *type_len) {
+    const uint8_t *nm = e->name;
+    Py_ssize_t nl = e->name_len, dl = e->display_len;
+    if (dl) { /* `<name>:<display name>`, whatever the display name is */
+        if (nl > dl + 1 && nm[nl - dl - 1] == ':' && memcmp(nm + nl - dl, e->display, dl) == 0) {
+            *head_len = nl - dl - 1;
+            *type = e->display;
+            *type_len = dl;
+            return 1;
+        }
+        return 0;
+    }
+    Py_ssize_t c = nl - 1; /* rpartition(":") */
+    while (c >= 0 && nm[c] != ':') c--;
+    if (c <= 0 || nm[c - 1] == ':' || memchr(nm, ' ', c)) return 0;
+    const uint8_t *t = nm + c + 1;
+    Py_ssize_t tl = nl - c - 1, m = tl;
+    if (m && t[m - 1] == '\n') m--; /* the regex's `$` also matches before a final newline */
+    if (!m || !ident_start(t[0])) return 0;
+    for (Py_ssize_t i = 1; i < m; i++)
+        if (!ident_char(t[i])) return 0;
+    *head_len = c;
+    *type = t;
+    *type_len = tl;
+    return 1;
+}
+
+/* op_metadata(data, prefixes, needle): the bytes of an XPlane without its lines -> (ops,
+   others, runtime, needle_seen): (id, op name, op type) of each event metadata that is a
+   TF op (events.split_op_name), (id, name) of the others, whether any name starts with
+   one of the prefixes, whether any holds the needle; in id order, each id once (the last
+   entry of an id, as protobuf keeps it); None for anything not taken exactly as protobuf
+   would (the caller's twin then reads the parsed XPlane). Op types are interned. */
+static PyObject *op_metadata(PyObject *self, PyObject *args) {
+    /* Op types repeat (a few dozen for thousands of ops): a small cache by their bytes
+       reuses the str. */
     DispCache cache[DISP_CACHE];
     memset(cache, 0, sizeof cache);
+    PyObject *data, *prefixes;
+    const char *needle;
+    Py_ssize_t needle_len;
+    if (!PyArg_ParseTuple(args, "OO!y#", &data, &PyTuple_Type, &prefixes, &needle, &needle_len))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(prefixes); i++)
+        if (!PyBytes_Check(PyTuple_GET_ITEM(prefixes, i))) {
+            PyErr_SetString(PyExc_TypeError, "prefixes: a tuple of bytes");
+            return NULL;
+        }
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
     const uint8_t *p = view.buf, *end = p + view.len;
     MetaEntry *es = NULL;
     Py_ssize_t n = 0, cap = 0;
@@ -990,31 +1094,51 @@ static PyObject *event_metadata(PyObject *self, PyObject *arg) {
         for (Py_ssize_t i = 0; i < n; i++) /* a later entry of the same id wins */
             if (i + 1 == n || es[i + 1].key != es[i].key) es[kept++] = es[i];
     }
-    out = PyList_New(kept);
-    if (!out) goto done;
+    PyObject *ops = PyList_New(0), *others = PyList_New(0);
+    int tf = 0, pjrt = 0;
+    if (!ops || !others) goto fail;
     for (Py_ssize_t i = 0; i < kept; i++) {
         MetaEntry *e = &es[i];
-        PyObject *disp = cached_display(cache, e->display, e->display_len);
-        PyObject *name = disp ? decode_name(e->name, e->name_len, 0) : NULL;
-        PyObject *key = name ? PyLong_FromLongLong(e->key) : NULL;
-        PyObject *item = key ? PyTuple_New(3) : NULL;
-        if (!item) {
-            Py_XDECREF(key);
-            Py_XDECREF(name);
-            Py_XDECREF(disp);
-            Py_CLEAR(out);
-            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                PyErr_Clear(); /* protobuf refuses it: the caller's parse decides */
-                Py_INCREF(Py_None);
-                out = Py_None;
-            }
+        /* Names are UTF-8 as protobuf checks them: one that is not goes to the twin. */
+        if (!utf8_ok(e->name, e->name_len) || !utf8_ok(e->display, e->display_len)) {
+            Py_DECREF(ops);
+            Py_DECREF(others);
+            Py_INCREF(Py_None);
+            out = Py_None;
             goto done;
         }
-        PyTuple_SET_ITEM(item, 0, key);
-        PyTuple_SET_ITEM(item, 1, name);
-        PyTuple_SET_ITEM(item, 2, disp);
-        PyList_SET_ITEM(out, i, item);
+        tf = tf || has_prefix(e->name, e->name_len, prefixes);
+        pjrt = pjrt || find(e->name, e->name_len, needle, needle_len);
+        Py_ssize_t head_len, type_len;
+        const uint8_t *type;
+        PyObject *item;
+        if (split_op(e, &head_len, &type, &type_len)) {
+            PyObject *t = cached_display(cache, type, type_len);
+            PyObject *h = t ? decode_name(e->name, head_len, 0) : NULL;
+            if (!h) {
+                Py_XDECREF(t);
+                goto fail;
+            }
+            item = tuple_of(PyLong_FromLongLong(e->key), h, t);
+            if (!item || PyList_Append(ops, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+        } else {
+            item = tuple_of(PyLong_FromLongLong(e->key), decode_name(e->name, e->name_len, 0),
+                            NULL);
+            if (!item || PyList_Append(others, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+        }
+        Py_DECREF(item);
     }
+    out = Py_BuildValue("(NNOO)", ops, others, tf ? Py_True : Py_False, pjrt ? Py_True : Py_False);
+    goto done;
+fail:
+    Py_XDECREF(ops);
+    Py_XDECREF(others);
 done:
     for (int i = 0; i < DISP_CACHE; i++) Py_XDECREF(cache[i].str);
     free(es);
@@ -1076,8 +1200,9 @@ static PyObject *total(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 }
 
 static PyMethodDef module_methods[] = {
-    {"event_metadata", event_metadata, METH_O,
-     "event_metadata(xplane_bytes): [(id, name, display_name)] sorted by id, or None."},
+    {"op_metadata", op_metadata, METH_VARARGS,
+     "op_metadata(xplane_bytes, prefixes, needle): (ops, others, runtime, needle_seen) of the "
+     "event metadata in id order, or None."},
     {"total", (PyCFunction)(void (*)(void))total, METH_FASTCALL,
      "total(values, lo=0, hi=len): sum(values[lo:hi]), summed in C for integer arrays."},
     {NULL, NULL, 0, NULL},

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
-from .hostline import event_names, read_host_plane
+from .hostline import op_metadata, read_host_plane
 from .oprecord import SEND_RECV_TYPES, OpRecord  # noqa: F401 - re-exported
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
     STEP_MARKERS,
@@ -134,6 +134,7 @@ _TF_RUNTIME = (
     "ExecutorDoneCallback",
 )
 _PJRT = "PjRt"
+_TF_RUNTIME_BYTES = tuple(p.encode() for p in _TF_RUNTIME)
 
 
 def line_kind(line_name: str) -> str:
@@ -162,30 +163,16 @@ def device_plane_id(plane_name: str) -> str | None:
 
 
 def _scan_metadata(plane: PlaneData) -> tuple[set[int], list[tuple[int, str, str]], bool]:
-    """One pass over a host plane's event metadata: the ids of step markers, (id, name,
-    type) of every TF op, and whether the plane runs TensorFlow.
+    """The host plane's event metadata sorted out: the ids of step markers, (id, name,
+    type) of every TF op in id order, and whether the plane runs TensorFlow.
 
     It does not only for a plane with PjRt client events and no TF runtime event at all:
     such a host (JAX) writes TraceMe events shaped `<what>:<detail>` that are not TF ops.
     Anything else keeps reading `name:type` events as ops, so no TF trace loses its ops.
-
-    Ops come in metadata id order (as the scanner and its twin give them: see event_names).
     """
-    markers: set[int] = set()
-    ops: list[tuple[int, str, str]] = []
-    tf = pjrt = False
-    add_op = ops.append
-    for mid, name, display in event_names(plane):
-        parts = split_op_name(name, display)
-        if parts is not None:
-            add_op((mid, *parts))
-        elif is_step_marker(name):  # `name:type` is never a marker (no ':' in either kind)
-            markers.add(mid)
-        if not tf:
-            if name.startswith(_TF_RUNTIME):
-                tf = True
-            elif not pjrt:
-                pjrt = _PJRT in name
+    ops, others, tf, pjrt = op_metadata(plane, _TF_RUNTIME_BYTES, _PJRT.encode())
+    # `name:type` is never a marker (markers hold no ':'): only the others are looked at.
+    markers = {mid for mid, name in others if is_step_marker(name)}
     return markers, ops, tf or not pjrt
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from .validate import Checks
@@ -50,20 +51,37 @@ def _wide(value: int) -> tuple[int, int]:
     return value >> 62, value & _LOW
 
 
-def event_names(plane) -> list[tuple[int, str, str]]:
-    """(id, name, display name) of every event metadata of a plane, sorted by id: scanned
-    from the header's bytes by the C extension (no protobuf object per entry), else read
-    from the parsed header by the twin."""
+def op_metadata(plane, prefixes: tuple[bytes, ...], needle: bytes) -> tuple:
+    """A plane's event metadata sorted out, in id order: (ops, others, runtime,
+    needle_seen), with (id, op name, op type) of each TF op (events.split_op_name), (id,
+    name) of every other entry, whether any name starts with one of the prefixes and
+    whether any holds the needle. Scanned from the header's bytes by the C extension (no
+    protobuf object or full name per op), else read from the parsed header by the twin."""
     if _native is not None:
-        got = _native.event_metadata(plane.header_bytes())
+        got = _native.op_metadata(plane.header_bytes(), prefixes, needle)
         if got is not None:
             return got
-    return twin_event_names(plane)
+    return twin_op_metadata(plane, prefixes, needle)
 
 
-def twin_event_names(plane) -> list[tuple[int, str, str]]:
-    """The pure-Python twin of event_names."""
-    return sorted((k, md.name, md.display_name) for k, md in plane.header.event_metadata.items())
+def twin_op_metadata(plane, prefixes: tuple[bytes, ...], needle: bytes) -> tuple:
+    """The pure-Python twin of op_metadata."""
+    from .events import split_op_name
+
+    starts = tuple(p.decode() for p in prefixes)
+    inside = needle.decode()
+    ops, others = [], []
+    runtime = seen = False
+    for mid, md in sorted(plane.header.event_metadata.items(), key=itemgetter(0)):
+        name = md.name
+        parts = split_op_name(name, md.display_name)
+        if parts is not None:
+            ops.append((mid, *parts))
+        else:
+            others.append((mid, name))
+        runtime = runtime or name.startswith(starts)
+        seen = seen or inside in name
+    return ops, others, runtime, seen
 
 
 def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) -> None:

@@ -255,11 +255,14 @@ def _headers(data: bytes):
             return []
 
 
+PREFIXES = (b"FunctionRun", b"ExecutorState::Process")
+
+
 @needs_native
-def test_event_metadata_scan_equals_the_parsed_header():
-    """The C scan of a plane's metadata bytes gives what the parsed XPlane holds, sorted by
-    id (or None, and the twin reads it): on every committed trace and the fuzz cases, plus
-    duplicate ids (the last one wins), a merged second value and sparse ids."""
+def test_op_metadata_scan_equals_the_twin():
+    """The C scan of a plane's metadata bytes sorts out ops, other names and the runtime
+    flags as the twin does from the parsed XPlane (or gives None, and the twin reads it):
+    on every committed trace and the fuzz cases."""
     fuzz = _fuzz()
     seeds = [p.read_bytes() for p in fuzz.seed_paths()]
     datas = [t.read_bytes() for t in TRACES]
@@ -267,46 +270,92 @@ def test_event_metadata_scan_equals_the_parsed_header():
     scanned = 0
     for data in datas:
         for plane, raw in _headers(data):
-            got = NATIVE.event_metadata(raw)
+            got = NATIVE.op_metadata(raw, PREFIXES, b"PjRt")
             if got is not None:
                 scanned += 1
-                assert got == hostline.twin_event_names(plane)
+                assert got == hostline.twin_op_metadata(plane, PREFIXES, b"PjRt")
     assert scanned > len(TRACES)
+
+
+def _varint(v: int) -> bytes:
+    v &= (1 << 64) - 1  # negative ids: ten bytes, two's complement
+    out = b""
+    while v > 0x7F:
+        out += bytes([v & 0x7F | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def _entry(key: int, name: bytes, display: bytes = b"", value_twice: bool = False) -> bytes:
+    """One XPlane.event_metadata map entry, as the profiler writes it."""
+    md = b"\x12" + _varint(len(name)) + name + b"\x22" + _varint(len(display)) + display
+    value = b"\x12" + _varint(len(md)) + md
+    body = b"\x08" + _varint(key) + value + (value if value_twice else b"")
+    return b"\x22" + _varint(len(body)) + body
+
+
+def _both(raw: bytes):
+    from types import SimpleNamespace
 
     from tb_metal_plugin.xplane import XPlane
 
-    def varint(v: int) -> bytes:
-        v &= (1 << 64) - 1  # negative ids: ten bytes, two's complement
-        out = b""
-        while v > 0x7F:
-            out += bytes([v & 0x7F | 0x80])
-            v >>= 7
-        return out + bytes([v])
-
-    def entry(key: int, name: bytes, display: bytes = b"", value_twice: bool = False):
-        md = b"\x12" + varint(len(name)) + name + b"\x22" + varint(len(display)) + display
-        value = b"\x12" + varint(len(md)) + md
-        body = b"\x08" + varint(key) + value + (value if value_twice else b"")
-        return b"\x22" + varint(len(body)) + body
-
-    def parsed(raw: bytes):
-        plane = XPlane.FromString(raw)
-        return sorted((k, m.name, m.display_name) for k, m in plane.event_metadata.items())
-
-    # Dense ids out of order, one twice (the later entry wins).
-    raw = entry(9, b"b:T", b"T") + entry(3, b"a") + entry(9, b"c:U", b"U") + entry(70, b"z")
-    assert (
-        NATIVE.event_metadata(raw) == parsed(raw) == [(3, "a", ""), (9, "c:U", "U"), (70, "z", "")]
+    twin = hostline.twin_op_metadata(
+        SimpleNamespace(header=XPlane.FromString(raw)), PREFIXES, b"PjRt"
     )
-    # Sparse and negative ids (sorted, not placed by id), one twice.
-    raw = entry(2**40, b"x:T", b"T") + entry(-5, b"n") + entry(7, b"s") + entry(2**40, b"y:T", b"T")
-    assert (
-        NATIVE.event_metadata(raw)
-        == parsed(raw)
-        == [(-5, "n", ""), (7, "s", ""), (2**40, "y:T", "T")]
-    )
-    assert NATIVE.event_metadata(entry(1, b"x", value_twice=True)) is None  # merged: the twin
-    assert NATIVE.event_metadata(entry(1, b"\xff")) is None  # not UTF-8: protobuf refuses it
+    return NATIVE.op_metadata(raw, PREFIXES, b"PjRt"), twin
+
+
+@needs_native
+def test_op_metadata_edge_cases_equal_the_twin():
+    """Names at the edges of split_op_name (spaces, colons, a final newline, non-ASCII
+    text, display names that are or are not the name's end), ids out of order, sparse,
+    negative or repeated (the last entry wins), and the runtime flags."""
+    names = [
+        (b"a/b:MatMul", b""),
+        (b"a b:MatMul", b""),
+        (b"a::b", b""),
+        (b":T", b""),
+        (b"a:", b""),
+        (b"a:T\n", b""),
+        (b"a:T\n\n", b""),
+        (b"a:1T", b""),
+        (b"a:_T9", b""),
+        ("\u00fc/x:Conv".encode(), b""),
+        ("x:T\u00fc".encode(), b""),
+        (b"a/b:MatMul", b"MatMul"),
+        (b"a/b:MatMul", b"Conv"),
+        (b":MatMul", b"MatMul"),
+        (b"a b:My Type", b"My Type"),
+        (b"MatMul", b"MatMul"),
+        ("x:\u00fc".encode(), "\u00fc".encode()),
+        (b"Profiled batch", b""),
+        (b"FunctionRun", b""),
+        (b"x:PjRtClient", b""),
+    ]
+    ids = [9, 3, 70, 5, 11, 2, 1, 4, 8, 6, 7, 10, 12, 13, 14, 15, 16, 17, 18, 19]
+    raw = b"".join(_entry(k, n, d) for k, (n, d) in zip(ids, names, strict=True))
+    got, twin = _both(raw)
+    assert got == twin
+    ops, others, runtime, pjrt = got
+    assert runtime and pjrt
+    assert (2, "a", "T\n") in ops and (14, "a b", "My Type") in ops  # as the regex has it
+    assert len(ops) == 8 and len(others) == 12
+    for part in (ops, others):  # each in id order
+        assert [k for k, *_ in part] == sorted(k for k, *_ in part)
+    # No runtime name, no needle.
+    got, twin = _both(_entry(1, b"a:T") + _entry(2, b"b"))
+    assert got == twin and got[2:] == (False, False)
+    # Repeated ids (the later entry wins), dense or sparse and negative.
+    raw = _entry(9, b"b:T", b"T") + _entry(3, b"a") + _entry(9, b"c:U", b"U") + _entry(70, b"z")
+    got, twin = _both(raw)
+    assert got == twin and got[:2] == ([(9, "c", "U")], [(3, "a"), (70, "z")])
+    raw = _entry(2**40, b"x:T", b"T") + _entry(-5, b"n") + _entry(7, b"s")
+    raw += _entry(2**40, b"y:T", b"T")
+    got, twin = _both(raw)
+    assert got == twin and got[:2] == ([(2**40, "y", "T")], [(-5, "n"), (7, "s")])
+    # What protobuf would merge or refuse goes to the twin.
+    assert NATIVE.op_metadata(_entry(1, b"x", value_twice=True), PREFIXES, b"PjRt") is None
+    assert NATIVE.op_metadata(_entry(1, b"\xff"), PREFIXES, b"PjRt") is None
 
 
 def test_env_forces_the_twin():
