@@ -846,7 +846,8 @@ static int parse_meta_value(const uint8_t *p, const uint8_t *end, MetaEntry *e) 
 }
 
 /* One map entry (key 1, value 2). A second value would be merged into the first by
-   protobuf: not accepted, nor is a known field with another wire type. */
+   protobuf, and an entry with any other field (or a known one with another wire type)
+   is kept out of the map as an unknown field: none of these is accepted. */
 static int parse_meta_entry(const uint8_t *p, const uint8_t *end, MetaEntry *e) {
     int values = 0;
     while (p < end) {
@@ -861,8 +862,8 @@ static int parse_meta_entry(const uint8_t *p, const uint8_t *end, MetaEntry *e) 
             const uint8_t *s, *t;
             if (wt != 2 || values++ || !rd_len(&p, end, &s, &t) || !parse_meta_value(s, t, e))
                 return 0;
-        } else if (!skip_value(&p, end, wt)) {
-            return 0;
+        } else {
+            return 0; /* protobuf keeps an entry with an unknown field out of the map */
         }
     }
     return 1;
@@ -933,6 +934,7 @@ static int has_prefix(const uint8_t *s, Py_ssize_t n, PyObject *prefixes) {
 
 static int find(const uint8_t *s, Py_ssize_t n, const char *needle, Py_ssize_t k) {
     if (k == 0) return 1;
+    if (n < k) return 0; /* an absent name is NULL, length 0: no pointer arithmetic on it */
     const uint8_t *p = s, *last = s + n - k;
     while (p <= last && (p = memchr(p, needle[0], last - p + 1)) != NULL) {
         if (memcmp(p, needle, k) == 0) return 1;

@@ -286,9 +286,10 @@ def _varint(v: int) -> bytes:
     return out + bytes([v])
 
 
-def _entry(key: int, name: bytes, display: bytes = b"", value_twice: bool = False) -> bytes:
-    """One XPlane.event_metadata map entry, as the profiler writes it."""
-    md = b"\x12" + _varint(len(name)) + name + b"\x22" + _varint(len(display)) + display
+def _entry(key: int, name: bytes | None, display: bytes = b"", value_twice: bool = False) -> bytes:
+    """One XPlane.event_metadata map entry, as the profiler writes it (name None: none)."""
+    md = b"" if name is None else b"\x12" + _varint(len(name)) + name
+    md += b"\x22" + _varint(len(display)) + display
     value = b"\x12" + _varint(len(md)) + md
     body = b"\x08" + _varint(key) + value + (value if value_twice else b"")
     return b"\x22" + _varint(len(body)) + body
@@ -342,9 +343,10 @@ def test_op_metadata_edge_cases_equal_the_twin():
     assert len(ops) == 8 and len(others) == 12
     for part in (ops, others):  # each in id order
         assert [k for k, *_ in part] == sorted(k for k, *_ in part)
-    # No runtime name, no needle.
-    got, twin = _both(_entry(1, b"a:T") + _entry(2, b"b"))
+    # No runtime name, no needle; an entry without a name, one with an empty one.
+    got, twin = _both(_entry(1, b"a:T") + _entry(2, b"b") + _entry(3, None) + _entry(4, b"", b"T"))
     assert got == twin and got[2:] == (False, False)
+    assert got[:2] == ([(1, "a", "T")], [(2, "b"), (3, ""), (4, "")])
     # Repeated ids (the later entry wins), dense or sparse and negative.
     raw = _entry(9, b"b:T", b"T") + _entry(3, b"a") + _entry(9, b"c:U", b"U") + _entry(70, b"z")
     got, twin = _both(raw)
@@ -353,6 +355,11 @@ def test_op_metadata_edge_cases_equal_the_twin():
     raw += _entry(2**40, b"y:T", b"T")
     got, twin = _both(raw)
     assert got == twin and got[:2] == ([(2**40, "y", "T")], [(-5, "n"), (7, "s")])
+    # An entry with a field besides its key and value is not in protobuf's map at all.
+    body = b"\x18\x03\x12\x07\x12\x05a:Mul"
+    raw = _entry(1, b"b:T") + b"\x22" + _varint(len(body)) + body
+    assert _both(raw)[1][0] == [(1, "b", "T")]
+    assert NATIVE.op_metadata(raw, PREFIXES, b"PjRt") is None  # the twin reads it
     # What protobuf would merge or refuse goes to the twin.
     assert NATIVE.op_metadata(_entry(1, b"x", value_twice=True), PREFIXES, b"PjRt") is None
     assert NATIVE.op_metadata(_entry(1, b"\xff"), PREFIXES, b"PjRt") is None
