@@ -94,6 +94,11 @@ static PyObject *S_key, *S_wants_stats, *S_count, *S_self_ps, *S_total_ps;
 /* Decode a varint of at most 10 bytes (bits past 64 dropped, as upb does); 0 on failure. */
 static inline int rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
     const uint8_t *q = *p;
+    if (q < end && *q < 0x80) { /* one byte: keys, small ids and lengths */
+        *out = *q;
+        *p = q + 1;
+        return 1;
+    }
     uint64_t v = 0;
     for (int i = 0; i < 10; i++) {
         if (q >= end) return 0;
@@ -242,9 +247,8 @@ static inline int64_t src_left(const Src *s) { return (int64_t)(s->end - s->p) +
    a short read (the file changed), -1: no memory. Fewer than n bytes at hand then means
    the line ends there: a varint or field cut there is cut in the line itself, so every
    bounds check below decides as it would on the whole line. */
-static int ensure(Agg *a, Src *s, int64_t n) {
+static int ensure_slow(Agg *a, Src *s, int64_t n) {
     int64_t have = s->end - s->p;
-    if (have >= n || s->pos >= s->stop) return 1;
     if (n > s->stop - s->pos + have) n = s->stop - s->pos + have;
     Py_ssize_t want = a->window > n ? a->window : (Py_ssize_t)n;
     if (want > a->win_cap) {
@@ -271,6 +275,11 @@ static int ensure(Agg *a, Src *s, int64_t n) {
     s->p = a->win;
     s->end = a->win + fill;
     return 1;
+}
+
+static inline int ensure(Agg *a, Src *s, int64_t n) {
+    if (s->end - s->p >= n || s->pos >= s->stop) return 1; /* at hand, or the line's end */
+    return ensure_slow(a, s, n);
 }
 
 /* Move past n bytes of the line (n <= src_left): those not at hand are never read. */
