@@ -1,10 +1,12 @@
 """The host plane's per-line aggregation: the C scanner when it is built, else the Python twin.
 
 `_hostline` (tb_metal_plugin/_hostline.c, an optional extension built on install where a
-compiler exists) does what its pure-Python twin `twin_line` below does, over the raw line bytes,
-writing into the same OpRecord arrays and applying the same value checks. A line the
-scanner does not accept exactly as protobuf would is handed to the Python twin, so both
-paths give identical figures (tests/test_native.py holds them to it).
+compiler exists) does what its pure-Python twin `twin_line` below does, over the raw line bytes
+read from the file a window at a time, writing into the same OpRecord arrays and applying the
+same value checks; its `op_metadata` (_hostmeta.c) sorts out the plane's event metadata as
+`twin_op_metadata` does. A line or plane the scanner does not accept exactly as protobuf
+would is handed to the Python twin, so both paths give identical figures
+(tests/test_native.py holds them to it).
 `TB_METAL_PURE_PYTHON=1` forces the twin. `READER` says which path this process uses.
 """
 
