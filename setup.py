@@ -98,7 +98,12 @@ setup(
     else [
         Extension(
             "tb_metal_plugin._hostline",
-            ["tb_metal_plugin/_hostline.c"],
+            [
+                "tb_metal_plugin/_hostline.c",
+                "tb_metal_plugin/_hostmeta.c",
+                "tb_metal_plugin/_slotsum.c",
+            ],
+            depends=["tb_metal_plugin/_hostline.h", "tb_metal_plugin/_wire.h"],
             optional=True,
         ),
         # Compact JSON of payloads (tb_metal_plugin/jsonout.py), the same bytes as json's.

@@ -104,7 +104,19 @@ static int put_str(Buf *b, PyObject *s) {
     char *out = b->data + b->len;
     Py_ssize_t k = 0;
     out[k++] = '"';
-    if (kind == PyUnicode_1BYTE_KIND) {
+    if (PyUnicode_IS_ASCII(s)) {
+        /* Runs of plain characters copied whole; most names hold no character to escape. */
+        const char *p = data;
+        Py_ssize_t i = 0;
+        while (i < n) {
+            Py_ssize_t j = i;
+            while (j < n && PLAIN((unsigned char)p[j])) j++;
+            memcpy(out + k, p + i, j - i);
+            k += j - i;
+            if (j < n) k += escape_unit(out + k, (unsigned char)p[j++]);
+            i = j;
+        }
+    } else if (kind == PyUnicode_1BYTE_KIND) {
         const Py_UCS1 *p = data;
         for (Py_ssize_t i = 0; i < n; i++) {
             Py_UCS1 c = p[i];
@@ -142,9 +154,16 @@ static int put_int(Buf *b, PyObject *o) {
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (v == -1 && PyErr_Occurred()) return -1;
     if (overflow) return put_repr(b, PyLong_Type.tp_repr(o));
+    /* Digits written backwards into a small buffer: what int.__repr__ gives. */
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", v);
-    return put(b, tmp, n);
+    char *end = tmp + sizeof tmp, *q = end;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    return put(b, q, end - q);
 }
 
 static int put_float(Buf *b, PyObject *o) {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
-from .hostline import read_host_plane
+from .hostline import op_metadata, read_host_plane
 from .oprecord import SEND_RECV_TYPES, OpRecord  # noqa: F401 - re-exported
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
     STEP_MARKERS,
@@ -88,10 +88,14 @@ class TraceEvents:
 
 
 def split_op_name(name: str, display_name: str = "") -> tuple[str, str] | None:
-    """Split `name:type` into (name, type), or None when the event is not a TF op."""
+    """Split `name:type` into (name, type), or None when the event is not a TF op.
+
+    The type string is interned (one object per type, not one per op: a trace has thousands
+    of ops of a few dozen types)."""
     if display_name:
-        if len(name) > len(display_name) + 1 and name.endswith(":" + display_name):
-            return name[: -len(display_name) - 1], display_name
+        n = len(display_name)
+        if len(name) > n + 1 and name[-n - 1] == ":" and name.endswith(display_name):
+            return name[: -n - 1], (_TYPES.get(display_name) or _new_type(display_name))
         return None
     head, sep, tail = name.rpartition(":")
     if not sep or not head or head.endswith(":") or " " in head:
@@ -101,12 +105,22 @@ def split_op_name(name: str, display_name: str = "") -> tuple[str, str] | None:
         ok = _OP_TYPE.match(tail) is not None
         if len(_TYPE_OK) < _TYPE_OK_MAX:  # bounded: a long-lived server reads many traces
             _TYPE_OK[tail] = ok
-    return (head, tail) if ok else None
+    return (head, _TYPES.get(tail) or _new_type(tail)) if ok else None
 
 
 # Whether a string is an op type: a trace has thousands of ops of a few hundred types.
 _TYPE_OK: dict[str, bool] = {}
 _TYPE_OK_MAX = 1 << 14
+
+
+_TYPES: dict[str, str] = {}
+
+
+def _new_type(type_: str) -> str:
+    """Intern a type string not yet seen (bounded, as _TYPE_OK)."""
+    if len(_TYPES) < _TYPE_OK_MAX:
+        _TYPES[type_] = type_
+    return type_
 
 
 # Host events that only TensorFlow's runtime writes; PjRt events mark a JAX/XLA client.
@@ -120,20 +134,7 @@ _TF_RUNTIME = (
     "ExecutorDoneCallback",
 )
 _PJRT = "PjRt"
-
-
-def runs_tensorflow(event_names) -> bool:
-    """False only for a host plane with PjRt client events and no TF runtime event at all.
-
-    Such a host (JAX) writes TraceMe events shaped `<what>:<detail>` that are not TF ops.
-    Anything else keeps reading `name:type` events as ops, so no TF trace loses its ops.
-    """
-    pjrt = False
-    for name in event_names:
-        if name.startswith(_TF_RUNTIME):
-            return True
-        pjrt = pjrt or _PJRT in name
-    return not pjrt
+_TF_RUNTIME_BYTES = tuple(p.encode() for p in _TF_RUNTIME)
 
 
 def line_kind(line_name: str) -> str:
@@ -161,16 +162,25 @@ def device_plane_id(plane_name: str) -> str | None:
     return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
-def _metadata_names(plane: PlaneData) -> list[tuple[int, str, str]]:
-    """(metadata id, name, display name) of every event metadata of a plane, read once."""
-    return [(mid, md.name, md.display_name) for mid, md in plane.header.event_metadata.items()]
+def _scan_metadata(plane: PlaneData) -> tuple[set[int], list[tuple[int, str, str]], bool]:
+    """The host plane's event metadata sorted out: the ids of step markers, (id, name,
+    type) of every TF op in id order, and whether the plane runs TensorFlow.
+
+    It does not only for a plane with PjRt client events and no TF runtime event at all:
+    such a host (JAX) writes TraceMe events shaped `<what>:<detail>` that are not TF ops.
+    Anything else keeps reading `name:type` events as ops, so no TF trace loses its ops.
+    """
+    ops, others, tf, pjrt = op_metadata(plane, _TF_RUNTIME_BYTES, _PJRT.encode())
+    # `name:type` is never a marker (markers hold no ':'): only the others are looked at.
+    markers = {mid for mid, name in others if is_step_marker(name)}
+    return markers, ops, tf or not pjrt
 
 
-def _find_steps(host: PlaneData, names: list[tuple[int, str, str]] | None = None) -> list[Step]:
+def _find_steps(host: PlaneData, marker_ids: set[int] | None = None) -> list[Step]:
     """Steps from host step markers (`Profiled batch`, `train`... with a `step_num` stat)."""
     stat_names = host.stat_names
-    names = _metadata_names(host) if names is None else names
-    marker_ids = {mid for mid, name, _ in names if is_step_marker(name)}
+    if marker_ids is None:
+        marker_ids = _scan_metadata(host)[0]
     steps: dict[int, Step] = {}
     for i in range(len(host.line_spans)):
         if line_kind(host.line_name(i)) != "python":
@@ -222,6 +232,20 @@ class _Collector:
 
     span = _span
 
+    def host_ops(self, ops: list[tuple[int, str, str]]) -> dict[int, OpRecord]:
+        """The record of each host op metadata id, (id, name, type) each, made in one go
+        (two ids may name one op: they share its record)."""
+        recs = self.ops
+        slots, zeros = self.slots, self.zeros
+        out = {}
+        for mid, name, type_ in ops:
+            rec = recs.get((name, type_))
+            if rec is None:
+                rec = OpRecord(name, type_, slots, zeros)
+                recs[rec.key] = rec
+            out[mid] = rec
+        return out
+
     def slot_of(self, t: int, group_id: int | None = None) -> int:
         """Step slot of an event at absolute time t (its group id first, when steps are groups)."""
         if group_id is not None and group_id in self.slot_of_group:
@@ -256,8 +280,8 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         host = next((p for p in planes if p.name == "/host:CPU"), None)
         devices = [(p, device_plane_id(p.name)) for p in planes]
         devices = [(p, d) for p, d in devices if d is not None]
-        host_names = _metadata_names(host) if host is not None else []
-        steps, source = _find_steps(host, host_names) if host is not None else [], "markers"
+        markers, host_ops, tf = _scan_metadata(host) if host is not None else (set(), [], True)
+        steps, source = _find_steps(host, markers) if host is not None else [], "markers"
         if not steps:
             steps, source = device_steps(devices), "device_steps"
             if steps and host is not None:
@@ -277,17 +301,14 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
             dev = device_plane_id(plane.name)
             if plane is host:
                 op_ids = {}
-                if runs_tensorflow(name for _, name, _ in host_names):
-                    op = col.op
-                    for mid, name, display in host_names:
-                        parts = split_op_name(name, display)
-                        if parts is not None:
-                            op_ids[mid] = op(*parts)
+                if tf:
+                    op_ids = col.host_ops(host_ops)
                 else:
                     warnings.append(
                         "no TensorFlow runtime events on the host (a JAX/XLA trace): host "
                         "events are not TF ops; device time is read from the device planes"
                     )
+                del host_ops
 
                 def on_line(i: int, plane=plane) -> None:
                     nonlocal done

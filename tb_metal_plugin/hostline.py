@@ -1,10 +1,12 @@
 """The host plane's per-line aggregation: the C scanner when it is built, else the Python twin.
 
 `_hostline` (tb_metal_plugin/_hostline.c, an optional extension built on install where a
-compiler exists) does what its pure-Python twin `twin_line` below does, over the raw line bytes,
-writing into the same OpRecord arrays and applying the same value checks. A line the
-scanner does not accept exactly as protobuf would is handed to the Python twin, so both
-paths give identical figures (tests/test_native.py holds them to it).
+compiler exists) does what its pure-Python twin `twin_line` below does, over the raw line bytes
+read from the file a window at a time, writing into the same OpRecord arrays and applying the
+same value checks; its `op_metadata` (_hostmeta.c) sorts out the plane's event metadata as
+`twin_op_metadata` does. A line or plane the scanner does not accept exactly as protobuf
+would is handed to the Python twin, so both paths give identical figures
+(tests/test_native.py holds them to it).
 `TB_METAL_PURE_PYTHON=1` forces the twin. `READER` says which path this process uses.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from .validate import Checks
@@ -25,8 +28,14 @@ if os.environ.get("TB_METAL_PURE_PYTHON", "") in ("", "0"):
         _native = None
 
 READER = "native" if _native is not None else "python"
+# sum(values[lo:hi]) of a per-slot array, summed in C (selection.py's op rows use it), or
+# None on the pure-Python path.
+native_total = _native.total if _native is not None else None
 # Lines read by each path in this process (the tests check the scanner really ran).
 LINES = {"native": 0, "twin": 0}
+# Bytes the scanner reads at a time (None: its own default, 64 KiB): tests set a few bytes,
+# so that every field of a line is cut across reads somewhere.
+WINDOW: int | None = None
 
 # Step bounds are absolute picoseconds (about 2^71 today): handed to C as (high, low 62 bits).
 # Clamping to +-2^100 keeps every comparison with a line time (< 2^74) as it was.
@@ -44,6 +53,39 @@ def _wide(value: int) -> tuple[int, int]:
     return value >> 62, value & _LOW
 
 
+def op_metadata(plane, prefixes: tuple[bytes, ...], needle: bytes) -> tuple:
+    """A plane's event metadata sorted out, in id order: (ops, others, runtime,
+    needle_seen), with (id, op name, op type) of each TF op (events.split_op_name), (id,
+    name) of every other entry, whether any name starts with one of the prefixes and
+    whether any holds the needle. Scanned from the header's bytes by the C extension (no
+    protobuf object or full name per op), else read from the parsed header by the twin."""
+    if _native is not None:
+        got = _native.op_metadata(plane.header_bytes(), prefixes, needle)
+        if got is not None:
+            return got
+    return twin_op_metadata(plane, prefixes, needle)
+
+
+def twin_op_metadata(plane, prefixes: tuple[bytes, ...], needle: bytes) -> tuple:
+    """The pure-Python twin of op_metadata."""
+    from .events import split_op_name
+
+    starts = tuple(p.decode() for p in prefixes)
+    inside = needle.decode()
+    ops, others = [], []
+    runtime = seen = False
+    for mid, md in sorted(plane.header.event_metadata.items(), key=itemgetter(0)):
+        name = md.name
+        parts = split_op_name(name, md.display_name)
+        if parts is not None:
+            ops.append((mid, *parts))
+        else:
+            others.append((mid, name))
+        runtime = runtime or name.startswith(starts)
+        seen = seen or inside in name
+    return ops, others, runtime, seen
+
+
 def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) -> None:
     """Aggregate every line of the host plane into col, natively where possible.
 
@@ -55,93 +97,90 @@ def read_host_plane(col, plane, op_ids: dict, on_line: Callable[[int], None]) ->
             on_line(i)
         return
     # Records in first-seen order (two metadata ids may name one op), and for each
-    # metadata id the index of its record: built by comprehensions, thousands of ops.
-    # OpRecords hash by identity.
-    recs: list = list(dict.fromkeys(op_ids.values()))
-    index = {rec: k for k, rec in enumerate(recs)}
+    # metadata id the index of its record, in one pass. OpRecords hash by identity.
+    index: dict = {}
+    ops_of = [index.setdefault(rec, len(index)) for rec in op_ids.values()]
+    recs: list = list(index)
     ids = list(op_ids)
-    ops_of = list(map(index.__getitem__, op_ids.values()))
+    del index
     steps = [(_wide(s), _wide(e)) for s, e in zip(col.starts, col.ends, strict=True)]
-    agg = _native.Agg(
-        ids,
-        ops_of,
-        [r.count for r in recs],
-        [r.self_ps for r in recs],
-        [r.total_ps for r in recs],
-        steps,
-        col.slots,
-    )
+    agg = _native.Agg(recs, ids, ops_of, steps, col.slots, col.first_start, _kind_index)
+    del ids, ops_of
+    if WINDOW is not None:
+        agg.window = WINDOW
     check = plane.checks
-    buf = bytearray(max((e - s for s, e in plane.line_spans), default=0))
+    fd = plane.file.fd
     try:
         for i, (start, end) in enumerate(plane.line_spans):
             agg.budget = (check.total_ps, getattr(check, _EVENTS))
-            got = agg.line(_read(plane.file, start, end, buf))
+            got = agg.read(fd, start, end)
             if got is None:
-                # Bytes the scanner does not take as protobuf would: the twin reads them
-                # (and raises the same TraceError when protobuf refuses them).
+                # Bytes the scanner does not take as protobuf would, or a short read: the
+                # twin reads them (and raises the same TraceError when protobuf refuses
+                # them or the file shrank).
                 LINES["twin"] += 1
                 twin_line(col, plane, i, op_ids)
             else:
                 LINES["native"] += 1
                 check.total_ps, accepted = agg.budget
                 setattr(check, _EVENTS, accepted)
-                _apply(col, plane, i, op_ids, recs, got)
+                _apply(col, plane, i, op_ids, got)
             on_line(i)
+        _add_kinds(recs, agg.kinds())
     finally:
         agg.close()
 
 
-def _read(file, start: int, end: int, buf: bytearray) -> memoryview | bytes:
-    """Bytes start..end of the file into one reused buffer (no fresh pages per line).
-
-    A short read goes to the reader's own `read`, which raises its TraceError naming the
-    file."""
-    view = memoryview(buf)[: end - start]
-    got = 0
-    if hasattr(os, "preadv"):
-        while got < len(view):
-            try:
-                n = os.preadv(file.fd, [view[got:]], start + got)
-            except OSError:
-                n = 0
-            if n <= 0:
-                break
-            got += n
-    return view if got == len(view) else file.read(start, end)
+# The kinds of host line (events.line_kind), as the bit index the scanner keeps per op.
+LINE_KINDS = ("python", "tf_data", "compute", "other")
+_KIND_BIT = {kind: i for i, kind in enumerate(LINE_KINDS)}
 
 
-def _apply(col, plane, index: int, op_ids: dict, recs: list, got: tuple) -> None:
-    """What host_line does around its loop: counts, warnings, line kinds, stats, span."""
+def _kind_index(line_name: str) -> int:
     from .events import line_kind
 
-    name, ts_ns, nevents, seen, first, last, bad_span, bad_budget, overlap, slot0 = got
+    return _KIND_BIT[line_kind(line_name)]
+
+
+def _add_kinds(recs: list, masks: bytes) -> None:
+    """Add to each record the line kinds the scanner saw it on (a bit mask per record)."""
+    # (kinds so far, mask) -> the interned frozenset, a few per trace; just the mask for a
+    # record the twin read no line of (its kinds are the shared empty set).
+    done: dict = {}
+    for rec, mask in zip(recs, masks, strict=True):
+        if mask:
+            kinds = rec.line_kinds
+            key = (kinds, mask) if kinds else mask
+            got = done.get(key)
+            if got is None:
+                for bit, kind in enumerate(LINE_KINDS):
+                    if mask >> bit & 1:
+                        rec.add_line_kind(kind)
+                done[key] = rec.line_kinds
+            else:
+                rec.line_kinds = got
+
+
+def _apply(col, plane, index: int, op_ids: dict, got: tuple) -> None:
+    """What the twin does around its loop that the scanner leaves: counts, warnings,
+    copy ops' stats, the line's span and first-step sequence."""
+    name, ts_ns, nevents, kept, first, last, bad_span, bad_budget, overlap, seq, stats = got
     check = plane.checks
-    if seen is None:
+    if kept is None:
         check.line_timestamp(ts_ns)  # out of range: counted, line skipped
         return
     col.event_count += nevents
     for reason, n in (("event_span", bad_span), ("budget", bad_budget), ("overlap", overlap)):
         if n:
             check._drop(reason, n)
-    if not seen:
+    if not kept:
         return
-    kind = line_kind(name)
-    if any(recs[k].wants_stats for k in seen):
+    if stats:
         col._read_stats(plane, index, op_ids)
-    for k in seen:
-        recs[k].add_line_kind(kind)
     base = ts_ns * 1000
     col._span(base + first, base + last)
-    if slot0:
-        # As the twin: the first step's op events in order, and each op's first start.
-        seq = [recs[k] for k, _ in slot0]
+    if seq:
         col.sequences.setdefault(name, []).extend(seq)
-        starts = col.first_start
-        for rec, (_, off) in zip(seq, slot0, strict=True):
-            key, t = rec.key, base + off
-            if t < starts.get(key, t + 1):
-                starts[key] = t
 
 
 def twin_line(col, plane, index: int, op_ids: dict) -> None:

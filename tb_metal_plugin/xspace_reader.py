@@ -179,6 +179,12 @@ class PlaneData:
     header: object = field(repr=False)  # an XPlane holding everything but the lines
     line_spans: list[tuple[int, int]] = field(repr=False)
     checks: Checks = field(default_factory=Checks, repr=False)
+    # The file spans whose bytes, joined, are what `header` was parsed from.
+    header_spans: list[tuple[int, int]] = field(default_factory=list, repr=False)
+
+    def header_bytes(self) -> bytes:
+        """The serialized header (the plane without its lines), read again from the file."""
+        return b"".join(self.file.read(s, e) for s, e in self.header_spans)
 
     @property
     def name(self) -> str:
@@ -307,14 +313,15 @@ class TraceFile:
                 tried = True
                 header = self._header_with_rest(runs, key_start, end)
                 if header is not None:
-                    return PlaneData(self.path, self._file, header, spans, self.checks)
+                    runs.append((key_start, end))
+                    return PlaneData(self.path, self._file, header, spans, self.checks, runs)
             if runs and runs[-1][1] == key_start:
                 runs[-1] = (runs[-1][0], e)
             else:
                 runs.append((key_start, e))
             key_start = e
         header = XPlane.FromString(b"".join(self._file.read(s, e) for s, e in runs))
-        return PlaneData(self.path, self._file, header, spans, self.checks)
+        return PlaneData(self.path, self._file, header, spans, self.checks, runs)
 
     def _header_with_rest(self, runs: list[tuple[int, int]], start: int, end: int):
         """The plane's fields so far plus all of start..end, as one parse of their bytes would

@@ -37,6 +37,15 @@ def test_descriptor_fallback_parses_the_same(corpus):
     )
 
 
+def test_op_types_are_one_string_per_type(corpus):
+    """Thousands of ops share a few dozen type strings: one object per type, not per op."""
+    ev = read_events(_trace(corpus["attention"]))
+    types = {r.type for r in ev.ops.values()}
+    assert len(ev.ops) > 2 * len(types)
+    assert len({id(r.type) for r in ev.ops.values()}) == len(types)
+    assert all(r.key == (r.name, r.type) for r in ev.ops.values())
+
+
 def test_op_events_counts_and_times_match_a_plain_pass(corpus):
     path = _trace(corpus["functional_collide"])
     ev = read_events(path)
@@ -126,5 +135,9 @@ def test_device_plane_names_and_op_names():
         "Profiled batch",
     ):
         assert split_op_name(not_op) is None
+    # A display name that is not the name's type: not an op; one that is, whatever it is.
+    assert split_op_name("a/b:MatMul", "Conv2D") is None
+    assert split_op_name(":MatMul", "MatMul") is None
+    assert split_op_name("a b:My Type", "My Type") == ("a b", "My Type")
     assert line_kind("tf_data_iterator_get_next/123") == "tf_data"
     assert line_kind("tf_Compute/1") == "compute"

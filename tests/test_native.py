@@ -197,6 +197,174 @@ def test_aimed_mutations_identical(mutate, tmp_path):
             assert got[4], "the checks dropped something and said so"  # warnings
 
 
+@needs_native
+@pytest.mark.parametrize("window", [1, 7, 100])
+def test_small_read_windows_identical(window, tmp_path, monkeypatch):
+    """The scanner reads a line a window at a time: with windows of a few bytes every key,
+    length, name and event is cut across reads somewhere, on real and mutated traces."""
+    monkeypatch.setattr(hostline, "WINDOW", window)
+    rng = random.Random(window)
+    for trace in TRACES[:3] + TRACES[-1:]:
+        want = snapshot(trace, False)
+        before = hostline.LINES["native"]
+        assert snapshot(trace, True) == want
+        assert hostline.LINES["native"] > before
+        space = XSpace.FromString(trace.read_bytes())
+        _shuffle(rng, space)
+        path = tmp_path / trace.name
+        path.write_bytes(space.SerializeToString())
+        assert_same(path)
+
+
+@needs_native
+@pytest.mark.parametrize("native", [True, False])
+def test_file_shrinking_between_lines_is_the_same_error(native, tmp_path):
+    """The scanner reads the file itself: a short read hands the line to the twin, which
+    raises the reader's error naming the file, as the twin alone does."""
+    trace = max(TRACES[:3], key=lambda p: p.stat().st_size)
+    path = tmp_path / trace.name
+    path.write_bytes(trace.read_bytes())
+    cut = []
+
+    def shrink(done, what):
+        if not cut:  # after the first host line: the next ones are gone
+            cut.append(done)
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+
+    with _path(native):
+        with pytest.raises(TbMetalError) as err:
+            read_events(str(path), shrink)
+    assert "shrank" in str(err.value) and str(path) in str(err.value)
+    assert cut
+
+
+def _headers(data: bytes):
+    """The planes of a trace file as the reader splits them, or [] when it refuses it."""
+    import tempfile
+
+    from tb_metal_plugin.xspace_reader import open_trace
+
+    with tempfile.NamedTemporaryFile(suffix=".xplane.pb") as f:
+        f.write(data)
+        f.flush()
+        try:
+            with open_trace(f.name) as trace:
+                return [(p, p.header_bytes()) for p in trace.planes()]
+        except TbMetalError:
+            return []
+
+
+PREFIXES = (b"FunctionRun", b"ExecutorState::Process")
+
+
+@needs_native
+def test_op_metadata_scan_equals_the_twin():
+    """The C scan of a plane's metadata bytes sorts out ops, other names and the runtime
+    flags as the twin does from the parsed XPlane (or gives None, and the twin reads it):
+    on every committed trace and the fuzz cases."""
+    fuzz = _fuzz()
+    seeds = [p.read_bytes() for p in fuzz.seed_paths()]
+    datas = [t.read_bytes() for t in TRACES]
+    datas += [fuzz.make_case(i, 15, seeds)[1] for i in range(120)]
+    scanned = 0
+    for data in datas:
+        for plane, raw in _headers(data):
+            got = NATIVE.op_metadata(raw, PREFIXES, b"PjRt")
+            if got is not None:
+                scanned += 1
+                assert got == hostline.twin_op_metadata(plane, PREFIXES, b"PjRt")
+    assert scanned > len(TRACES)
+
+
+def _varint(v: int) -> bytes:
+    v &= (1 << 64) - 1  # negative ids: ten bytes, two's complement
+    out = b""
+    while v > 0x7F:
+        out += bytes([v & 0x7F | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def _entry(key: int, name: bytes | None, display: bytes = b"", value_twice: bool = False) -> bytes:
+    """One XPlane.event_metadata map entry, as the profiler writes it (name None: none)."""
+    md = b"" if name is None else b"\x12" + _varint(len(name)) + name
+    md += b"\x22" + _varint(len(display)) + display
+    value = b"\x12" + _varint(len(md)) + md
+    body = b"\x08" + _varint(key) + value + (value if value_twice else b"")
+    return b"\x22" + _varint(len(body)) + body
+
+
+def _both(raw: bytes):
+    from types import SimpleNamespace
+
+    from tb_metal_plugin.xplane import XPlane
+
+    twin = hostline.twin_op_metadata(
+        SimpleNamespace(header=XPlane.FromString(raw)), PREFIXES, b"PjRt"
+    )
+    return NATIVE.op_metadata(raw, PREFIXES, b"PjRt"), twin
+
+
+@needs_native
+def test_op_metadata_edge_cases_equal_the_twin():
+    """Names at the edges of split_op_name (spaces, colons, a final newline, non-ASCII
+    text, display names that are or are not the name's end), ids out of order, sparse,
+    negative or repeated (the last entry wins), and the runtime flags."""
+    names = [
+        (b"a/b:MatMul", b""),
+        (b"a b:MatMul", b""),
+        (b"a::b", b""),
+        (b":T", b""),
+        (b"a:", b""),
+        (b"a:T\n", b""),
+        (b"a:T\n\n", b""),
+        (b"a:1T", b""),
+        (b"a:_T9", b""),
+        ("\u00fc/x:Conv".encode(), b""),
+        ("x:T\u00fc".encode(), b""),
+        (b"a/b:MatMul", b"MatMul"),
+        (b"a/b:MatMul", b"Conv"),
+        (b":MatMul", b"MatMul"),
+        (b"a b:My Type", b"My Type"),
+        (b"MatMul", b"MatMul"),
+        ("x:\u00fc".encode(), "\u00fc".encode()),
+        (b"Profiled batch", b""),
+        (b"FunctionRun", b""),
+        (b"x:PjRtClient", b""),
+    ]
+    ids = [9, 3, 70, 5, 11, 2, 1, 4, 8, 6, 7, 10, 12, 13, 14, 15, 16, 17, 18, 19]
+    raw = b"".join(_entry(k, n, d) for k, (n, d) in zip(ids, names, strict=True))
+    got, twin = _both(raw)
+    assert got == twin
+    ops, others, runtime, pjrt = got
+    assert runtime and pjrt
+    assert (2, "a", "T\n") in ops and (14, "a b", "My Type") in ops  # as the regex has it
+    assert len(ops) == 8 and len(others) == 12
+    for part in (ops, others):  # each in id order
+        assert [k for k, *_ in part] == sorted(k for k, *_ in part)
+    # No runtime name, no needle; an entry without a name, one with an empty one.
+    got, twin = _both(_entry(1, b"a:T") + _entry(2, b"b") + _entry(3, None) + _entry(4, b"", b"T"))
+    assert got == twin and got[2:] == (False, False)
+    assert got[:2] == ([(1, "a", "T")], [(2, "b"), (3, ""), (4, "")])
+    # Repeated ids (the later entry wins), dense or sparse and negative.
+    raw = _entry(9, b"b:T", b"T") + _entry(3, b"a") + _entry(9, b"c:U", b"U") + _entry(70, b"z")
+    got, twin = _both(raw)
+    assert got == twin and got[:2] == ([(9, "c", "U")], [(3, "a"), (70, "z")])
+    raw = _entry(2**40, b"x:T", b"T") + _entry(-5, b"n") + _entry(7, b"s")
+    raw += _entry(2**40, b"y:T", b"T")
+    got, twin = _both(raw)
+    assert got == twin and got[:2] == ([(2**40, "y", "T")], [(-5, "n"), (7, "s")])
+    # An entry with a field besides its key and value is not in protobuf's map at all.
+    body = b"\x18\x03\x12\x07\x12\x05a:Mul"
+    raw = _entry(1, b"b:T") + b"\x22" + _varint(len(body)) + body
+    assert _both(raw)[1][0] == [(1, "b", "T")]
+    assert NATIVE.op_metadata(raw, PREFIXES, b"PjRt") is None  # the twin reads it
+    # What protobuf would merge or refuse goes to the twin.
+    assert NATIVE.op_metadata(_entry(1, b"x", value_twice=True), PREFIXES, b"PjRt") is None
+    assert NATIVE.op_metadata(_entry(1, b"\xff"), PREFIXES, b"PjRt") is None
+
+
 def test_env_forces_the_twin():
     code = "from tb_metal_plugin import hostline; print(hostline.READER)"
     env = dict(os.environ, TB_METAL_PURE_PYTHON="1")
@@ -223,13 +391,20 @@ def test_bounds_match_validate():
     assert NATIVE.MAX_EVENTS == validate.MAX_EVENTS
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("nsteps", [0, 3, 400])
-def test_selection_sums_equal_a_loop_over_slots(nsteps):
-    """Selection's slice and numpy sums equal the plain sum over the selected slots."""
+def test_selection_sums_equal_a_loop_over_slots(nsteps, native, monkeypatch):
+    """Selection's sums (the C sum, slices and numpy) equal the plain sum over the selected
+    slots, as methods and as the summers the op rows use."""
     from array import array
 
+    from tb_metal_plugin import selection
     from tb_metal_plugin.breakdown import Selection
     from tb_metal_plugin.events import Step
+
+    if native and NATIVE is None:
+        pytest.skip("C extension not built")
+    monkeypatch.setattr(selection, "native_total", NATIVE.total if native else None)
 
     class Events:
         steps = [Step(k, 10 * k, 10 * k + 5) for k in range(nsteps)]
@@ -237,14 +412,42 @@ def test_selection_sums_equal_a_loop_over_slots(nsteps):
 
     rng = random.Random(nsteps)
     counts = array("i", (rng.randrange(1000) for _ in range(nsteps + 1)))
-    times = array("q", (rng.randrange(2**40) for _ in range(nsteps + 1)))
+    times = array("q", (rng.randrange(-(2**40), 2**40) for _ in range(nsteps + 1)))
     steps = [None, "avg"] + ([nsteps // 2] if nsteps else [])
     for step in steps:
         sel = Selection(Events(), step)
         div = sel.divisor
+        total_of, count_of = sel.summers()
         want = sum(times[i] for i in sel.slots)
-        assert sel.sum(times) == (want // div if div > 1 else want)
+        want = want // div if div > 1 else want
+        assert sel.sum(times) == total_of(times) == want
+        assert sel.sum(list(times)) == total_of(tuple(times)) == want
         want = sum(counts[i] for i in sel.slots)
-        assert sel.count(counts) == (round(want / div, 2) if div > 1 else want)
-        assert sel.count(list(counts)) == sel.count(counts)
-        assert sel.sum((0,) * (nsteps + 1)) == 0
+        want = round(want / div, 2) if div > 1 else want
+        assert sel.count(counts) == count_of(counts) == want
+        assert sel.count(list(counts)) == want
+        assert sel.sum((0,) * (nsteps + 1)) == total_of((0,) * (nsteps + 1)) == 0
+
+
+@needs_native
+def test_native_total_is_sum_of_the_slice():
+    """The C sum of a per-slot array is sum(values[lo:hi]) for every slice, array type and
+    sequence, past 64 bits too (the builtin sum takes over)."""
+    from array import array
+
+    rng = random.Random(7)
+    for code, bits in (("q", 62), ("l", 62), ("i", 30), ("h", 14), ("d", 0)):
+        for n in range(12):
+            if code == "d":
+                values = array(code, (rng.random() for _ in range(n)))
+            else:
+                values = array(code, (rng.randrange(-(2**bits), 2**bits) for _ in range(n)))
+            for lo in range(-2, n + 2):
+                for hi in range(-2, n + 3):
+                    assert NATIVE.total(values, lo, hi) == sum(values[lo:hi])
+            assert NATIVE.total(values) == sum(values)
+    big = array("q", [2**62] * 5)
+    assert NATIVE.total(big) == 5 * 2**62  # past int64: summed by the builtin sum
+    assert NATIVE.total([1, 2, 3], 1) == 5 and NATIVE.total((4, 5), 0, 1) == 4
+    with pytest.raises(TypeError):
+        NATIVE.total(None)
