@@ -69,8 +69,9 @@ class Structure:
         name = callee_name(op)
         return self.by_fname.get(name) if name else None
 
-    def resolve(self, graph, name: str, depth: int = 0):
-        """(op, how) for an executed node name inside `graph`; (None, why) if none."""
+    def resolve(self, graph, name: str, depth: int = 0, calls: list | None = None):
+        """(op, how) for an executed node name inside `graph`; (None, why) if none.
+        `calls`, when given, receives the function call ops walked through, outermost first."""
         if depth > 40:
             return None, "too deep"
         op = self.node(graph, name)
@@ -84,31 +85,34 @@ class Structure:
             rest = parts[i:]
             if head.type in WHILE_TYPES:
                 sub = {"body": "_body_graph", "cond": "_cond_graph"}.get(rest[0])
-                return self._branch(head, sub, rest, depth)
+                return self._branch(head, sub, rest, depth, calls)
             if head.type in IF_TYPES:
                 sub = {"then": "_true_graph", "else": "_false_graph"}.get(rest[0])
-                return self._branch(head, sub, rest, depth)
+                return self._branch(head, sub, rest, depth, calls)
             if head.type in CASE_TYPES:
                 if rest[0].startswith("branch") and len(rest) > 2 and _N.match(rest[1]):
                     graphs = getattr(head, "_branch_graphs", None) or []
                     k = rest[0][len("branch") :]
                     if k.isdigit() and int(k) < len(graphs):
-                        return self.resolve(graphs[int(k)], "/".join(rest[2:]), depth + 1)
+                        return self.resolve(graphs[int(k)], "/".join(rest[2:]), depth + 1, calls)
                 return head, "lowering"
             callee = self.callee(head)
             if callee is not None:
-                op, how = self.resolve(callee, "/".join(rest), depth + 1)
+                inner: list | None = [] if calls is not None else None
+                op, how = self.resolve(callee, "/".join(rest), depth + 1, inner)
                 if op is not None:
+                    if calls is not None:
+                        calls += [head, *inner]
                     return op, how
                 if _is_glue(rest):
                     return head, "call glue"
                 return None, "no such node"
         return None, "no such node"
 
-    def _branch(self, head, attr, rest, depth):
+    def _branch(self, head, attr, rest, depth, calls=None):
         sub = getattr(head, attr, None) if attr else None
         if sub is not None and len(rest) > 2 and _N.match(rest[1]):
-            op, how = self.resolve(sub, "/".join(rest[2:]), depth + 1)
+            op, how = self.resolve(sub, "/".join(rest[2:]), depth + 1, calls)
             if op is not None:
                 return op, how
             return None, "no such node"
@@ -221,7 +225,8 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
             return rec
         rec.update(label=None, reason="copy of a node with no label", producer=prod)
         return rec
-    op, how = structure.resolve(root, n.name)
+    calls: list = []
+    op, how = structure.resolve(root, n.name, calls=calls)
     originals = list(n.experimental_debug_info.original_node_names)
     ofuncs = list(n.experimental_debug_info.original_func_names)
     orig_labels = []
@@ -238,7 +243,7 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
         # A node Grappler made inside an inlined body: its debug info names what it replaced.
         op_label, how = orig_labels[-1], "original_node_names"
     elif op is not None:
-        op_label = label_of(op)
+        op_label = _seen_from_callers(label_of(op), calls)
     elif (replaced := _grappler_replaced(structure, root, n.name, nodes)) is not None:
         op_label, how = label_of(replaced[0]), f"grappler name: replaces {replaced[1]}"
         folded = _folded_in(*replaced, nodes)
@@ -270,6 +275,32 @@ def _record(structure, root, n, nodes, sends, depth=0) -> dict:
                     list(x) if x else None for x in sorted(flayers, key=str)
                 ]
     return rec
+
+
+def _seen_from_callers(label: dict | None, calls: list) -> dict | None:
+    """An op's label as the step runs it, through the function calls it sits in.
+
+    A function's ops are labelled when it is traced, with the layers on the stack then:
+    Keras traces a layer's tf.function-decorated `call` when it builds the model, outside
+    any outer model, and the step reuses that trace. The call op, made while the step was
+    traced, has the layers above it; they go in front of the op's own path (where that
+    path does not already start with them).
+    """
+    if not label or not label.get("layer"):
+        return label
+    path = list(label["layer"])
+    for call in reversed(calls):  # innermost first
+        outer = label_of(call)
+        if not outer or not outer.get("layer") or outer.get("phase") != label.get("phase"):
+            continue
+        above = list(outer["layer"])
+        k = next(
+            k
+            for k in range(min(len(above), len(path)), -1, -1)
+            if above[len(above) - k :] == path[:k]
+        )
+        path = above + path[k:]
+    return label if path == list(label["layer"]) else {**label, "layer": path}
 
 
 # Grappler names a node it builds to replace one node `<scope>/<name>` as
