@@ -213,3 +213,52 @@ def shared_head_two_losses():
     model.compile("adam", ["mae", "sparse_categorical_crossentropy"], loss_weights=[0.3, 1.0])
     y = [rng.random((n, 8), dtype="float32"), rng.integers(0, 2, n)]
     return _fit(model, rng.random((n, 10), dtype="float32"), y)
+
+
+def override_compute_loss():
+    """A model that overrides compute_loss (Keras 3's hook for custom losses) to add a
+    penalty on its own output."""
+    keras, L = _keras()
+    ops = keras.ops
+
+    class Penalised(keras.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            base = super().compute_loss(x, y, y_pred, sample_weight, training)
+            return base + 0.01 * ops.mean(ops.square(y_pred))
+
+    inp = keras.Input((10,))
+    out = L.Dense(3, name="out")(L.Dense(8, activation="tanh", name="h")(inp))
+    model = Penalised(inp, out, name="penalised")
+    model.compile("adam", "mse")
+    return _fit(model, *_data((10,)))
+
+
+def tf_function_layer():
+    """A custom layer whose call is a tf.function (a nested function call in the step)
+    and one that recomputes its activations in the backward pass (tf.recompute_grad)."""
+    keras, L = _keras()
+    import tensorflow as tf
+
+    class Compiled(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], shape[-1]), name="w")
+
+        @tf.function
+        def call(self, x):
+            return tf.nn.relu(tf.matmul(x, self.w)) + x
+
+    class Recomputed(keras.layers.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.fc = L.Dense(8, activation="relu", name="fc")
+
+        def call(self, x):
+            return tf.recompute_grad(lambda t: self.fc(t) * 2.0)(x)
+
+    inp = keras.Input((8,))
+    h = Compiled(name="compiled")(L.Dense(8, name="stem")(inp))
+    h = Recomputed(name="recomputed")(h)
+    out = L.Dense(3, name="head")(h)
+    model = keras.Model(inp, out, name="tf_fn")
+    model.compile("adam", "mse")
+    return _fit(model, *_data((8,)))

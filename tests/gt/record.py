@@ -82,7 +82,8 @@ HELDOUT_D_GROUPS = {
     "heldout_d": [
         "list_blocks", "lazy_build", "dataset_map", "stateful_rnn", "masked_attention",
         "clipvalue_sgd", "deferred_sequential", "custom_step_apply_gradients",
-        "relu6_blocks", "shared_head_two_losses",
+        "relu6_blocks", "shared_head_two_losses", "override_compute_loss",
+        "tf_function_layer",
     ],
     "heldout_d_apps": ["frozen_backbone"],
 }  # fmt: skip
