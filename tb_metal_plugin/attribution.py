@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from . import neighbours
+from .function_grads import function_gradient_layers
 from .opnames import (
     ACCUMULATOR_TYPE,
     INTERNAL,
@@ -273,6 +274,7 @@ class TraceAttributor:
         )
         self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer, first_start))
         self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
+        self._layers.update(function_gradient_layers(ops, self._name_layer))
         self._phases: dict[str, str] = {}
         if first_start:
             grads = neighbours.gradient_runs(

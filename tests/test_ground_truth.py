@@ -57,6 +57,11 @@ SHORT_OF_THRESHOLD = {
         "its consumer is the previous layer's gradient, so trace-only gives the model "
         "(1 op of 26: 96.2% per op)"
     ),
+    ("tf_function_layer", "trace"): (
+        "tf.recompute_grad's gradient function makes ops at the step's root with no scope "
+        "(SelectV2, Equal, Max: types only metrics make there otherwise), so trace-only "
+        "gives them to the metrics (about 7% of that model's op time)"
+    ),
     ("nested_models", "trace"): (
         "a tape AddN summing gradients of two layers: its inputs are not in the trace, so "
         "trace-only gives one layer where the ground truth gives their common ancestor "
