@@ -8,10 +8,12 @@ optimizer phase of both optimizers; trace only, both optimizers' counters at the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from tb_metal_plugin.recording.layers import _as_called
 from tests.gt import record
 from tests.gt import score as gt
 from tests.test_ground_truth import record_in_subprocess
@@ -54,3 +56,17 @@ def test_callback_on_a_custom_step_with_sub_models_and_two_optimizers(tmp_path):
     assert ("generator", "g_h") in layers and ("discriminator", "d_out") in layers, layers
     optimizer = [k for k, row in rows.items() if row["phase"] == "optimizer"]
     assert any("/adam/" in k for k in optimizer) and any("/sgd/" in k for k in optimizer)
+    # The manifest's layer tree puts the sub-models where the step called them too, so
+    # the view shows one generator, not an empty copy under `gan`.
+    manifest = next((out / "gan_two_optimizers").glob("callback/**/*.tb_metal.json"))
+    tree = {tuple(entry["path"]) for entry in json.loads(manifest.read_text())["layers"]}
+    assert ("generator", "g_h") in tree and ("discriminator", "d_out") in tree, tree
+    assert not any(p[:2] == ("gan", "generator") for p in tree), tree
+
+
+def test_layer_tree_follows_where_layers_were_called():
+    moved = {("gan", "generator"): ("generator",)}
+    assert _as_called(("gan", "generator", "g_h"), moved) == ("generator", "g_h")
+    assert _as_called(("gan", "generator"), moved) == ("generator",)
+    assert _as_called(("gan",), moved) == ("gan",)  # never called: where the model has it
+    assert _as_called(("gan", "disc", "d_h"), moved) == ("gan", "disc", "d_h")

@@ -44,14 +44,24 @@ class CallLog:
 
 
 def layer_tree(
-    model: Any, scopes: dict[tuple[str, ...], list[str]], calls: CallLog | None = None
+    model: Any,
+    scopes: dict[tuple[str, ...], list[str]],
+    calls: CallLog | None = None,
+    called: dict[int, tuple[str, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the manifest's `layers` list: path, class, params, shapes, dtype policy, scopes."""
+    """Return the manifest's `layers` list: path, class, params, shapes, dtype policy, scopes.
+
+    `called` (id(layer) -> the path of its first call in the step) moves a layer, and what
+    it holds, to where the step called it: a custom `train_step` that calls a GAN's
+    generator itself runs it as `generator/...`, not under the model that owns it.
+    """
     out = []
-    for path, layer in iter_layers(model):
+    tree = list(iter_layers(model))
+    moved = {path: called[id(layer)] for path, layer in tree if called and id(layer) in called}
+    for path, layer in tree:
         seen = (calls.calls.get(path) if calls else None) or []
         entry: dict[str, Any] = {
-            "path": list(path),
+            "path": list(_as_called(path, moved)),
             "class": type(layer).__name__,
             "params": _params(layer),
             "output_shape": _output_shape(layer, seen),
@@ -63,6 +73,14 @@ def layer_tree(
             entry["input_shapes"] = _input_shapes(seen[0])
         out.append(entry)
     return out
+
+
+def _as_called(path: tuple[str, ...], moved: dict[tuple[str, ...], tuple[str, ...]]) -> tuple:
+    """The path under the nearest enclosing layer's call path (itself included)."""
+    for k in range(len(path), 0, -1):
+        if path[:k] in moved:
+            return moved[path[:k]] + path[k:]
+    return path
 
 
 def _params(layer: Any) -> int | None:

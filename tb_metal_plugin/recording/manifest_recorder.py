@@ -42,6 +42,7 @@ class ManifestRecorder:
         self.ops: dict[str, Any] | None = None
         self._scopes_cm: Any = None
         self._provenance: Any = None
+        self._called: dict[int, tuple[str, ...]] = {}  # id(layer) -> its first call's path
         self._capture: Any = None
 
     @property
@@ -112,6 +113,8 @@ class ManifestRecorder:
             except Exception as e:
                 self.placement = None
                 self.warn_missing("placement", e)
+        if provenance is not None:
+            self._called = dict(provenance.called)
         if provenance is not None and run_metadata is not None:
             self._build_op_table(provenance, run_metadata)
         elif self.options.record_ops and not any("op records" in w for w in self.warnings):
@@ -158,7 +161,7 @@ class ManifestRecorder:
         try:
             from . import layers
 
-            data["layers"] = layers.layer_tree(model, self.scopes, self.calls)
+            data["layers"] = layers.layer_tree(model, self.scopes, self.calls, self._called)
         except Exception as e:
             self.warn_missing("layers", e)
         if self.ops is not None:

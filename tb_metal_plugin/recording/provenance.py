@@ -55,6 +55,8 @@ class OpProvenance:
         self._stack = _Stack()
         self._undo: list[Any] = []
         self._lock = threading.Lock()
+        # id(layer) -> the path of its first call: where its ops sit, for the layer tree.
+        self.called: dict[int, tuple[str, ...]] = {}
 
     # -- install / remove ---------------------------------------------------------------
 
@@ -136,12 +138,13 @@ class OpProvenance:
             for cls in type(layer).__mro__:
                 if "__call__" in vars(cls) and issubclass(cls, base):
                     classes.add(cls)
-        stack = self._stack
+        stack, called = self._stack, self.called
         for cls in classes:
             original = vars(cls)["__call__"]
 
             def layer_call(layer: Any, *args: Any, __original=original, **kwargs: Any) -> Any:
                 path = _call_path(stack.frames, layer)
+                called.setdefault(id(layer), path)
                 stack.frames.append(("layer", path, id(layer)))
                 try:
                     return __original(layer, *args, **kwargs)
