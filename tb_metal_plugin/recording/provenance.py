@@ -297,11 +297,12 @@ def _call_path(frames: list[tuple], layer: Any) -> tuple[str, ...]:
     of its ops say so, as they do for a layer called by another model's layer.
     """
     caller = next((f for f in reversed(frames) if f[0] == "layer"), None)
+    name = str(getattr(layer, "name", None) or type(layer).__name__)
     if caller is None:
-        return (layer.name,)
+        return (name,)
     if caller[2] == id(layer):  # a class's `__call__` override, then the base one
         return caller[1]
-    return (*caller[1], layer.name)
+    return (*caller[1], name)
 
 
 def _gradient_frame(args: tuple) -> tuple:
