@@ -41,6 +41,8 @@ from .opnames import (
 )
 from .phases import RootPhases
 
+_UNSET = object()  # not in a cache (None is an answer there)
+
 # Kept importable under their old names (ManifestAttributor and other modules use them).
 _layer_key = layer_key
 _strip_suffix = strip_suffix
@@ -173,7 +175,8 @@ def classify(
     source: str,
 ) -> Attribution:
     """Phase and bucket of an op, given the layer it was attributed to (or None)."""
-    kinds = set(line_kinds)
+    # An op record's kinds are already a (shared) frozenset: no copy per op.
+    kinds = line_kinds if isinstance(line_kinds, frozenset) else set(line_kinds)
     # A layer's `if` keeps values for its gradient in Optionals; the iterator's Optionals
     # (Keras's multi-step loop checks for a batch in an `if` too) belong to no layer.
     # (The type tests first: most ops are neither, and need no split of their name.)
@@ -259,6 +262,7 @@ class TraceAttributor:
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
+        self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
         tape -= self._roots.weak  # only the tape's own sums; guesses are settled below
         self._layers.update(
@@ -321,14 +325,14 @@ class TraceAttributor:
 
     def _name_layer(self, name: str) -> tuple[str, ...] | None:
         """The layer path the name's scopes say (no neighbours consulted)."""
-        if name in self._name_layers:
-            return self._name_layers[name]
-        layer = self._name_layers[name] = self._read_layer(name)
+        layer = self._name_layers.get(name, _UNSET)
+        if layer is _UNSET:
+            layer = self._name_layers[name] = self._read_layer(name)
         return layer
 
     def _read_layer(self, name: str) -> tuple[str, ...] | None:
         head, _, last = name.rpartition("/")
-        if head and is_mark(last):
+        if head and last[:1] == "_" and last[1:].isdigit():  # is_mark(last), inline
             name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
         # The answer depends on the scopes above the op only (and this trace's scope
         # sets, fixed once built): ops under one scope share it.
@@ -374,9 +378,12 @@ class TraceAttributor:
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
-        if name in self._layers:
-            return self._layers[name]
-        return self._name_layer(name)
+        layer = self._layers.get(name, _UNSET)
+        if layer is _UNSET:
+            layer = self._name_layers.get(name, _UNSET)
+            if layer is _UNSET:
+                layer = self._name_layers[name] = self._read_layer(name)
+        return layer
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
@@ -387,7 +394,7 @@ class TraceAttributor:
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
-        phase = self._phases.get(name) or self._roots.of(name)
+        phase = self._phases.get(name) or self._root_phase.get(name)
         if layer is not None and phase != "backward":
             phase = None  # a model's own op-function scope (`model_1/strided_slice`)
         if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):

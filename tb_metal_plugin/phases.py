@@ -177,9 +177,21 @@ class RootPhases:
         branch_ops: list[tuple[str, str]] = []
         # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
         known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
+        # Per scope: can an op right below it be a root op at all? (`_owner` of a path of
+        # three with no replica or Grappler prefix first never is: most ops of a model.)
+        too_deep: dict[tuple[str, ...], bool] = {}
         for name, op_type in ops:
             head, last = name_head(name)
             inside = head.inside  # the op's step path is inside + (last,)
+            if inside is not None and len(inside) == 2:
+                deep = too_deep.get(inside)
+                if deep is None:
+                    deep = too_deep[inside] = not (
+                        REPLICA.match(inside[0]) or inside[0].endswith("Optimizer")
+                    )
+                if deep:
+                    known[(name, op_type)] = None
+                    continue
             if inside is None or len(inside) > 2:
                 known[(name, op_type)] = ro = None  # outside the step, or no root op
                 br = None if inside is None else _branch(inside)
