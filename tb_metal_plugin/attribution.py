@@ -120,6 +120,7 @@ class TraceAttributor:
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        self._walks: dict[tuple[str, ...], tuple] = {(): ((), (), False)}
         # Every scope prefix that has forward ops below it, and the paths that tell
         # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
         self._forward_scopes, self._paths = scope_sets(ops)
@@ -210,17 +211,25 @@ class TraceAttributor:
         return layer
 
     def _layer_of_scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
-        key: list[str] = []
-        path: list[str] = []
-        for comp in scopes:
-            if comp in PASS_THROUGH or is_mark(comp):
-                continue
-            key.append(comp)
-            if self._is_layer_scope(tuple(key)):
-                path.append(comp if self._unsuffixed else strip_suffix(comp))
-                continue
-            break
-        return tuple(path) or None
+        """The layers of the scopes: the leading run of layer scopes (pass-through ones
+        stepped over), read one prefix at a time and remembered per prefix (thousands of
+        scopes share a few hundred parents)."""
+        walks = self._walks
+        i = len(scopes)
+        while i and scopes[:i] not in walks:
+            i -= 1
+        # (layer path, layer key, stopped): the walk's state after the first i components.
+        path, key, stopped = walks[scopes[:i]]
+        for j in range(i, len(scopes)):
+            comp = scopes[j]
+            if not (stopped or comp in PASS_THROUGH or is_mark(comp)):
+                key = key + (comp,)
+                if self._is_layer_scope(key):
+                    path = path + (comp if self._unsuffixed else strip_suffix(comp),)
+                else:
+                    stopped = True
+            walks[scopes[: j + 1]] = (path, key, stopped)
+        return path or None
 
     def _is_layer_scope(self, key: tuple[str, ...]) -> bool:
         """A uniquified scope with forward ops below it, not a second op-function scope.
