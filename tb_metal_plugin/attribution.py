@@ -30,8 +30,8 @@ from .opnames import (
     layer_key,
     name_head,
     name_is_backward,
-    name_parts,
     scope_sets,
+    scopes_above,
     strip_suffix,
 )
 from .opphase import (  # noqa: F401  (the tables are importable from here, as before)
@@ -120,6 +120,7 @@ class TraceAttributor:
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        self._head_layers: dict[str | None, tuple[str, ...] | None] = {}
         self._walks: dict[tuple[str, ...], tuple] = {(): ((), (), False)}
         # Every scope prefix that has forward ops below it, and the paths that tell
         # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
@@ -199,12 +200,25 @@ class TraceAttributor:
         return layer
 
     def _read_layer(self, name: str) -> tuple[str, ...] | None:
-        head, _, last = name.rpartition("/")
+        head, sep, last = name.rpartition("/")
         if head and last[:1] == "_" and last[1:].isdigit():  # is_mark(last), inline
             name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
+            head, sep, last = name.rpartition("/")
         # The answer depends on the scopes above the op only (and this trace's scope
-        # sets, fixed once built): ops under one scope share it.
-        scopes = name_parts(name)[0]
+        # sets, fixed once built): ops under one scope share it. The scope string says
+        # which, unless it ends in `gradients/` (then the op's own name may count).
+        key = head if sep else None
+        layer = self._head_layers.get(key, _UNSET)
+        if layer is not _UNSET:
+            return layer
+        h, _ = name_head(name)
+        scopes = scopes_above(h, last)
+        if not h.ends_gradients:
+            layer = self._head_layers[key] = self._scopes_layer(scopes)
+            return layer
+        return self._scopes_layer(scopes)
+
+    def _scopes_layer(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
         if scopes in self._scope_layers:
             return self._scope_layers[scopes]
         layer = self._scope_layers[scopes] = self._layer_of_scopes(scopes)

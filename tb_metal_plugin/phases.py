@@ -114,6 +114,25 @@ def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] 
     return None
 
 
+_NONE, _ANY = object(), object()
+
+
+def _owner_shape(inside: tuple[str, ...]):
+    """`_owner` of the ops right below these step scopes (one or two): `_NONE` (never a
+    root op), an owner (for reads and `input`s alone, else none), or `_ANY` (ask it).
+
+    Replica and Grappler prefixes change the path first: those scopes are `_ANY`.
+    """
+    first = inside[0]
+    if REPLICA.match(first) or first.endswith("Optimizer"):
+        return _ANY
+    if len(inside) == 2 or first in PASS_THROUGH:
+        return _NONE
+    if strip_suffix(first) in INTERNAL:
+        return _ANY  # every op below is one root op: `_owner` says so
+    return ((), first)
+
+
 def root_branch(name: str) -> str | None:
     """The branch prefix when the op runs in a `cond` created at the step's root."""
     path = step_path(name)
@@ -177,20 +196,26 @@ class RootPhases:
         branch_ops: list[tuple[str, str]] = []
         # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
         known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
-        # Per scope: can an op right below it be a root op at all? (`_owner` of a path of
-        # three with no replica or Grappler prefix first never is: most ops of a model.)
-        too_deep: dict[tuple[str, ...], bool] = {}
+        # Per scope, what `_owner` makes of the ops right below it, where that is one
+        # answer or a test of the op alone: most ops of a model are too deep for a root op.
+        shapes: dict[tuple[str, ...], object] = {}
         for name, op_type in ops:
             head, last = name_head(name)
             inside = head.inside  # the op's step path is inside + (last,)
-            if inside is not None and len(inside) == 2:
-                deep = too_deep.get(inside)
-                if deep is None:
-                    deep = too_deep[inside] = not (
-                        REPLICA.match(inside[0]) or inside[0].endswith("Optimizer")
-                    )
-                if deep:
-                    known[(name, op_type)] = None
+            if inside is not None and 0 < len(inside) < 3:
+                shape = shapes.get(inside)
+                if shape is None:
+                    shape = shapes[inside] = _owner_shape(inside)
+                if shape is not _ANY:
+                    if shape is _NONE:
+                        known[(name, op_type)] = None
+                        continue
+                    # A scope at the root: its op (or a read, an `input` below it) is one.
+                    if op_type in NON_COMPUTE or last == "input":
+                        ro = known[(name, op_type)] = shape
+                        owners.setdefault(ro, {})[name] = op_type
+                    else:
+                        known[(name, op_type)] = None
                     continue
             if inside is None or len(inside) > 2:
                 known[(name, op_type)] = ro = None  # outside the step, or no root op
