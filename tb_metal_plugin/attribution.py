@@ -80,7 +80,7 @@ _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 def _op_keys(seq) -> list[tuple[str, str]]:
     """(name, type) of each op record (or pair) of a thread's sequence."""
     try:
-        return [(r.name, r.type) for r in seq]  # records, as TraceEvents keeps them
+        return [r.key for r in seq]  # records, as TraceEvents keeps them: (name, type)
     except AttributeError:
         return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
@@ -167,12 +167,13 @@ class TraceAttributor:
         with its data-dependent work.
         """
         starts: dict[tuple[str, ...], list[int]] = {}
+        read = self._read_layer  # (per scope string: no per-name cache to fill here)
         for (name, op_type), t in first_start.items():
             if op_type in NON_COMPUTE or op_type.startswith("Assign"):
                 continue
             if name_is_backward(name):
                 continue
-            layer = self._name_layer(name)
+            layer = read(name)
             if layer:
                 starts.setdefault(layer, []).append(t)
         return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}

@@ -379,7 +379,10 @@ def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
 
 def layer_key(components) -> tuple[str, ...]:
     """Scope components that can be layers, in order: pass-through scopes removed."""
-    return tuple(c for c in components if c not in PASS_THROUGH and not is_mark(c))
+    # (is_mark, inline: a list comprehension, not a generator and a call per component)
+    return tuple(
+        [c for c in components if c not in PASS_THROUGH and not (c[:1] == "_" and c[1:].isdigit())]
+    )
 
 
 def could_be_layer(component: str) -> bool:
