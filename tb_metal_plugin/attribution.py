@@ -61,16 +61,11 @@ COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 _PER_OP_TYPES = COPY_TYPES | OPTIONAL_TYPES | INPUT_TYPES | {ACCUMULATOR_TYPE}
 
 
-def _per_scope(name: str) -> bool:
-    """True when every op of this scope (of a type not in _PER_OP_TYPES, its name in no
-    per-name table, not a `_<k>` copy) and these line kinds gets one answer.
-
-    Two things read the op's own name there: the loss trackers' updates (`_loss_tracker_op`,
-    under `compile_loss/`), and `restart` when the scopes end in `gradients/` (the op may
-    be the first scope again); scopes with either are left out.
-    """
-    h = name_head(name)[0]
-    return not h.ends_gradients and _scopes_phase(h.tail) != "loss"
+# Per-scope answers: every op of a scope (of a type not in _PER_OP_TYPES, its name in no
+# per-name table, not a `_<k>` copy) with the same line kinds gets one answer, except where
+# the op's own name is read: the loss trackers' updates (`_loss_tracker_op`, under
+# `compile_loss/`), and `restart` when the scopes end in `gradients/` (the op may be the
+# first scope again). `attribute` leaves scopes with either out of its caches.
 
 
 # Where a root op's time goes when it has no layer, by the phase Keras created it in.
@@ -153,6 +148,7 @@ class TraceAttributor:
         # Ops whose own name, not only their scope, can change their answer.
         self._per_name = self._layers.keys() | self._phases.keys() | self._root_phase.keys()
         self._by_scope: dict[tuple[str | None, frozenset[str]], Attribution] = {}
+        self._by_facts: dict[tuple, Attribution] = {}
 
     def _scoped_phase(self, name: str, op_type: str) -> str | None:
         """The phase an op's name decides (None for unscoped root ops)."""
@@ -280,7 +276,7 @@ class TraceAttributor:
         """Layer and phase of one op."""
         head, sep, last = name.rpartition("/")
         # Most ops' answer depends only on their scope string and line kinds: worked out
-        # for the first op of a scope, looked up for the others (see `_per_scope`).
+        # for the first op of a scope, looked up for the others (see per-scope answers, above).
         key = None
         if (
             op_type not in _PER_OP_TYPES
@@ -292,9 +288,20 @@ class TraceAttributor:
             att = self._by_scope.get(key)
             if att is not None:
                 return att
-            att = self._attribute(name, op_type, line_kinds, head, sep, last)
-            if _per_scope(name):
-                self._by_scope[key] = att
+            h = name_head(name)[0]
+            scoped = _scopes_phase(h.tail)
+            if h.ends_gradients or scoped == "loss":  # see per-scope answers
+                return self._attribute(name, op_type, line_kinds, head, sep, last)
+            # What classify reads of such an op: its layer, whether it is a gradient, its
+            # scopes' phase, whether it has scopes at all, and its line kinds. Scopes that
+            # agree on these (an optimizer's thousands) share one answer.
+            facts = (self._read_layer(name), h.backward, scoped, bool(sep), line_kinds)
+            att = self._by_facts.get(facts)
+            if att is None:
+                att = self._by_facts[facts] = self._attribute(
+                    name, op_type, line_kinds, head, sep, last
+                )
+            self._by_scope[key] = att
             return att
         return self._attribute(name, op_type, line_kinds, head, sep, last)
 
