@@ -163,13 +163,18 @@ class TraceAttributor:
         with its data-dependent work.
         """
         starts: dict[tuple[str, ...], list[int]] = {}
-        read = self._read_layer  # (per scope string: no per-name cache to fill here)
+        read, head_layers = self._read_layer, self._head_layers
         for (name, op_type), t in first_start.items():
             if op_type in NON_COMPUTE or op_type.startswith("Assign"):
                 continue
-            if name_is_backward(name):
+            head, sep, _ = name.rpartition("/")
+            # (name_is_backward's own first test, before its call: most names fail it)
+            if "grad" in head and name_is_backward(name):
                 continue
-            layer = read(name)
+            # `_read_layer`'s per-scope-string answer, looked up before its call.
+            layer = head_layers.get(head if sep else None, _UNSET)
+            if layer is _UNSET or (head and is_mark(name[len(head) + 1 :])):
+                layer = read(name)
             if layer:
                 starts.setdefault(layer, []).append(t)
         return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}
