@@ -342,15 +342,12 @@ def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
     keys: dict[tuple[str, ...], tuple[str, ...]] = {}
     forward: set[tuple[str, ...]] = set()
     paths: set[tuple[str, ...]] = set()
-    for above in above_ops:
-        _add_prefixes(paths, _cached_key(keys, above))
+    _add_keys(paths, above_ops, keys)
     unsuffixed = {p for p in paths if not SUFFIX.match(p[-1])}
     for above, last in own:
         paths.add(_cached_key(keys, above) + (last,))  # its prefixes are there already
-    for above in fwd:
-        _add_prefixes(forward, _cached_key(keys, above))
-    for above in fwd_up:
-        _add_prefixes(forward, _cached_key(keys, above[:-1]))
+    _add_keys(forward, fwd, keys)
+    _add_keys(forward, fwd_up, keys, parent=True)
     # An unsuffixed scope beside `<same>_<k>` says the latter is a second use of one
     # function's scope (Keras 3 layer scopes always carry the suffix): op functions the
     # INTERNAL list does not name (`stateless_dropout`) are told apart the same way.
@@ -365,16 +362,25 @@ def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:
     return key
 
 
-def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
-    """Add every prefix of `key` to a set that holds every prefix of what it holds.
+def _add_keys(into: set, scopes_set: set, keys: dict, parent: bool = False) -> None:
+    """Add every prefix of the layer key of each scope tuple of the set (of its parent
+    `s[:-1]`, with parent) to `into`, a set that holds every prefix of what it holds.
 
-    Longest first: once a prefix is there, all shorter ones are too.
+    Keys are remembered in `keys` (`_cached_key`); one call for thousands of scopes.
     """
-    for i in range(len(key), 0, -1):
-        prefix = key[:i]
-        if prefix in into:
-            return
-        into.add(prefix)
+    get = keys.get
+    for scopes in scopes_set:
+        if parent:
+            scopes = scopes[:-1]
+        key = get(scopes)
+        if key is None:
+            key = keys[scopes] = layer_key(scopes)
+        # Longest first: once a prefix is there, all shorter ones are too.
+        for i in range(len(key), 0, -1):
+            prefix = key[:i]
+            if prefix in into:
+                break
+            into.add(prefix)
 
 
 def layer_key(components) -> tuple[str, ...]:
