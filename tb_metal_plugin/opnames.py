@@ -38,75 +38,19 @@ PASS_THROUGH = frozenset(
 # they look like a uniquified layer scope (`moments_1/mean`) but are not layers. These are
 # TF/Keras library names, the same for every model.
 INTERNAL = frozenset(
-    {
-        "convolution",
-        "moments",
-        "batchnorm",
-        "Tensordot",
-        "einsum",
-        "strided_slice",
-        "transpose",
-        "split",
-        "stack",
-        "concat",
-        "range",
-        "clip_by_value",
-        "random_uniform",
-        "random_normal",
-        "truncated_normal",
-        "map",
-        "TensorArrayV2Read",
-        "TensorArrayV2Write",
-        "TensorArrayUnstack",
-        "TensorArrayV2Stack",
-        "zeros_like",
-        "ones_like",
-        "zeros",
-        "ones",
-        "dropout_mask",
-        "stateless_random_uniform",
-        "stateless_random_normal",
-        "Reshape",
-        "MatMul",
-        "BiasAdd",
-        "Cast",
-        "mul",
-        "sub",
-        "truediv",
-        "Sum",
-        "Mean",
-        "Max",
-        "Min",
-        "Prod",
-        "Squeeze",
-        "ExpandDims",
-        "Shape",
-        "GatherV2",
-        "gather",
-        "resize",
-        "depthwise",
-        "max_pool",
-        "avg_pool",
-        "l2_normalize",
-        "log_softmax",
-        "sequential_while",
-        "TensorListReserve",
-        "Relu",
-        "Sigmoid",
-        "Tanh",
-        "Softmax",
-        "ReadVariableOp",
-        "AssignVariableOp",
-        "Identity",
-        "Pad",
-        "pad",
-        "Square",
-        "Sqrt",
-        "Rsqrt",
-        "div_no_nan",
-        "AddN",  # the tape's sums; Grappler hangs `AddN_7/tmp_var_initializer` under one
-    }
+    """
+    convolution moments batchnorm Tensordot einsum strided_slice transpose split stack
+    concat range clip_by_value random_uniform random_normal truncated_normal map
+    TensorArrayV2Read TensorArrayV2Write TensorArrayUnstack TensorArrayV2Stack
+    zeros_like ones_like zeros ones dropout_mask stateless_random_uniform
+    stateless_random_normal Reshape MatMul BiasAdd Cast mul sub truediv Sum Mean Max Min
+    Prod Squeeze ExpandDims Shape GatherV2 gather resize depthwise max_pool avg_pool
+    l2_normalize log_softmax sequential_while TensorListReserve Relu Sigmoid Tanh
+    Softmax ReadVariableOp AssignVariableOp Identity Pad pad Square Sqrt Rsqrt
+    div_no_nan AddN
+    """.split()
 )
+# (`AddN` is there for the tape's sums: Grappler hangs `AddN_7/tmp_var_initializer` under one.)
 NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
 
 
