@@ -116,14 +116,15 @@ class Profile:
         resolver = DeviceResolver(events, manifest)
         self.devices = resolver.devices
         self.has_gpu = resolver.has_gpu
-        self._ops = [
-            AttributedOp(
-                rec,
-                attributor.attribute(rec.name, rec.type, rec.line_kinds),
-                resolver.resolve(rec),
-            )
-            for rec in events.ops.values()
-        ]
+        records = list(events.ops.values())
+        many = getattr(attributor, "attribute_records", None)  # (a TraceAttributor's)
+        atts = (
+            many(records)
+            if many is not None
+            else [attributor.attribute(r.name, r.type, r.line_kinds) for r in records]
+        )
+        resolve = resolver.resolve
+        self._ops = [AttributedOp(r, att, resolve(r)) for r, att in zip(records, atts, strict=True)]
         self._ops = charge_copies(self._ops, attributor.layer_of)
         if manifest:
             self.warnings.extend(manifest.get("warnings") or [])

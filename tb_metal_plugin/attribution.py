@@ -15,9 +15,7 @@ Two sources, same output:
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from . import neighbours
 from .function_grads import function_gradient_layers
@@ -29,183 +27,47 @@ from .opnames import (
     PASS_THROUGH,
     SUFFIX,
     could_be_layer,
-    in_train_function,
-    is_accumulator,
-    is_cond_intermediate,
     is_mark,
     layer_key,
     name_head,
     name_is_backward,
-    name_parts,
     scope_sets,
+    scopes_above,
     strip_suffix,
 )
+from .opphase import (  # noqa: F401  (the tables are importable from here, as before)
+    BUCKETS,
+    INPUT_TYPES,
+    LOSS_SCOPES,
+    METRIC_SCOPES,
+    OPTIMIZER_SCOPES,
+    PHASES,
+    Attribution,
+    _attribution,
+    _scope_phase,
+    _scopes_phase,
+    classify,
+)
 from .phases import RootPhases
+
+_UNSET = object()  # not in a cache (None is an answer there)
 
 # Kept importable under their old names (ManifestAttributor and other modules use them).
 _layer_key = layer_key
 _strip_suffix = strip_suffix
 
-PHASES = ("forward", "backward", "optimizer", "loss", "metrics", "input", "other")
-
-# Buckets name where time without a layer goes; they and the layers add up to the total.
-BUCKETS = {
-    "optimizer": "optimizer",
-    "loss": "loss",
-    "metrics": "metrics",
-    "input": "input pipeline",
-    "root": "unscoped ops in the train step",
-    "outside": "outside the train step",
-}
-
-OPTIMIZER_SCOPES = frozenset(
-    {
-        # Keras names an optimizer's scope after its class, snake-cased: AdamW -> adam_w,
-        # RMSprop -> rm_sprop; the plain spellings are kept for other versions.
-        "adam",
-        "adamw",
-        "adam_w",
-        "sgd",
-        "rmsprop",
-        "rm_sprop",
-        "adagrad",
-        "adadelta",
-        "adamax",
-        "nadam",
-        "ftrl",
-        "lion",
-        "lamb",
-        "adafactor",
-        "loss_scale_optimizer",
-        "optimizer",
-        # A distribution strategy's variable updates (`extended.update`) at the step's root.
-        "update",
-        "muon",
-    }
-)
-LOSS_SCOPES = frozenset({"compile_loss", "loss"})
-METRIC_SCOPES = frozenset({"compile_metrics", "metrics"})
-INPUT_TYPES = frozenset(
-    {
-        "IteratorGetNext",
-        "IteratorGetNextSync",
-        "IteratorGetNextAsOptional",
-        "OptionalFromValue",
-        "OptionalGetValue",
-        "OptionalHasValue",
-        "MultiDeviceIteratorGetNextFromShard",
-        "MultiDeviceIteratorFromStringHandle",
-        "MultiDeviceIteratorInit",
-        "AnonymousIteratorV3",
-        "MakeIterator",
-        "IteratorV2",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Attribution:
-    """Where an op belongs: layer path (or None), phase, and the bucket when unattributed."""
-
-    layer: tuple[str, ...] | None
-    phase: str
-    bucket: str | None  # key of BUCKETS when layer is None
-    source: str  # "manifest_op", "manifest_scopes" or "trace_names"
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _attribution(
-    layer: tuple[str, ...] | None, phase: str, bucket: str | None, source: str
-) -> Attribution:
-    """One shared `Attribution` per value: they are immutable, few differ, and looking one
-    up costs less than building a frozen dataclass for each of ~10k ops."""
-    return Attribution(layer, phase, bucket, source)
-
-
-def _scope_phase(tail: list[str]) -> str | None:
-    """Phase bucket from the first real scope of the tail: optimizer, loss or metrics."""
-    return _scopes_phase(tuple(tail[:-1]))
-
-
-@functools.lru_cache(maxsize=1 << 14)  # per scope path: the ops of a scope share it
-def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
-    """`_scope_phase` of a tail without its last component (the op's own name)."""
-    scopes = [c for c in scopes if c not in ("gradient_tape", "gradients")]
-    if not scopes:
-        return None
-    # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.
-    head = scopes[0].lower()
-    base = strip_suffix(head)
-    if head in OPTIMIZER_SCOPES or base in OPTIMIZER_SCOPES:
-        return "optimizer"
-    if head in LOSS_SCOPES or base in LOSS_SCOPES:
-        return "loss"
-    if head in METRIC_SCOPES or base in METRIC_SCOPES:
-        return "metrics"
-    return None
-
-
-# Variable updates: a metric's `assign_add` is `Add_k` (+ its read) and `AssignVariableOp_k`.
-_TF_DATA = frozenset({"tf_data"})
-_UPDATE_BASES = frozenset({"Add", "AssignVariableOp", "AssignAddVariableOp"})
-
-
-def _loss_tracker_op(tail_: Sequence[str], op_type: str) -> bool:
-    """An op of the per-output loss trackers that `compile_loss` updates in its own scope.
-
-    With several outputs, Keras's CompileLoss keeps a Mean per output and updates it right
-    under `compile_loss/` (the losses themselves sit one scope deeper, `compile_loss/mse/`):
-    variable updates there, and the weighting `mul` of the tracked values, are metrics.
-    """
-    scopes = [c for c in tail_ if c not in ("gradient_tape", "gradients")]
-    if len(scopes) == 3 and op_type in NON_COMPUTE:
-        scopes = scopes[:-1]  # `compile_loss/Add_1/ReadVariableOp`: the read of an update
-    if len(scopes) != 2:
-        return False
-    base = strip_suffix(scopes[1])
-    return base in _UPDATE_BASES or base == "mul"
-
-
-def classify(
-    name: str,
-    op_type: str,
-    line_kinds: Iterable[str],
-    layer: tuple[str, ...] | None,
-    source: str,
-) -> Attribution:
-    """Phase and bucket of an op, given the layer it was attributed to (or None)."""
-    kinds = set(line_kinds)
-    # A layer's `if` keeps values for its gradient in Optionals; the iterator's Optionals
-    # (Keras's multi-step loop checks for a batch in an `if` too) belong to no layer.
-    # (The type tests first: most ops are neither, and need no split of their name.)
-    kept = (
-        layer is not None
-        and op_type in OPTIONAL_TYPES
-        and is_cond_intermediate(name.split("/"), op_type)
-    )
-    if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= _TF_DATA):
-        return _attribution(None, "input", "input", source)
-    head, last = name_head(name)
-    backward = (
-        head.backward
-        or (op_type == ACCUMULATOR_TYPE and is_accumulator(name.split("/"), op_type))
-        or kept
-    )
-    scoped = _scopes_phase(head.tail)
-    if scoped == "optimizer":
-        return _attribution(None, "optimizer", "optimizer", source)
-    if scoped == "loss" and not backward and _loss_tracker_op(head.tail + (last,), op_type):
-        return _attribution(None, "metrics", "metrics", source)
-    if scoped in ("loss", "metrics"):
-        return _attribution(None, "backward" if backward else scoped, scoped, source)
-    if layer is not None:
-        return _attribution(layer, "backward" if backward else "forward", None, source)
-    if not in_train_function(name.split("/")):
-        return _attribution(None, "other", "outside", source)
-    return _attribution(None, "backward" if backward else "other", "root", source)
-
-
 COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
+# Op types whose answer reads more than the op's scope (a copy's owner, a cond's Optionals,
+# the iterator, a loop's accumulators): `attribute` works each of them out on its own.
+_PER_OP_TYPES = COPY_TYPES | OPTIONAL_TYPES | INPUT_TYPES | {ACCUMULATOR_TYPE}
+
+
+# Per-scope answers: every op of a scope (of a type not in _PER_OP_TYPES, its name in no
+# per-name table, not a `_<k>` copy) with the same line kinds gets one answer, except where
+# the op's own name is read: the loss trackers' updates (`_loss_tracker_op`, under
+# `compile_loss/`), and `restart` when the scopes end in `gradients/` (the op may be the
+# first scope again). `attribute` leaves scopes with either out of its caches.
+
 
 # Where a root op's time goes when it has no layer, by the phase Keras created it in.
 _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
@@ -214,7 +76,7 @@ _ROOT_BUCKET = {"loss": "loss", "metrics": "metrics", "optimizer": "optimizer"}
 def _op_keys(seq) -> list[tuple[str, str]]:
     """(name, type) of each op record (or pair) of a thread's sequence."""
     try:
-        return [(r.name, r.type) for r in seq]  # records, as TraceEvents keeps them
+        return [r.key for r in seq]  # records, as TraceEvents keeps them: (name, type)
     except AttributeError:
         return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
@@ -254,12 +116,15 @@ class TraceAttributor:
         self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+        self._head_layers: dict[str | None, tuple[str, ...] | None] = {}
+        self._walks: dict[tuple[str, ...], tuple] = {(): ((), (), False)}
         # Every scope prefix that has forward ops below it, and the paths that tell
         # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
         self._forward_scopes, self._paths = scope_sets(ops)
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
+        self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
         tape -= self._roots.weak  # only the tape's own sums; guesses are settled below
         self._layers.update(
@@ -282,6 +147,10 @@ class TraceAttributor:
             )
             self._layers.update(grads)
             self._phases.update(dict.fromkeys(grads, "backward"))
+        # Ops whose own name, not only their scope, can change their answer.
+        self._per_name = self._layers.keys() | self._phases.keys() | self._root_phase.keys()
+        self._by_scope: dict[tuple[str | None, frozenset[str]], Attribution] = {}
+        self._by_facts: dict[tuple, Attribution] = {}
 
     def _scoped_phase(self, name: str, op_type: str) -> str | None:
         """The phase an op's name decides (None for unscoped root ops)."""
@@ -296,12 +165,18 @@ class TraceAttributor:
         with its data-dependent work.
         """
         starts: dict[tuple[str, ...], list[int]] = {}
+        read, head_layers = self._read_layer, self._head_layers
         for (name, op_type), t in first_start.items():
             if op_type in NON_COMPUTE or op_type.startswith("Assign"):
                 continue
-            if name_is_backward(name):
+            head, sep, _ = name.rpartition("/")
+            # (name_is_backward's own first test, before its call: most names fail it)
+            if "grad" in head and name_is_backward(name):
                 continue
-            layer = self._name_layer(name)
+            # `_read_layer`'s per-scope-string answer, looked up before its call.
+            layer = head_layers.get(head if sep else None, _UNSET)
+            if layer is _UNSET or (head and is_mark(name[len(head) + 1 :])):
+                layer = read(name)
             if layer:
                 starts.setdefault(layer, []).append(t)
         return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}
@@ -323,35 +198,56 @@ class TraceAttributor:
 
     def _name_layer(self, name: str) -> tuple[str, ...] | None:
         """The layer path the name's scopes say (no neighbours consulted)."""
-        if name in self._name_layers:
-            return self._name_layers[name]
-        layer = self._name_layers[name] = self._read_layer(name)
+        layer = self._name_layers.get(name, _UNSET)
+        if layer is _UNSET:
+            layer = self._name_layers[name] = self._read_layer(name)
         return layer
 
     def _read_layer(self, name: str) -> tuple[str, ...] | None:
-        head, _, last = name.rpartition("/")
-        if head and is_mark(last):
+        head, sep, last = name.rpartition("/")
+        if head and last[:1] == "_" and last[1:].isdigit():  # is_mark(last), inline
             name = head  # `<op>/_<k>`: a copy the partitioner made of <op>'s output
+            head, sep, last = name.rpartition("/")
         # The answer depends on the scopes above the op only (and this trace's scope
-        # sets, fixed once built): ops under one scope share it.
-        scopes = name_parts(name)[0]
+        # sets, fixed once built): ops under one scope share it. The scope string says
+        # which, unless it ends in `gradients/` (then the op's own name may count).
+        key = head if sep else None
+        layer = self._head_layers.get(key, _UNSET)
+        if layer is not _UNSET:
+            return layer
+        h, _ = name_head(name)
+        scopes = scopes_above(h, last)
+        if not h.ends_gradients:
+            layer = self._head_layers[key] = self._scopes_layer(scopes)
+            return layer
+        return self._scopes_layer(scopes)
+
+    def _scopes_layer(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
         if scopes in self._scope_layers:
             return self._scope_layers[scopes]
         layer = self._scope_layers[scopes] = self._layer_of_scopes(scopes)
         return layer
 
     def _layer_of_scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
-        key: list[str] = []
-        path: list[str] = []
-        for comp in scopes:
-            if comp in PASS_THROUGH or is_mark(comp):
-                continue
-            key.append(comp)
-            if self._is_layer_scope(tuple(key)):
-                path.append(comp if self._unsuffixed else strip_suffix(comp))
-                continue
-            break
-        return tuple(path) or None
+        """The layers of the scopes: the leading run of layer scopes (pass-through ones
+        stepped over), read one prefix at a time and remembered per prefix (thousands of
+        scopes share a few hundred parents)."""
+        walks = self._walks
+        i = len(scopes)
+        while i and scopes[:i] not in walks:
+            i -= 1
+        # (layer path, layer key, stopped): the walk's state after the first i components.
+        path, key, stopped = walks[scopes[:i]]
+        for j in range(i, len(scopes)):
+            comp = scopes[j]
+            if not (stopped or comp in PASS_THROUGH or is_mark(comp)):
+                key = key + (comp,)
+                if self._is_layer_scope(key):
+                    path = path + (comp if self._unsuffixed else strip_suffix(comp),)
+                else:
+                    stopped = True
+            walks[scopes[: j + 1]] = (path, key, stopped)
+        return path or None
 
     def _is_layer_scope(self, key: tuple[str, ...]) -> bool:
         """A uniquified scope with forward ops below it, not a second op-function scope.
@@ -376,20 +272,74 @@ class TraceAttributor:
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer path of one op, real layer names (one `_<k>` stripped), or None."""
-        if name in self._layers:
-            return self._layers[name]
-        return self._name_layer(name)
+        layer = self._layers.get(name, _UNSET)
+        if layer is _UNSET:
+            layer = self._name_layers.get(name, _UNSET)
+            if layer is _UNSET:
+                layer = self._name_layers[name] = self._read_layer(name)
+        return layer
 
     def attribute(self, name: str, op_type: str, line_kinds: Iterable[str]) -> Attribution:
         """Layer and phase of one op."""
         head, sep, last = name.rpartition("/")
+        # Most ops' answer depends only on their scope string and line kinds: worked out
+        # for the first op of a scope, looked up for the others (see per-scope answers, above).
+        key = None
+        if (
+            op_type not in _PER_OP_TYPES
+            and isinstance(line_kinds, frozenset)
+            and not (last[:1] == "_" and last[1:].isdigit())
+            and name not in self._per_name
+        ):
+            key = (head if sep else None, line_kinds)
+            att = self._by_scope.get(key)
+            if att is not None:
+                return att
+            h = name_head(name)[0]
+            scoped = _scopes_phase(h.tail)
+            if h.ends_gradients or scoped == "loss":  # see per-scope answers
+                return self._attribute(name, op_type, line_kinds, head, sep, last)
+            # What classify reads of such an op: its layer, whether it is a gradient, its
+            # scopes' phase, whether it has scopes at all, and its line kinds. Scopes that
+            # agree on these (an optimizer's thousands) share one answer.
+            facts = (self._read_layer(name), h.backward, scoped, bool(sep), line_kinds)
+            att = self._by_facts.get(facts)
+            if att is None:
+                att = self._by_facts[facts] = self._attribute(
+                    name, op_type, line_kinds, head, sep, last
+                )
+            self._by_scope[key] = att
+            return att
+        return self._attribute(name, op_type, line_kinds, head, sep, last)
+
+    def attribute_records(self, records) -> list[Attribution]:
+        """`attribute` of each op record (its name, type and line kinds), in order."""
+        # `attribute`'s per-scope look-up, inline: one call per op less over thousands.
+        by_scope, per_name, attribute = self._by_scope, self._per_name, self.attribute
+        out = []
+        for rec in records:
+            name, op_type, kinds = rec.name, rec.type, rec.line_kinds
+            head, sep, last = name.rpartition("/")
+            att = None
+            if (
+                op_type not in _PER_OP_TYPES
+                and kinds.__class__ is frozenset
+                and not (last[:1] == "_" and last[1:].isdigit())
+                and name not in per_name
+            ):
+                att = by_scope.get((head if sep else None, kinds))
+            out.append(att if att is not None else attribute(name, op_type, kinds))
+        return out
+
+    def _attribute(self, name, op_type, line_kinds, head, sep, last) -> Attribution:
+        """`attribute`, worked out (name.rpartition("/") is head, sep, last)."""
         if op_type in COPY_TYPES and sep and is_mark(last):
             # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
             owner = head
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
-        phase = self._phases.get(name) or self._roots.of(name)
+        phase = self._phases.get(name) or self._root_phase.get(name)
         if layer is not None and phase != "backward":
             phase = None  # a model's own op-function scope (`model_1/strided_slice`)
         if phase is not None and att.phase not in ("input", "optimizer", "loss", "metrics"):

@@ -7,12 +7,10 @@ callback print as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from operator import itemgetter
-
 from .attribution import BUCKETS, PHASES, Attribution
 from .devices import Placement, fallback_remedy
 from .events import SEND_RECV_TYPES, OpRecord, TraceEvents
+from .oprows import iter_op_rows, op_rows  # noqa: F401  (importable from here)
 from .selection import Selection
 
 HOST_ONLY_NOTE = (
@@ -108,90 +106,6 @@ def charge_copies(ops: list[AttributedOp], layer_of) -> list[AttributedOp]:
                 )
         out.append(op)
     return out
-
-
-def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
-    """One row per op with every figure of the selection; ops with no event there are left out."""
-    return list(iter_op_rows(ops, sel))
-
-
-def iter_op_rows(ops: list[AttributedOp], sel: Selection) -> Iterator[dict]:
-    """The rows of op_rows, in its order (time, then name and type), made one at a time.
-
-    Only the order is worked out for every op first: a printer that writes each row as it
-    comes never holds thousands of row dicts at once.
-    """
-    total_of, count_of = sel.summers()
-    picked = []
-    for op in ops:
-        rec = op.rec
-        count = count_of(rec.count)
-        if not count and not count_of(rec.device_count):
-            continue
-        # The op's time, exactly as the layer breakdown adds it up: device time where a
-        # device timeline measured it, else host self time.
-        on_device = op.placement.source == "device_plane"
-        time_ps = total_of(rec.device_ps if on_device else rec.self_ps)
-        picked.append((-time_ps, rec.name, rec.type, count, op))
-    picked.sort(key=_ORDER)  # stable, on these three only, as rows sorted by the same key
-    for neg_time, _, _, count, op in picked:
-        yield _row(op, count, -neg_time, total_of)
-
-
-_ORDER = itemgetter(0, 1, 2)
-
-
-def _row(op: AttributedOp, count: float | int, time_ps: int, total_of) -> dict:
-    """One op's row; time_ps is its device time (on a device timeline) or host self time."""
-    rec, att, pl = op.rec, op.attribution, op.placement
-    self_ps = total_of(rec.self_ps)
-    if pl.source == "device_plane":
-        clock = "device"
-        device_ps = time_ps
-        # time_ps per device id: one entry per GPU an op's kernels ran on.
-        device_ids = _per_device(rec, pl, total_of, device_ps)
-    else:
-        clock = "host" if pl.kind == "CPU" else "host_side"
-        device_ps = None
-        # ...else the device the op was placed on.
-        device_ids = {pl.device: self_ps}
-    layer = att.layer
-    copy = rec.type in SEND_RECV_TYPES
-    return {
-        "name": rec.name,
-        "type": rec.type,
-        "layer": list(layer) if layer else None,
-        "phase": att.phase,
-        "bucket": BUCKETS[att.bucket] if att.bucket else None,
-        "attribution_source": att.source,
-        "device": pl.kind,
-        "device_id": pl.device,
-        "device_source": pl.source,
-        "count": count,
-        # The op's time, as the layer breakdown adds it up, and its clock.
-        "time_ps": time_ps,
-        "clock": clock,
-        # The op's own host events (a GPU op's launch or dispatch, a CPU op's
-        # compute) on the clock `host_clock`.
-        "self_ps": self_ps,
-        "total_ps": total_of(rec.total_ps),
-        "host_clock": "host" if pl.kind == "CPU" else "host_side",
-        "device_ps": device_ps,
-        "device_ids": device_ids,
-        "fallback": {"reason_code": pl.fallback, "reason": pl.reason} if pl.fallback else None,
-        "is_copy": copy,
-        # Producer and consumer ops of a copy, as the copy's own stats name them.
-        "copy_between": [rec.stats.get("from"), rec.stats.get("to")]
-        if copy and rec.stats
-        else None,
-    }
-
-
-def _per_device(rec: OpRecord, pl: Placement, total_of, total: int) -> dict[str, int]:
-    """An op's device time split over the device planes its kernels ran on."""
-    per = {dev: total_of(ps) for dev, ps in sorted(rec.device_ps_by_plane.items())}
-    per = {dev: ps for dev, ps in per.items() if ps}
-    return per or {pl.device: total}
 
 
 def _node(path: tuple[str, ...], info: dict | None) -> dict:

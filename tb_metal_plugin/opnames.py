@@ -38,75 +38,19 @@ PASS_THROUGH = frozenset(
 # they look like a uniquified layer scope (`moments_1/mean`) but are not layers. These are
 # TF/Keras library names, the same for every model.
 INTERNAL = frozenset(
-    {
-        "convolution",
-        "moments",
-        "batchnorm",
-        "Tensordot",
-        "einsum",
-        "strided_slice",
-        "transpose",
-        "split",
-        "stack",
-        "concat",
-        "range",
-        "clip_by_value",
-        "random_uniform",
-        "random_normal",
-        "truncated_normal",
-        "map",
-        "TensorArrayV2Read",
-        "TensorArrayV2Write",
-        "TensorArrayUnstack",
-        "TensorArrayV2Stack",
-        "zeros_like",
-        "ones_like",
-        "zeros",
-        "ones",
-        "dropout_mask",
-        "stateless_random_uniform",
-        "stateless_random_normal",
-        "Reshape",
-        "MatMul",
-        "BiasAdd",
-        "Cast",
-        "mul",
-        "sub",
-        "truediv",
-        "Sum",
-        "Mean",
-        "Max",
-        "Min",
-        "Prod",
-        "Squeeze",
-        "ExpandDims",
-        "Shape",
-        "GatherV2",
-        "gather",
-        "resize",
-        "depthwise",
-        "max_pool",
-        "avg_pool",
-        "l2_normalize",
-        "log_softmax",
-        "sequential_while",
-        "TensorListReserve",
-        "Relu",
-        "Sigmoid",
-        "Tanh",
-        "Softmax",
-        "ReadVariableOp",
-        "AssignVariableOp",
-        "Identity",
-        "Pad",
-        "pad",
-        "Square",
-        "Sqrt",
-        "Rsqrt",
-        "div_no_nan",
-        "AddN",  # the tape's sums; Grappler hangs `AddN_7/tmp_var_initializer` under one
-    }
+    """
+    convolution moments batchnorm Tensordot einsum strided_slice transpose split stack
+    concat range clip_by_value random_uniform random_normal truncated_normal map
+    TensorArrayV2Read TensorArrayV2Write TensorArrayUnstack TensorArrayV2Stack
+    zeros_like ones_like zeros ones dropout_mask stateless_random_uniform
+    stateless_random_normal Reshape MatMul BiasAdd Cast mul sub truediv Sum Mean Max Min
+    Prod Squeeze ExpandDims Shape GatherV2 gather resize depthwise max_pool avg_pool
+    l2_normalize log_softmax sequential_while TensorListReserve Relu Sigmoid Tanh
+    Softmax ReadVariableOp AssignVariableOp Identity Pad pad Square Sqrt Rsqrt
+    div_no_nan AddN
+    """.split()
 )
+# (`AddN` is there for the tape's sums: Grappler hangs `AddN_7/tmp_var_initializer` under one.)
 NON_COMPUTE = frozenset({"ReadVariableOp", "VarHandleOp", "Const", "_Arg", "_Retval"})
 
 
@@ -209,10 +153,10 @@ def name_scopes(name: str) -> tuple[str, ...]:
 def name_parts(name: str) -> tuple[tuple[str, ...], str]:
     """`name_scopes(name)` as (all but the last, the last): no new tuple per name."""
     head, sep, last = name.rpartition("/")
-    return _above(_head(head if sep else None), last), last
+    return scopes_above(_head(head if sep else None), last), last
 
 
-def _above(h: _Head, last: str) -> tuple[str, ...]:
+def scopes_above(h: _Head, last: str) -> tuple[str, ...]:
     """`name_scopes(name)[:-1]` from the facts about the op's scopes and its own name."""
     # `restart` looks for `gradients/<first>`: <first> (the first component that is not
     # pass-through) is the op's own name when every scope above it is pass-through, and
@@ -241,25 +185,57 @@ class _Head(NamedTuple):
 @functools.lru_cache(maxsize=1 << 14)
 def _head(head: str | None) -> _Head:
     """`_Head` of the scope string before an op name's last `/` (None: no `/`)."""
-    comps = [] if head is None else head.split("/")
-    # `tail` and `restart` never drop the last component, and read the others only:
-    # run them on the scopes with a stand-in op name, then take it off.
-    t = tuple(tail(comps + [""])[:-1])
-    first = next((c for c in t if c not in PASS_THROUGH), None)
-    restarted = t
-    for i in range(len(t) - 2, -1, -1):
-        if t[i] == "gradients" and t[i + 1] == first:
-            restarted = t[i + 1 :]
+    if head is None:
+        return _NO_HEAD
+    comps = head.split("/")
+    # `tail` and `restart` never drop the last component, and read the others only: this
+    # is them on the scopes with a stand-in op name, that stand-in taken off. Each step is
+    # skipped where a substring test of the whole head shows it cannot apply (every
+    # mark contains "/_", every replica "replica_", ...): ~2.4k scopes a trace.
+    start = 0
+    if head[:1] == "_" or "/_" in head:  # a mark is a whole component, `_<k>`
+        for i in range(len(comps) - 1, -1, -1):
+            c = comps[i]
+            if c[:1] == "_" and c[1:].isdigit():  # is_mark, inline
+                start = i + 1
+                break
+    t = comps[start:] if start else comps
+    while t and (("PartitionedCall" in t[0] and WRAPPER.match(t[0])) or t[0] in ("while", "cond")):
+        t = t[1:]
+    if t and "replica_" in head:
+        t = drop_replica(t + [""])[:-1]
+    t = tuple(t)
+    first = None
+    for c in t:
+        if c not in PASS_THROUGH:
+            first = c
             break
-    backward = any(c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in comps)
+    restarted = t
+    if "gradients" in head:
+        for i in range(len(t) - 2, -1, -1):
+            if t[i] == "gradients" and t[i + 1] == first:
+                restarted = t[i + 1 :]
+                break
+    # Each of is_backward's marks contains "grad": most forward heads are out at once.
+    backward = "grad" in head and any(
+        c in ("gradient_tape", "gradients") or c.endswith("_grad") for c in comps
+    )
     start = None
-    for i, c in enumerate(comps):
-        # Every wrapper name contains "PartitionedCall": skip the regex for the others.
-        if "PartitionedCall" in c and WRAPPER.match(c):
-            start = i + 1
+    j = head.rfind("PartitionedCall")  # every wrapper name contains it
+    if j >= 0:
+        k = head.count("/", 0, j)  # the component it is in: the last wrapper, if one
+        if WRAPPER.match(comps[k]):
+            start = k + 1
+        else:
+            for i, c in enumerate(comps):
+                if "PartitionedCall" in c and WRAPPER.match(c):
+                    start = i + 1
     inside = None if start is None else tuple(comps[start:])
     ends = bool(t) and t[-1] == "gradients"
     return _Head(t, first, ends, restarted, backward, inside)
+
+
+_NO_HEAD = _Head((), None, False, (), False, None)
 
 
 def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
@@ -276,10 +252,19 @@ def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
     own: set[tuple[tuple[str, ...], str]] = set()  # (above, op) when the op's path may be asked
     fwd: set[tuple[str, ...]] = set()  # scopes with forward ops right below them
     fwd_up: set[tuple[str, ...]] = set()  # ... and scopes whose parent scope is such a one
+    heads = {}  # the scope string before the last `/` -> its _Head (fewer lru look-ups)
     for name, op_type in ops:
         head, sep, last = name.rpartition("/")
-        h = _head(head if sep else None)
-        above = _above(h, last)  # name_scopes(name) is above + (last,)
+        key = head if sep else None  # (`/x` has the scope "", `x` none)
+        h = heads.get(key)
+        if h is None:
+            h = heads[key] = _head(key)
+        # name_scopes(name) is above + (last,): `_above`, inline (it is per op).
+        above = h.restarted
+        if h.ends_gradients and last == (
+            h.first if h.first is not None else (None if last in PASS_THROUGH else last)
+        ):
+            above = ()
         above_ops.add(above)
         if last in INTERNAL and last not in PASS_THROUGH and not is_mark(last):
             own.add((above, last))
@@ -295,21 +280,18 @@ def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
         # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.
         # Counting reads keeps a layer whose compute op was fused into a neighbour's
         # (Conv2D into the next ReLU) recognisable as a scope.
-        if sep and is_mark(last):
+        if sep and last[:1] == "_" and last[1:].isdigit():  # is_mark(last), inline
             above = name_parts(head)[0]  # `<op>/_<k>`: a partitioner's copy of <op>
         (fwd_up if op_type in NON_COMPUTE else fwd).add(above)
     keys: dict[tuple[str, ...], tuple[str, ...]] = {}
     forward: set[tuple[str, ...]] = set()
     paths: set[tuple[str, ...]] = set()
-    for above in above_ops:
-        _add_prefixes(paths, _cached_key(keys, above))
+    _add_keys(paths, above_ops, keys)
     unsuffixed = {p for p in paths if not SUFFIX.match(p[-1])}
     for above, last in own:
         paths.add(_cached_key(keys, above) + (last,))  # its prefixes are there already
-    for above in fwd:
-        _add_prefixes(forward, _cached_key(keys, above))
-    for above in fwd_up:
-        _add_prefixes(forward, _cached_key(keys, above[:-1]))
+    _add_keys(forward, fwd, keys)
+    _add_keys(forward, fwd_up, keys, parent=True)
     # An unsuffixed scope beside `<same>_<k>` says the latter is a second use of one
     # function's scope (Keras 3 layer scopes always carry the suffix): op functions the
     # INTERNAL list does not name (`stateless_dropout`) are told apart the same way.
@@ -324,21 +306,33 @@ def _cached_key(keys: dict, scopes: tuple[str, ...]) -> tuple[str, ...]:
     return key
 
 
-def _add_prefixes(into: set[tuple[str, ...]], key: tuple[str, ...]) -> None:
-    """Add every prefix of `key` to a set that holds every prefix of what it holds.
+def _add_keys(into: set, scopes_set: set, keys: dict, parent: bool = False) -> None:
+    """Add every prefix of the layer key of each scope tuple of the set (of its parent
+    `s[:-1]`, with parent) to `into`, a set that holds every prefix of what it holds.
 
-    Longest first: once a prefix is there, all shorter ones are too.
+    Keys are remembered in `keys` (`_cached_key`); one call for thousands of scopes.
     """
-    for i in range(len(key), 0, -1):
-        prefix = key[:i]
-        if prefix in into:
-            return
-        into.add(prefix)
+    get = keys.get
+    for scopes in scopes_set:
+        if parent:
+            scopes = scopes[:-1]
+        key = get(scopes)
+        if key is None:
+            key = keys[scopes] = layer_key(scopes)
+        # Longest first: once a prefix is there, all shorter ones are too.
+        for i in range(len(key), 0, -1):
+            prefix = key[:i]
+            if prefix in into:
+                break
+            into.add(prefix)
 
 
 def layer_key(components) -> tuple[str, ...]:
     """Scope components that can be layers, in order: pass-through scopes removed."""
-    return tuple(c for c in components if c not in PASS_THROUGH and not is_mark(c))
+    # (is_mark, inline: a list comprehension, not a generator and a call per component)
+    return tuple(
+        [c for c in components if c not in PASS_THROUGH and not (c[:1] == "_" and c[1:].isdigit())]
+    )
 
 
 def could_be_layer(component: str) -> bool:

@@ -114,6 +114,37 @@ def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] 
     return None
 
 
+_NONE, _ANY = object(), object()
+
+
+def _scope_shape(inside: tuple[str, ...] | None):
+    """What the ops right below scopes whose step path is `inside` are: `_NONE` (no root
+    op, no root branch), a root branch (its prefix), or `_owner_shape`'s answer."""
+    if inside is None:
+        return _NONE  # outside the step function
+    if len(inside) > 2:
+        return _branch(inside) or _NONE
+    if not inside:
+        return _ANY
+    return _owner_shape(inside)
+
+
+def _owner_shape(inside: tuple[str, ...]):
+    """`_owner` of the ops right below these step scopes (one or two): `_NONE` (never a
+    root op), an owner (for reads and `input`s alone, else none), or `_ANY` (ask it).
+
+    Replica and Grappler prefixes change the path first: those scopes are `_ANY`.
+    """
+    first = inside[0]
+    if REPLICA.match(first) or first.endswith("Optimizer"):
+        return _ANY
+    if len(inside) == 2 or first in PASS_THROUGH:
+        return _NONE
+    if strip_suffix(first) in INTERNAL:
+        return _ANY  # every op below is one root op: `_owner` says so
+    return ((), first)
+
+
 def root_branch(name: str) -> str | None:
     """The branch prefix when the op runs in a `cond` created at the step's root."""
     path = step_path(name)
@@ -177,20 +208,33 @@ class RootPhases:
         branch_ops: list[tuple[str, str]] = []
         # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
         known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
+        # Per scope string, what `_owner` and `_branch` make of the ops right below it,
+        # where the scope alone decides or leaves a test of the op alone: most ops of a
+        # model are too deep for a root op. `_ANY`: work it out per op.
+        shapes: dict[str | None, object] = {}
         for name, op_type in ops:
-            head, last = name_head(name)
-            inside = head.inside  # the op's step path is inside + (last,)
-            if inside is None or len(inside) > 2:
-                known[(name, op_type)] = ro = None  # outside the step, or no root op
-                br = None if inside is None else _branch(inside)
-            else:
-                known[(name, op_type)] = ro = _owner([*inside, last], op_type)
-                br = None  # a root branch's ops are three scopes deep or more
-            if br is not None:
-                branch_ops.append((br, name))
-                if scoped_phase(name, op_type) == "optimizer":
-                    optimizer_branches.add(br)
+            scope, sep, last = name.rpartition("/")
+            shape = shapes.get(scope if sep else None)
+            if shape is None:
+                shape = shapes[scope if sep else None] = _scope_shape(name_head(name)[0].inside)
+            if shape is _NONE:
+                known[(name, op_type)] = None
                 continue
+            if shape.__class__ is tuple:  # a scope at the root: its op, a read or `input` below
+                if op_type in NON_COMPUTE or last == "input":
+                    ro = known[(name, op_type)] = shape
+                    owners.setdefault(ro, {})[name] = op_type
+                else:
+                    known[(name, op_type)] = None
+                continue
+            if shape.__class__ is str:  # a branch of a `cond` at the step's root
+                known[(name, op_type)] = None
+                branch_ops.append((shape, name))
+                if scoped_phase(name, op_type) == "optimizer":
+                    optimizer_branches.add(shape)
+                continue
+            inside = name_head(name)[0].inside  # (`_ANY`: one or two scopes, or none)
+            known[(name, op_type)] = ro = _owner([*inside, last], op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
         # A root `cond` that holds optimizer ops is the loss-scale optimizer's apply step.

@@ -1,0 +1,132 @@
+"""Per-op rows of a profile: one dict per op with every figure of a selection, in order.
+
+The rows the `ops` views print (and the layer tree adds up), made one at a time in their
+order (time, then name and type), so a printer that writes each as it comes never holds
+thousands of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+from .attribution import BUCKETS, Attribution
+from .devices import Placement
+from .events import SEND_RECV_TYPES, OpRecord
+from .selection import Selection
+
+if TYPE_CHECKING:
+    from .breakdown import AttributedOp
+
+
+def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
+    """One row per op with every figure of the selection; ops with no event there are left out."""
+    return list(iter_op_rows(ops, sel))
+
+
+def iter_op_rows(ops: list[AttributedOp], sel: Selection) -> Iterator[dict]:
+    """The rows of op_rows, in its order (time, then name and type), made one at a time.
+
+    Only the order is worked out for every op first: a printer that writes each row as it
+    comes never holds thousands of row dicts at once.
+    """
+    total_of, count_of = sel.summers()
+    picked = []
+    for op in ops:
+        rec = op.rec
+        count = count_of(rec.count)
+        if not count and not count_of(rec.device_count):
+            continue
+        # The op's time, exactly as the layer breakdown adds it up: device time where a
+        # device timeline measured it, else host self time.
+        on_device = op.placement.source == "device_plane"
+        time_ps = total_of(rec.device_ps if on_device else rec.self_ps)
+        picked.append((-time_ps, rec.name, rec.type, count, op))
+    picked.sort(key=_ORDER)  # stable, on these three only, as rows sorted by the same key
+    shared: dict[tuple[int, int, bool], dict] = {}
+    for neg_time, _, _, count, op in picked:
+        yield _row(op, count, -neg_time, total_of, shared)
+
+
+_ORDER = itemgetter(0, 1, 2)
+
+
+def _row(op: AttributedOp, count: float | int, time_ps: int, total_of, shared=None) -> dict:
+    """One op's row; time_ps is its device time (on a device timeline) or host self time.
+
+    `shared` (one dict per set of rows) keeps, per attribution and placement, a row with
+    the fields they alone decide: each row starts as a copy of it (thousands of ops share a
+    few dozen), its key order that of the full row.
+    """
+    rec, att, pl = op.rec, op.attribution, op.placement
+    copy = rec.type in SEND_RECV_TYPES
+    # Ids, not values: the objects live as long as the ops that hold them (the caller's).
+    key = (id(att), id(pl), copy)
+    row = shared.get(key) if shared is not None else None
+    if row is None:
+        row = _shared_fields(att, pl, copy)
+        if shared is not None:
+            shared[key] = row
+    row = row.copy()
+    self_ps = total_of(rec.self_ps)
+    row["name"] = rec.name
+    row["type"] = rec.type
+    layer = att.layer
+    if layer:
+        row["layer"] = list(layer)  # a list of its own per row (callers may change it)
+    row["count"] = count
+    row["time_ps"] = time_ps
+    row["self_ps"] = self_ps
+    row["total_ps"] = total_of(rec.total_ps)
+    if pl.source == "device_plane":
+        row["device_ps"] = time_ps
+        # time_ps per device id: one entry per GPU an op's kernels ran on.
+        row["device_ids"] = _per_device(rec, pl, total_of, time_ps)
+    else:
+        # ...else the device the op was placed on.
+        row["device_ids"] = {pl.device: self_ps}
+    if pl.fallback:
+        row["fallback"] = {"reason_code": pl.fallback, "reason": pl.reason}
+    if copy and rec.stats:
+        # Producer and consumer ops of a copy, as the copy's own stats name them.
+        row["copy_between"] = [rec.stats.get("from"), rec.stats.get("to")]
+    return row
+
+
+def _shared_fields(att: Attribution, pl: Placement, copy: bool) -> dict:
+    """A row with what the attribution and placement decide; None where the op does."""
+    return {
+        "name": None,
+        "type": None,
+        "layer": None,
+        "phase": att.phase,
+        "bucket": BUCKETS[att.bucket] if att.bucket else None,
+        "attribution_source": att.source,
+        "device": pl.kind,
+        "device_id": pl.device,
+        "device_source": pl.source,
+        "count": None,
+        # The op's time, as the layer breakdown adds it up, and its clock.
+        "time_ps": None,
+        "clock": "device"
+        if pl.source == "device_plane"
+        else ("host" if pl.kind == "CPU" else "host_side"),
+        # The op's own host events (a GPU op's launch or dispatch, a CPU op's
+        # compute) on the clock `host_clock`.
+        "self_ps": None,
+        "total_ps": None,
+        "host_clock": "host" if pl.kind == "CPU" else "host_side",
+        "device_ps": None,
+        "device_ids": None,
+        "fallback": None,
+        "is_copy": copy,
+        "copy_between": None,
+    }
+
+
+def _per_device(rec: OpRecord, pl: Placement, total_of, total: int) -> dict[str, int]:
+    """An op's device time split over the device planes its kernels ran on."""
+    per = {dev: total_of(ps) for dev, ps in sorted(rec.device_ps_by_plane.items())}
+    per = {dev: ps for dev, ps in per.items() if ps}
+    return per or {pl.device: total}
