@@ -135,3 +135,36 @@ def channels_first_conv():
     model = keras.Model(inp, out, name="layouts")
     model.compile("adam", "mse")
     return _fit(model, *_data((3, 12, 12)))
+
+
+def loops_in_layers():
+    """Custom layers that loop with keras.ops: fori_loop (a while loop with a gradient),
+    scan over the time axis, and vectorized_map over the batch."""
+    keras, L = _keras()
+    ops = keras.ops
+
+    class Iterate(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], shape[-1]), name="w")
+
+        def call(self, x):
+            return ops.fori_loop(0, 3, lambda i, h: ops.tanh(ops.matmul(h, self.w)) + x, x)
+
+    class Cumulate(keras.layers.Layer):
+        def call(self, x):  # (batch, time, feat): running sum over time
+            xs = ops.transpose(x, (1, 0, 2))
+            _, ys = ops.scan(lambda c, t: (c + t, c + t), ops.zeros_like(xs[0]), xs)
+            return ops.transpose(ys, (1, 0, 2))
+
+    class PerExample(keras.layers.Layer):
+        def call(self, x):
+            return ops.vectorized_map(lambda row: ops.sort(row, axis=-1), x)
+
+    inp = keras.Input((5, 6))
+    h = Cumulate(name="cumulate")(L.Dense(6, name="proj")(inp))
+    h = PerExample(name="per_example")(h)
+    h = Iterate(name="iterate")(L.Flatten(name="flat")(h))
+    out = L.Dense(3, name="head")(h)
+    model = keras.Model(inp, out, name="loops")
+    model.compile("adam", "mse")
+    return _fit(model, *_data((5, 6)))

@@ -91,7 +91,7 @@ HELDOUT_D_GROUPS = {
 HELDOUT_E_GROUPS = {
     "heldout_e": [
         "bert_tiny", "unet_small", "integer_features", "attention_decoder",
-        "channels_first_conv",
+        "channels_first_conv", "loops_in_layers",
     ],
     "heldout_e_apps": ["vgg16", "resnet50"],
 }  # fmt: skip
