@@ -102,14 +102,22 @@ class EncodedCache:
 
 
 def answer_of(disk, job, key: tuple, make, disk_key: tuple | None) -> Encoded:
-    """The serialised answer ``key`` of a loaded profile (``job``): made once by ``make``,
-    kept with the job, and written to the disk cache under ``disk_key`` (step, kind,
-    params) when given."""
+    """The serialised answer ``key`` of a loaded profile (``job``): read from the disk
+    cache under ``disk_key`` (step, kind, params) when an intact entry is there, else made
+    once by ``make`` and written there; kept with the job either way."""
     enc = job.answers.get(key)
     if enc is not None:
         return enc
     with job.payload_lock:
         enc = job.answers.get(key)
+        if enc is None and disk_key is not None:
+            # The entry is keyed by the file's identity and the code's fingerprint: it is
+            # what `make` would compute, without the seconds a big trace's view costs
+            # (after a restart the profile may finish loading before every view was asked).
+            step, kind, params = disk_key
+            found = disk.get_with_json(job.identity, step, kind, params)
+            if found is not None:
+                enc = job.answers.put(key, *found)
         if enc is None:
             payload = make()
             enc = job.answers.put(key, payload)

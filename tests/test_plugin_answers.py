@@ -95,6 +95,24 @@ def test_restarted_tensorboard_serves_ops_and_readiness_from_disk(tmp_path, logd
         release.set()
 
 
+def test_a_loaded_profile_still_reads_intact_disk_entries(tmp_path, logdir, monkeypatch):
+    # After a restart the trace may finish loading before the tab asks every view; a
+    # view an earlier TensorBoard computed is read from disk, not recomputed (on a big
+    # trace /readiness costs a third of a second), and equals a fresh answer.
+    monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "logs"
+    shutil.copytree(logdir / "conv_bn", root / "conv_bn")
+    first, _ = make_client(root)
+    name = by_run(first, "conv_bn")
+    want = get(first, "/readiness", session=name, step="avg").json
+    second, _ = make_client(root)  # a new TensorBoard process, same cache
+    assert get(second, "/layers", session=name, step="avg").status_code == 200  # loaded
+    ops_calls = _count_calls(monkeypatch, "ops")
+    r = get(second, "/readiness", session=name, step="avg")
+    assert r.status_code == 200 and r.json == want and "cached" not in r.json
+    assert ops_calls[0] == 0, "readiness was recomputed though the disk held it"
+
+
 def test_a_disk_entry_of_the_wrong_shape_is_refused(tmp_path, logdir, monkeypatch):
     monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "logs"
