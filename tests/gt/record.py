@@ -46,7 +46,7 @@ GROUPS = {
     "apps": ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121"],
     "two_cpus": ["mirrored"],
 }  # fmt: skip
-TWO_CPUS = set(GROUPS["two_cpus"])
+TWO_CPUS = set(GROUPS["two_cpus"]) | {"mirrored_custom_step"}
 ALL = [m for group in GROUPS.values() for m in group]
 # Recordable with --only, not in the default corpus (the issue accepts resnet_like instead).
 EXTRA = ["resnet50_v2"]
@@ -95,7 +95,13 @@ HELDOUT_E_GROUPS = {
     ],
     "heldout_e_apps": ["vgg16", "resnet50"],
 }  # fmt: skip
+# A sixth (models_h.py): the callback's own edges; two logical CPUs for the mirrored one.
+HELDOUT_F_GROUPS = {
+    "heldout_f": ["spe_custom_step", "loss_scale_explicit"],
+    "heldout_f_two_cpus": ["mirrored_custom_step"],
+}
 HELDOUT = [m for group in HELDOUT_GROUPS.values() for m in group]
+HELDOUT_F = [m for group in HELDOUT_F_GROUPS.values() for m in group]
 HELDOUT_E = [m for group in HELDOUT_E_GROUPS.values() for m in group]
 HELDOUT_D = [m for group in HELDOUT_D_GROUPS.values() for m in group]
 HELDOUT_B = [m for group in HELDOUT_B_GROUPS.values() for m in group]
@@ -107,8 +113,11 @@ SETS = {
     "heldout_c": HELDOUT_C,
     "heldout_d": HELDOUT_D,
     "heldout_e": HELDOUT_E,
+    "heldout_f": HELDOUT_F,
 }
-MODULES = ("models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g")
+MODULES = (
+    "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
+)  # fmt: skip
 
 
 def _builder(name):
@@ -245,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("outdir")
     p.add_argument(
         "--set", dest="model_set", default="corpus", choices=tuple(SETS),
-        help="the corpus (default), or a held-out set (models_c.py to models_g.py)",
+        help="the corpus (default), or a held-out set (models_c.py to models_h.py)",
     )  # fmt: skip
     p.add_argument("--only", default="", help="comma-separated model names (any set)")
     p.add_argument("--mode", default="both", choices=("stock", "callback", "both"))
@@ -253,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per worker process")
     a = p.parse_args(argv)
     modes = ["stock", "callback"] if a.mode == "both" else [a.mode]
-    known = ALL + EXTRA + HELDOUT + HELDOUT_B + HELDOUT_C + HELDOUT_D + HELDOUT_E
+    known = ALL + EXTRA + HELDOUT + HELDOUT_B + HELDOUT_C + HELDOUT_D + HELDOUT_E + HELDOUT_F
     names = [n for n in a.only.split(",") if n] or SETS[a.model_set]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -274,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         HELDOUT_C_GROUPS,
         HELDOUT_D_GROUPS,
         HELDOUT_E_GROUPS,
+        HELDOUT_F_GROUPS,
     ):
         groups += [[n for n in names if n in g] for g in more.values()]
     t0 = time.time()
