@@ -1,11 +1,11 @@
 """Record the corpus: each model trained under a profiler with the labeller active.
 
-    python -m tests.gt record OUTDIR [--set corpus|heldout] [--only a,b]
-                                     [--mode stock|callback|both]
+    python -m tests.gt record OUTDIR [--set corpus|heldout|heldout_b|...|heldout_f]
+                                     [--only a,b] [--mode stock|callback|both]
 
-`--set corpus` (the default) records the 29 corpus models; `--set heldout` records the
-held-out models of models_c.py (structures the corpus lacks, never in the default run);
-`--only` picks models by name from any set (and EXTRA).
+`--set corpus` (the default) records the 29 corpus models; `--set heldout` (to
+`heldout_f`) records a held-out set (models_c.py to models_h.py: structures the corpus
+lacks, never in the default run); `--only` picks models by name from any set (and EXTRA).
 
 Per model and mode it writes OUTDIR/<model>/<mode>/ (the TensorBoard run: stock
 `keras.callbacks.TensorBoard(profile_batch=...)` or `tb_metal_plugin.MetalProfileCallback`
@@ -46,75 +46,65 @@ GROUPS = {
     "apps": ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121"],
     "two_cpus": ["mirrored"],
 }  # fmt: skip
-TWO_CPUS = set(GROUPS["two_cpus"]) | {"mirrored_custom_step"}
+TWO_CPUS = set(GROUPS["two_cpus"])
 ALL = [m for group in GROUPS.values() for m in group]
 # Recordable with --only, not in the default corpus (the issue accepts resnet_like instead).
 EXTRA = ["resnet50_v2"]
-# The held-out set (models_c.py): checks that attribution generalises beyond the models it
-# was tuned on. Not part of the default corpus; `--set heldout` records it.
-HELDOUT_GROUPS = {
-    "heldout": [
-        "text_masked", "separable_depthwise", "conv_autoencoder", "group_layer_norm",
-        "two_input_attention", "rnn_variants", "custom_cell", "looped_block",
-        "with_validation", "bidi_tagger", "lambda_cond",
-    ],
-    "heldout_apps": ["xception"],
+# Held-out sets: each checks that attribution generalises beyond the models it was tuned
+# on, and each was written after the fixes the one before it led to. Never part of the
+# default corpus; `--set <name>` records one. Worker groups as in GROUPS.
+HELDOUT_SETS = {
+    "heldout": {  # models_c.py
+        "heldout": [
+            "text_masked", "separable_depthwise", "conv_autoencoder", "group_layer_norm",
+            "two_input_attention", "rnn_variants", "custom_cell", "looped_block",
+            "with_validation", "bidi_tagger", "lambda_cond",
+        ],
+        "heldout_apps": ["xception"],
+    },
+    "heldout_b": {  # models_d.py: structures the corpus and the first set lack
+        "heldout_b": [
+            "wavenet_gated", "conv3d_video", "causal_encoder", "nested_custom", "siamese",
+            "noisy_regularised", "optimizer_extras", "wide_deep", "reshaping_seq",
+            "stacked_cells", "multi_loss_weights",
+        ],
+        "heldout_b_apps": ["efficientnet_v2", "convnext"],
+    },
+    "heldout_c": {  # models_e.py
+        "heldout_c": [
+            "vae_add_loss", "gan_two_optimizers", "string_lookup", "seq2seq_states",
+            "masking_gru", "merges_dot", "constraints_pool", "resize_crop", "grouped_dilated",
+            "ops_in_functional", "nested_three", "bf16_layers",
+        ],
+    },
+    "heldout_d": {  # models_f.py: training set-ups
+        "heldout_d": [
+            "list_blocks", "lazy_build", "dataset_map", "stateful_rnn", "masked_attention",
+            "clipvalue_sgd", "deferred_sequential", "custom_step_apply_gradients",
+            "relu6_blocks", "shared_head_two_losses", "override_compute_loss",
+            "tf_function_layer",
+        ],
+        "heldout_d_apps": ["frozen_backbone"],
+    },
+    "heldout_e": {  # models_g.py: whole architectures
+        "heldout_e": [
+            "bert_tiny", "unet_small", "integer_features", "attention_decoder",
+            "channels_first_conv", "loops_in_layers",
+        ],
+        "heldout_e_apps": ["vgg16", "resnet50"],
+    },
+    "heldout_f": {  # models_h.py: the callback's own edges
+        "heldout_f": ["spe_custom_step", "loss_scale_explicit"],
+        "heldout_f_two_cpus": ["mirrored_custom_step"],
+    },
 }  # fmt: skip
-# A second held-out set (models_d.py), written after the rules were tuned on the first.
-HELDOUT_B_GROUPS = {
-    "heldout_b": [
-        "wavenet_gated", "conv3d_video", "causal_encoder", "nested_custom", "siamese",
-        "noisy_regularised", "optimizer_extras", "wide_deep", "reshaping_seq",
-        "stacked_cells", "multi_loss_weights",
-    ],
-    "heldout_b_apps": ["efficientnet_v2", "convnext"],
-}  # fmt: skip
-# A third (models_e.py), written after the second's fixes.
-HELDOUT_C_GROUPS = {
-    "heldout_c": [
-        "vae_add_loss", "gan_two_optimizers", "string_lookup", "seq2seq_states",
-        "masking_gru", "merges_dot", "constraints_pool", "resize_crop", "grouped_dilated",
-        "ops_in_functional", "nested_three", "bf16_layers",
-    ],
-}  # fmt: skip
-# A fourth (models_f.py): training set-ups, written after the third's fixes.
-HELDOUT_D_GROUPS = {
-    "heldout_d": [
-        "list_blocks", "lazy_build", "dataset_map", "stateful_rnn", "masked_attention",
-        "clipvalue_sgd", "deferred_sequential", "custom_step_apply_gradients",
-        "relu6_blocks", "shared_head_two_losses", "override_compute_loss",
-        "tf_function_layer",
-    ],
-    "heldout_d_apps": ["frozen_backbone"],
-}  # fmt: skip
-# A fifth (models_g.py): whole architectures, written after the fourth's fixes.
-HELDOUT_E_GROUPS = {
-    "heldout_e": [
-        "bert_tiny", "unet_small", "integer_features", "attention_decoder",
-        "channels_first_conv", "loops_in_layers",
-    ],
-    "heldout_e_apps": ["vgg16", "resnet50"],
-}  # fmt: skip
-# A sixth (models_h.py): the callback's own edges; two logical CPUs for the mirrored one.
-HELDOUT_F_GROUPS = {
-    "heldout_f": ["spe_custom_step", "loss_scale_explicit"],
-    "heldout_f_two_cpus": ["mirrored_custom_step"],
+TWO_CPUS |= {"mirrored_custom_step"}
+SETS = {"corpus": ALL} | {
+    name: [m for group in groups.values() for m in group] for name, groups in HELDOUT_SETS.items()
 }
-HELDOUT = [m for group in HELDOUT_GROUPS.values() for m in group]
-HELDOUT_F = [m for group in HELDOUT_F_GROUPS.values() for m in group]
-HELDOUT_E = [m for group in HELDOUT_E_GROUPS.values() for m in group]
-HELDOUT_D = [m for group in HELDOUT_D_GROUPS.values() for m in group]
-HELDOUT_B = [m for group in HELDOUT_B_GROUPS.values() for m in group]
-HELDOUT_C = [m for group in HELDOUT_C_GROUPS.values() for m in group]
-SETS = {
-    "corpus": ALL,
-    "heldout": HELDOUT,
-    "heldout_b": HELDOUT_B,
-    "heldout_c": HELDOUT_C,
-    "heldout_d": HELDOUT_D,
-    "heldout_e": HELDOUT_E,
-    "heldout_f": HELDOUT_F,
-}
+HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F = (
+    SETS[name] for name in HELDOUT_SETS
+)
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
 )  # fmt: skip
@@ -262,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per worker process")
     a = p.parse_args(argv)
     modes = ["stock", "callback"] if a.mode == "both" else [a.mode]
-    known = ALL + EXTRA + HELDOUT + HELDOUT_B + HELDOUT_C + HELDOUT_D + HELDOUT_E + HELDOUT_F
+    known = [m for models in SETS.values() for m in models] + EXTRA
     names = [n for n in a.only.split(",") if n] or SETS[a.model_set]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -277,14 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tb_metal_plugin from {root}; modes {modes}", flush=True)
     groups = [[n for n in names if n in g] for g in GROUPS.values()]
     groups.insert(2, [n for n in names if n in EXTRA])
-    for more in (
-        HELDOUT_GROUPS,
-        HELDOUT_B_GROUPS,
-        HELDOUT_C_GROUPS,
-        HELDOUT_D_GROUPS,
-        HELDOUT_E_GROUPS,
-        HELDOUT_F_GROUPS,
-    ):
+    for more in HELDOUT_SETS.values():
         groups += [[n for n in names if n in g] for g in more.values()]
     t0 = time.time()
     rc = 0
