@@ -22,23 +22,30 @@ def function_gradient_layers(
     ops: Iterable[tuple[str, str]], name_layer: Callable[[str], Layer]
 ) -> dict[str, Layer]:
     """{op name: layer} for the ops of root-level gradient functions of called functions."""
-    forward: dict[tuple[str, ...], tuple[set[str], Layer]] = {}  # call scope -> (names, layer)
+    ops = list(ops)
     grads: dict[tuple[str, ...], tuple[set[str], list[str]]] = {}  # grad scope -> (refs, ops)
+    # Such a gradient's ops sit right under call wrappers (`...PartitionedCall/gradients/`):
+    # one substring test per op finds the few candidates, and most traces have none.
+    for name in (n for n, _ in ops if "Call/gradients/" in n):
+        comps = name.split("/")
+        g = comps.index("gradients")
+        # `<wrappers>/gradients/<fwd op>_grad/...`: only wrappers above (the root).
+        if g < 2 or not all(WRAPPER.match(c) for c in comps[:g]):
+            continue
+        refs, members = grads.setdefault(tuple(comps[: g + 1]), (set(), []))
+        members.append(name)
+        for k in range(g + 1, len(comps) - 1):
+            if comps[k].endswith("_grad"):
+                refs.add("/".join([*comps[g + 1 : k], comps[k][: -len("_grad")]]))
+                break
+    if not grads:
+        return {}
+    forward: dict[tuple[str, ...], tuple[set[str], Layer]] = {}  # call scope -> (names, layer)
     for name, _ in ops:
+        if name.find("Call/", name.find("/") + 1) < 0 or "gradient_tape/" in name:
+            continue  # no call wrapper below the first scope, or the tape's work
         comps = name.split("/")
         if "gradients" in comps:
-            g = comps.index("gradients")
-            # `<wrappers>/gradients/<fwd op>_grad/...`: only wrappers above (the root).
-            if g == 0 or not all(WRAPPER.match(c) for c in comps[:g]) or g < 2:
-                continue
-            refs, members = grads.setdefault(tuple(comps[: g + 1]), (set(), []))
-            members.append(name)
-            for k in range(g + 1, len(comps) - 1):
-                if comps[k].endswith("_grad"):
-                    refs.add("/".join([*comps[g + 1 : k], comps[k][: -len("_grad")]]))
-                    break
-            continue
-        if "gradient_tape" in comps:
             continue
         # The innermost call wrapper below some scope: what follows is the function's.
         at = max((i for i, c in enumerate(comps[:-1]) if i > 0 and WRAPPER.match(c)), default=0)
