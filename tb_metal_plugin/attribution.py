@@ -26,7 +26,6 @@ from .opnames import (
     OPTIONAL_TYPES,
     PASS_THROUGH,
     SUFFIX,
-    could_be_layer,
     is_mark,
     layer_key,
     name_head,
@@ -252,9 +251,10 @@ class TraceAttributor:
     def _is_layer_scope(self, key: tuple[str, ...]) -> bool:
         """A uniquified scope with forward ops below it, not a second op-function scope.
 
-        TF's op functions open scopes (`moments`, `batchnorm`, `convolution`) whose second
-        use in the same parent is `moments_1`; a layer's scope always has the suffix, so a
-        scope named like an op function is a layer when no unsuffixed sibling exists.
+        Functions open scopes (`moments`, `stateless_dropout`) whose second use in the same
+        parent is `moments_1`; a layer's scope always has the suffix, so a suffixed scope
+        is a layer unless its unsuffixed twin sits beside it (even one named like an op
+        function).
         """
         comp = key[-1]
         if key not in self._forward_scopes:
@@ -266,8 +266,6 @@ class TraceAttributor:
         if not SUFFIX.match(comp):
             return False
         base = strip_suffix(comp)
-        if could_be_layer(comp):
-            return key[:-1] + (base,) not in self._paths
         return base not in PASS_THROUGH and key[:-1] + (base,) not in self._paths
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:

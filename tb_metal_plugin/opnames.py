@@ -335,15 +335,6 @@ def layer_key(components) -> tuple[str, ...]:
     )
 
 
-def could_be_layer(component: str) -> bool:
-    """A uniquified scope (`<name>_<k>`) whose name is not one TF's op functions open."""
-    m = SUFFIX.match(component)
-    if not m:
-        return False
-    base = m.group(1)
-    return base not in INTERNAL and base not in PASS_THROUGH
-
-
 def in_train_function(components: list[str]) -> bool:
     """True for ops inside a traced function (wrapped or scoped), not bare eager ops."""
     return any(WRAPPER.match(c) for c in components[:-1]) or len(components) > 1
