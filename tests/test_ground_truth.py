@@ -134,6 +134,14 @@ def record_in_subprocess(tmp_path: Path, only: str, mode: str) -> Path:
     return out
 
 
+def recorded_events(out: Path, model: str, mode: str = "stock") -> dict:
+    """The labelled events of one model `record_in_subprocess` wrote; no labeller errors."""
+    with open(out / model / f"{mode}.labels.json") as f:
+        labels = json.load(f)
+    assert not labels["labeller_errors"], labels["labeller_errors"]
+    return labels["events"]
+
+
 @pytest.mark.slow
 def test_labeller_maps_recorded_traces(tmp_path):
     out = record_in_subprocess(tmp_path, "conv_bn,lstm", "stock")

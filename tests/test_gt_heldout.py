@@ -8,12 +8,10 @@ function; Grappler's renamed `<scope>/ArithmeticOptimizer/<Stage>_<node>` nodes)
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.gt import record
-from tests.test_ground_truth import record_in_subprocess
+from tests.test_ground_truth import record_in_subprocess, recorded_events
 
 
 def test_heldout_set_is_separate_from_the_corpus():
@@ -34,15 +32,9 @@ def test_record_rejects_unknown_names(capsys):
 def test_labeller_on_validation_and_grappler_renames(tmp_path):
     out = record_in_subprocess(tmp_path, "with_validation,two_input_attention", "stock")
 
-    def events(model):
-        with open(out / model / "stock.labels.json") as f:
-            labels = json.load(f)
-        assert not labels["labeller_errors"], labels["labeller_errors"]
-        return labels["events"]
-
     # The evaluation inside the trace runs a test function whose call op has the same
     # name as the train function's: gradient ops must still resolve in the train graph.
-    val = events("with_validation")
+    val = recorded_events(out, "with_validation")
     grads = {k: ev for k, ev in val.items() if "/gradient_tape/" in k and ev.get("phase")}
     assert grads and all(ev["phase"] == "backward" for ev in grads.values()), grads
     for key, ev in val.items():
@@ -50,7 +42,7 @@ def test_labeller_on_validation_and_grappler_renames(tmp_path):
             assert ev.get("phase") is None, (key, ev)
     # Grappler folds the key's transpose into the scores' BatchMatMul and names the new
     # node after the MatMul it replaced, forward and in the gradient.
-    attn = events("two_input_attention")
+    attn = recorded_events(out, "two_input_attention")
     folded = {k: ev for k, ev in attn.items() if "FoldTransposeIntoMatMul" in k}
     assert {ev["phase"] for ev in folded.values()} == {"forward", "backward"}, folded
     for key, ev in folded.items():

@@ -9,7 +9,6 @@ subclass's `__call__` override; Grappler's `unary_ops_composition` nodes).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from tb_metal_plugin.opnames import grappler_original
 from tests.gt import record
 from tests.gt import score as gt
-from tests.test_ground_truth import record_in_subprocess
+from tests.test_ground_truth import record_in_subprocess, recorded_events
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gt"
 
@@ -91,15 +90,9 @@ def test_grappler_original_names(name, original):
 def test_labeller_on_call_overrides_and_unary_compositions(tmp_path):
     out = record_in_subprocess(tmp_path, "wide_deep,noisy_regularised", "stock")
 
-    def events(model):
-        with open(out / model / "stock.labels.json") as f:
-            labels = json.load(f)
-        assert not labels["labeller_errors"], labels["labeller_errors"]
-        return labels["events"]
-
     # CategoryEncoding's own __call__ (TFDataLayer) converts its int input before the base
     # Layer.__call__ opens its scope: that cast is the layer's, not the model's.
-    wide = events("wide_deep")
+    wide = recorded_events(out, "wide_deep")
     casts = {
         k: ev for k, ev in wide.items() if k.startswith("StatefulPartitionedCall/wide_deep_1/Cast")
     }
@@ -107,7 +100,7 @@ def test_labeller_on_call_overrides_and_unary_compositions(tmp_path):
     assert ("wide_deep", "wide_onehot") in layers, casts
     assert ("wide_deep",) in layers, casts  # Functional's own int64 -> int32 input casts
     # PReLU's Neg -> Relu chain, composed into `<last node>/unary_ops_composition`.
-    noisy = events("noisy_regularised")
+    noisy = recorded_events(out, "noisy_regularised")
     comp = {k: ev for k, ev in noisy.items() if "unary_ops_composition" in k}
     assert comp, "no composed node in this recording"
     for key, ev in comp.items():
