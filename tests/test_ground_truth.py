@@ -43,6 +43,12 @@ def _labels(model: str, mode: str) -> dict:
     return gt.load_labels(str(FIXTURES / model / f"{gt.MODES[mode]}.labels.json"))
 
 
+def labelled_rows(model: str, mode: str = "trace", root: Path = FIXTURES) -> tuple[dict, dict]:
+    """(labels, the package's op rows) of one recorded model (committed ones by default)."""
+    labels = gt.load_labels(str(root / model / f"{gt.MODES[mode]}.labels.json"))
+    return labels, gt.predictions(str(root / model / labels["trace"]))
+
+
 def test_fixture_corpus_is_there():
     models = {m for m, _ in CASES}
     assert len(models) >= 4, f"committed ground-truth models: {sorted(models)}"
@@ -79,8 +85,7 @@ def _threshold_cases():
 
 @pytest.mark.parametrize("model,mode", list(_threshold_cases()))
 def test_attribution_meets_issue_thresholds(model, mode):
-    labels = _labels(model, mode)
-    rows = gt.predictions(str(FIXTURES / model / labels["trace"]))
+    labels, rows = labelled_rows(model, mode)
     r = gt.score(labels, rows)
     failing = {k: round(r[k], 4) for k, t in gt.THRESHOLDS[mode].items() if r[k] < t}
     assert not failing, f"{model} ({mode}) below {gt.THRESHOLDS[mode]}: {failing}; worst: " + (

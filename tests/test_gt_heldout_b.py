@@ -9,21 +9,16 @@ subclass's `__call__` override; Grappler's `unary_ops_composition` nodes).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tb_metal_plugin.opnames import grappler_original
 from tests.gt import record
-from tests.gt import score as gt
-from tests.test_ground_truth import record_in_subprocess, recorded_events
-
-FIXTURES = Path(__file__).parent / "fixtures" / "gt"
+from tests.test_ground_truth import labelled_rows, record_in_subprocess, recorded_events
 
 
 def _scored(model: str) -> tuple[dict, dict]:
-    labels = gt.load_labels(str(FIXTURES / model / "stock.labels.json"))
-    return labels["events"], gt.predictions(str(FIXTURES / model / labels["trace"]))
+    labels, rows = labelled_rows(model)
+    return labels["events"], rows
 
 
 def test_second_heldout_set_is_separate():

@@ -9,16 +9,13 @@ optimizer phase of both optimizers; trace only, both optimizers' counters at the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tb_metal_plugin.recording.layers import _as_called
 from tests.gt import record
 from tests.gt import score as gt
-from tests.test_ground_truth import record_in_subprocess
-
-FIXTURES = Path(__file__).parent / "fixtures" / "gt"
+from tests.test_ground_truth import labelled_rows, record_in_subprocess
 
 
 def test_heldout_sets_are_separate_from_each_other_and_the_corpus():
@@ -32,8 +29,7 @@ def test_heldout_sets_are_separate_from_each_other_and_the_corpus():
 
 
 def test_two_optimizers_counters_are_optimizer_work_trace_only():
-    labels = gt.load_labels(str(FIXTURES / "gan_two_optimizers" / "stock.labels.json"))
-    rows = gt.predictions(str(FIXTURES / "gan_two_optimizers" / labels["trace"]))
+    labels, rows = labelled_rows("gan_two_optimizers")
     counters = {
         k: ev
         for k, ev in labels["events"].items()
@@ -49,8 +45,7 @@ def test_two_optimizers_counters_are_optimizer_work_trace_only():
 @pytest.mark.slow
 def test_callback_on_a_custom_step_with_sub_models_and_two_optimizers(tmp_path):
     out = record_in_subprocess(tmp_path, "gan_two_optimizers", "callback")
-    labels = gt.load_labels(str(out / "gan_two_optimizers" / "callback.labels.json"))
-    rows = gt.predictions(str(out / "gan_two_optimizers" / labels["trace"]))
+    labels, rows = labelled_rows("gan_two_optimizers", "manifest", out)
     r = gt.score(labels, rows)
     assert r["layer_op"] == 1.0 and r["phase_tw"] == 1.0, r["worst"][:4]
     layers = {tuple(row["layer"]) for row in rows.values() if row["layer"]}

@@ -10,20 +10,15 @@ builds the model, outside the model), so it puts the call op's layers in front.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tb_metal_plugin.function_grads import function_gradient_layers
 from tests.gt import score as gt
-from tests.test_ground_truth import record_in_subprocess
-
-FIXTURES = Path(__file__).parent / "fixtures" / "gt"
+from tests.test_ground_truth import labelled_rows, record_in_subprocess
 
 
 def test_gradient_of_a_called_function_takes_its_forward_call_layer():
-    labels = gt.load_labels(str(FIXTURES / "tf_function_layer" / "stock.labels.json"))
-    rows = gt.predictions(str(FIXTURES / "tf_function_layer" / labels["trace"]))
+    labels, rows = labelled_rows("tf_function_layer")
     grads = {k: ev for k, ev in labels["events"].items() if "/PartitionedCall/gradients/" in k}
     assert len(grads) >= 4, sorted(grads)
     for key, ev in grads.items():
@@ -63,11 +58,10 @@ def test_function_gradient_needs_exactly_one_matching_forward_call():
 @pytest.mark.slow
 def test_callback_and_labeller_on_tf_function_layers(tmp_path):
     out = record_in_subprocess(tmp_path, "tf_function_layer", "callback")
-    labels = gt.load_labels(str(out / "tf_function_layer" / "callback.labels.json"))
+    labels, rows = labelled_rows("tf_function_layer", "manifest", out)
     fwd = {
         k: ev for k, ev in labels["events"].items() if "/compiled_1/StatefulPartitionedCall/" in k
     }
     assert fwd and all(ev["layer"] == ["tf_fn", "compiled"] for ev in fwd.values()), fwd
-    rows = gt.predictions(str(out / "tf_function_layer" / labels["trace"]))
     r = gt.score(labels, rows)
     assert r["layer_op"] == 1.0 and r["phase_tw"] == 1.0, r["worst"][:4]
