@@ -43,6 +43,7 @@ from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
 from .payload_views import LayersView
+from .run_graph import graph_ops, step_graph_for
 from .selectors import parse_ops_filter, parse_step
 
 if TYPE_CHECKING:  # the payload shapes, for type checkers: not imported on every load
@@ -98,13 +99,14 @@ class Profile:
         manifest: dict | None = None,
         session: SessionInfo | None = None,
         host: str | None = None,
+        graph=None,
     ):
         self.events = events
         self.manifest = manifest
         self.session = session
         self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
-        trace = TraceAttributor(events.ops.keys(), events.sequences, events.first_start)
+        trace = TraceAttributor(events.ops.keys(), events.sequences, events.first_start, graph)
         if manifest and (manifest.get("layers") or manifest.get("ops")):
             attributor = ManifestAttributor(manifest, trace)
             self.manifest_layers = attributor.layers
@@ -295,10 +297,20 @@ def load_file(
     xplane_path: str | os.PathLike,
     session: SessionInfo | None = None,
     progress: Progress | None = None,
+    step_graph: bool = True,
 ) -> Profile:
-    """Load one `.xplane.pb` (and the manifest beside it, if any) into a Profile."""
+    """Load one `.xplane.pb` (and the manifest beside it, if any) into a Profile.
+
+    `step_graph`: also read the graph Keras's TensorBoard callback wrote into the run's
+    event file (it lists the inputs of the tape's gradient sums); off, names alone decide.
+    """
     events = read_events(str(xplane_path), progress)
-    return Profile(events, load_manifest(xplane_path), session)
+    graph, notes = None, []
+    if step_graph:
+        graph, notes = step_graph_for(xplane_path, graph_ops(events.ops.keys()))
+    prof = Profile(events, load_manifest(xplane_path), session, graph=graph)
+    prof.warnings.extend(notes)
+    return prof
 
 
 def choose(

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from . import neighbours
 from .function_grads import function_gradient_layers
+from .graph_sums import graph_sums_of, sum_layers
 from .opnames import (
     ACCUMULATOR_TYPE,
     INTERNAL,
@@ -106,7 +107,9 @@ class TraceAttributor:
 
     source = "trace_names"
 
-    def __init__(self, ops: Iterable[tuple[str, str]], sequences=None, first_start=None):
+    def __init__(
+        self, ops: Iterable[tuple[str, str]], sequences=None, first_start=None, graph=None
+    ):
         ops = list(ops)
         seqs = [
             _op_keys(s)
@@ -136,7 +139,11 @@ class TraceAttributor:
                 self._roots.regularized,
             )
         )
-        self._layers.update(neighbours.input_casts(ops, seqs, self._name_layer, first_start))
+        self._layers.update(
+            neighbours.input_casts(
+                ops, seqs, self._name_layer, first_start, graph.consumers if graph else None
+            )
+        )
         self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
         self._layers.update(function_gradient_layers(ops, self._name_layer))
         self._phases: dict[str, str] = {}
@@ -146,6 +153,11 @@ class TraceAttributor:
             )
             self._layers.update(grads)
             self._phases.update(dict.fromkeys(grads, "backward"))
+        if graph is not None:
+            # The step graph lists every input of a sum: no neighbour guess needed there.
+            # (After the runs above: those read a sum as the gradient that ran beside it.)
+            self._layers.update(sum_layers(graph_sums_of(ops, tape), graph, self.layer_of))
+            self.source = "trace_graph"
         # Ops whose own name, not only their scope, can change their answer.
         self._per_name = self._layers.keys() | self._phases.keys() | self._root_phase.keys()
         self._by_scope: dict[tuple[str | None, frozenset[str]], Attribution] = {}

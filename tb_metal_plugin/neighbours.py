@@ -83,6 +83,7 @@ def input_casts(
     seqs: Iterable[Sequence[Op]],
     name_layer: Callable[[str], Layer],
     first_start: dict[Op, int] | None = None,
+    consumers: Callable[[str], list[str]] | None = None,
 ) -> dict[str, Layer]:
     """A Cast directly in a model's scope, run just before one of its layers: that layer's.
 
@@ -92,7 +93,8 @@ def input_casts(
     other work there, the layer whose forward compute starts first after the cast does.
     Its gradient (under `gradient_tape/<same path>/`) follows it. Only when some layer
     casts inside its own scope too (its weights, under mixed precision): else the cast is
-    the model's.
+    the model's. `consumers` (the step graph's, when the run wrote one) names the ops that
+    read a cast: their layer is the cast's.
     """
     casts: dict[str, tuple[str, ...]] = {}
     inside = False  # a layer below a model casting something of its own
@@ -128,6 +130,16 @@ def input_casts(
     out = _winner(votes)
     for name, layer in _next_started(set(casts) - set(out), casts, first_start, name_layer):
         out[name] = layer
+    for name in list(out) if consumers is not None else ():
+        # The step graph says which layer reads the cast: no timing needed.
+        model = casts[name]
+        fed = {
+            q[: len(model) + 1]
+            for c in consumers(name)
+            if (q := name_layer(c)) and len(q) > len(model) and q[: len(model)] == model
+        }
+        if len(fed) == 1:
+            out[name] = fed.pop()
     moved = {"/".join(restart(tail(n.split("/")))): layer for n, layer in out.items()}
     for name, _ in ops if moved else ():
         comps = name.split("/")

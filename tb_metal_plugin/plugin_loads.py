@@ -138,7 +138,8 @@ class SessionIndex:
 
 
 def file_identity(path: Path) -> tuple:
-    """(path, size, mtime_ns, inode) of a trace, then the same three of its manifest."""
+    """(path, size, mtime_ns, inode) of a trace, the same three of its manifest, then
+    those of the run's event files (the step graph)."""
     st = path.stat()
     ident: tuple = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
     # The manifest beside a trace changes the breakdown (exact attribution and
@@ -151,7 +152,10 @@ def file_identity(path: Path) -> tuple:
         ident += (mst.st_size, mst.st_mtime_ns, mst.st_ino)
     except (OSError, ImportError):
         ident += (None, None, None)
-    return ident
+    # So does the step graph in the run's event files (read for stock traces).
+    from tb_metal_plugin.run_graph import file_identity as graph_identity
+
+    return ident + graph_identity(path)
 
 
 class Job:

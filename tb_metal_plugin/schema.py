@@ -133,7 +133,11 @@ class _HeaderFields(TypedDict):
     time_note: Annotated[str, "what the times measure, in words"]
     devices: Annotated[list[str], "devices the ops ran on"]
     has_gpu: Annotated[bool, "whether any op ran on a GPU"]
-    attribution_source: Annotated[str, "`manifest` (exact) or `trace_names` (inferred)"]
+    attribution_source: Annotated[
+        str,
+        "`manifest` (exact), `trace_graph` (inferred from op names and the step graph in the "
+        "run's event file) or `trace_names` (inferred from op names)",
+    ]
     has_manifest: Annotated[bool, "whether the callback's manifest was beside the trace"]
     warnings: Annotated[list[str], "what to know about these figures"]
 
@@ -353,7 +357,7 @@ class DeviceTimeline(TypedDict):
 class AttributionAccuracy(TypedDict):
     """How often this payload's attribution source was right on the ground-truth corpus."""
 
-    source: Annotated[str, "`trace_names` or `manifest`"]
+    source: Annotated[str, "`trace_names`, `trace_graph` or `manifest`"]
     models: Annotated[int, "models of the corpus scored"]
     layer_time_min: Annotated[float, "share of op time with the right layer: worst model"]
     layer_time_mean: Annotated[float, "the same, mean over the models"]

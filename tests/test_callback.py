@@ -264,6 +264,7 @@ def test_missing_private_hook_warns_once_and_falls_back(tmp_path, monkeypatch):
         assert grads and {r["attribution_source"] for r in grads} <= {
             "manifest_scopes",
             "trace_names",
+            "trace_graph",
         }
         assert {r["phase"] for r in grads} == {"backward"}
     assert len(messages) == 1  # once per process, not once per fit

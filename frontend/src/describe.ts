@@ -6,6 +6,7 @@ export function describeAttribution(src: string, acc?: AttributionAccuracy | nul
   let text = `Layer attribution: ${src}.`;
   if (src === "manifest") text = "Layer attribution: exact, from the layer scopes recorded by MetalProfileCallback.";
   if (src === "trace_names") text = "Layer attribution: inferred from op names in the trace (name scopes); record with MetalProfileCallback for exact attribution and placement.";
+  if (src === "trace_graph") text = "Layer attribution: inferred from op names in the trace and the step graph TensorBoard wrote in the run's event file (the inputs of gradient sums); record with MetalProfileCallback for exact attribution and placement.";
   return acc ? `${text} ${describeAccuracy(acc)}` : text;
 }
 

@@ -24,3 +24,9 @@ test("without measured figures the note says only where the layers came from", (
   assert.equal(describeAttribution("manifest", null),
     "Layer attribution: exact, from the layer scopes recorded by MetalProfileCallback.");
 });
+
+test("a stock run's step graph is named as the source beside the op names", () => {
+  const text = describeAttribution("trace_graph", { ...acc, source: "trace_graph" });
+  assert.match(text, /op names in the trace and the step graph/);
+  assert.match(text, /29 models/);
+});

@@ -1,6 +1,7 @@
-"""Copy recorded models into the committed fast-tier fixtures (traces, manifests, labels only).
+"""Copy recorded models into the committed fast-tier fixtures (traces, manifests, labels;
+with --events, the stock run's event files too: the step graph Keras writes there).
 
-python -m tests.gt fixtures OUTDIR tests/fixtures/gt --only conv_bn,lstm
+python -m tests.gt fixtures OUTDIR tests/fixtures/gt --only conv_bn,lstm [--events]
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ if __package__ in (None, ""):
     __package__ = as_package()
 
 MAX_TRACE = 1_000_000  # bytes: fast-tier traces stay small
+MAX_EVENTS = 1_000_000  # bytes: the same for the stock run's event files
 
 
-def copy_model(src_model: str, dest_model: str) -> list[str]:
+def copy_model(src_model: str, dest_model: str, events: bool = False) -> list[str]:
     """Copy one model's labels and the trace (+ manifest) each labels file names."""
     copied = []
     for mode in ("stock", "callback"):
@@ -39,6 +41,16 @@ def copy_model(src_model: str, dest_model: str) -> list[str]:
             if name.endswith((".xplane.pb", ".tb_metal.json")):
                 shutil.copy2(os.path.join(session, name), dest_session)
                 copied.append(os.path.join(dest_session, name))
+        if events and mode == "stock":
+            run = os.path.dirname(os.path.dirname(os.path.dirname(session)))
+            dest_run = os.path.dirname(os.path.dirname(os.path.dirname(dest_session)))
+            for name in sorted(os.listdir(run)):
+                if name.startswith("events.out.tfevents."):
+                    src = os.path.join(run, name)
+                    if os.path.getsize(src) > MAX_EVENTS:
+                        raise ValueError(f"{src} is over {MAX_EVENTS} bytes")
+                    shutil.copy2(src, dest_run)
+                    copied.append(os.path.join(dest_run, name))
         shutil.copy2(labels_path, dest_model)
         copied.append(os.path.join(dest_model, os.path.basename(labels_path)))
     return copied
@@ -50,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("outdir")
     p.add_argument("dest")
     p.add_argument("--only", required=True)
+    p.add_argument("--events", action="store_true", help="also the stock run's event files")
     a = p.parse_args(argv)
     for model in a.only.split(","):
         dest_model = os.path.join(a.dest, model)
         shutil.rmtree(dest_model, ignore_errors=True)
-        for path in copy_model(os.path.join(a.outdir, model), dest_model):
+        for path in copy_model(os.path.join(a.outdir, model), dest_model, a.events):
             print(f"{os.path.getsize(path):9d}  {path}")
     return 0
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.gt misses")
     p.add_argument("outdir")
     p.add_argument("--only", default="")
-    p.add_argument("--mode", choices=("trace", "manifest"))
+    p.add_argument("--mode", choices=("trace", "graph", "manifest"))
     p.add_argument("--limit", type=int, default=0, help="at most N misses per model/mode")
     a = p.parse_args(argv)
     score = import_module(f"{__package__}.score")
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             if (a.mode and mode != a.mode) or not os.path.exists(path):
                 continue
             labels = score.load_labels(path)
-            found = misses(labels, score.predictions(os.path.join(mdir, labels["trace"])))
+            trace = os.path.join(mdir, labels["trace"])
+            if mode == "graph" and not score.has_step_graph(trace):
+                continue
+            found = misses(labels, score.predictions(trace, mode))
             print(f"== {model} / {mode}: {len(found)} missed ops")
             for m in found[: a.limit or None]:
                 extra = f" kind={m['kind']}" + (f" fwd={m['fwd']}" if m["fwd"] else "")

@@ -1,0 +1,252 @@
+"""The step graph a stock TensorBoard run writes beside its profile: which ops feed which.
+
+Keras's `TensorBoard(profile_batch=...)` traces the graph while it profiles
+(`tf.summary.trace_on(graph=True)`) and writes the partition graphs of the functions that
+ran into the run's event file, as a `graph_run_metadata_graph` summary. Their node names
+are the trace's op names, and each node lists its inputs: what names cannot say (which
+gradients a tape's `AddN` sums) can be read there. Read without TensorFlow: the TFRecord
+framing here, the messages with tensorboard's compat protos. A damaged or missing event
+file only means the graph is not used; it never fails a load.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+PLUGIN = b"graph_run_metadata_graph"
+EVENTS_PREFIX = "events.out.tfevents."
+# Event files also hold every scalar of the run; past this size one is not scanned (a
+# graph written at the start of a very long run is lost, not a slow load).
+MAX_EVENT_FILE = 1 << 30
+_HEADER = struct.Struct("<Q")
+_MESSAGES: tuple | None = None  # TFRecord: length, crc32c(length), data, crc32c(data)
+
+
+def run_dir_of(xplane_path: str | os.PathLike) -> Path | None:
+    """`<run>` of `<run>/plugins/profile/<session>/<host>.xplane.pb` (None for other paths)."""
+    parts = Path(xplane_path).parts
+    if len(parts) < 5 or parts[-4] != "plugins" or parts[-3] != "profile":
+        return None
+    return Path(*parts[:-4])
+
+
+def event_files(xplane_path: str | os.PathLike) -> list[Path]:
+    """The run's event files beside a standard session folder (regular files, no links)."""
+    run = run_dir_of(xplane_path)
+    if run is None:
+        return []
+    try:
+        entries = sorted(os.scandir(run), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [
+        Path(e.path)
+        for e in entries
+        if e.name.startswith(EVENTS_PREFIX) and e.is_file(follow_symlinks=False)
+    ]
+
+
+def graph_records(path: Path) -> Iterable[bytes]:
+    """The raw Event records of one file that name the run-metadata graph plugin.
+
+    Stops quietly at a record cut short (a file still being written) and at a length that
+    cannot be a record (damage): the records before it are still good.
+    """
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0 or st.st_size > MAX_EVENT_FILE:
+            return
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            pos, end = 0, len(mm)
+            while pos + 12 <= end:
+                (length,) = _HEADER.unpack_from(mm, pos)
+                start = pos + 12
+                stop = start + length
+                if stop + 4 > end:
+                    return
+                if mm.find(PLUGIN, start, stop) >= 0:
+                    yield mm[start:stop]
+                pos = stop + 4
+    except (OSError, ValueError):
+        return
+    finally:
+        os.close(fd)
+
+
+class StepGraph:
+    """The executed nodes of one exported run-metadata graph: op type and data inputs."""
+
+    def __init__(self, run_metadata: Any, wall_time: float = 0.0):
+        self.wall_time = wall_time
+        graphs = [g for fg in run_metadata.function_graphs for g in fg.partition_graphs]
+        self._nodes: dict[str, Any] = {}
+        self._consumers: dict[str, list[str]] | None = None
+        for graph in graphs or run_metadata.partition_graphs:
+            for node in graph.node:
+                self._nodes.setdefault(node.name, node)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def op(self, name: str) -> str | None:
+        """The node's op type (None for a name the graph does not hold)."""
+        node = self._nodes.get(name)
+        return node.op if node is not None else None
+
+    def consumers(self, name: str) -> list[str]:
+        """The nodes that read one of `name`'s outputs (control edges left out)."""
+        if self._consumers is None:
+            self._consumers = {}
+            for node_name in self._nodes:
+                for i in self.inputs(node_name) or ():
+                    self._consumers.setdefault(i, []).append(node_name)
+        return self._consumers.get(name, [])
+
+    def inputs(self, name: str) -> list[str] | None:
+        """The node names feeding `name`'s data inputs (control inputs left out)."""
+        node = self._nodes.get(name)
+        if node is None:
+            return None
+        return [i.partition(":")[0] for i in node.input if not i.startswith("^")]
+
+
+def _messages():
+    """(Event, RunMetadata) classes that parse only the fields read here.
+
+    The exported run metadata also holds each function's graph before and after
+    optimization (twice the partition graphs' size): declared with only the fields used,
+    protobuf skips the rest without building them (about half the parse time).
+    """
+    global _MESSAGES
+    if _MESSAGES is None:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+        from tensorboard.compat.proto import graph_pb2
+
+        f = descriptor_pb2.FileDescriptorProto(
+            name="tb_metal/run_graph_fields.proto", package="tb_metal_run_graph", syntax="proto3"
+        )
+        f.dependency.append(graph_pb2.DESCRIPTOR.name)
+        rep, opt = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED, 1
+        msg, byt, dbl = 11, 12, 1  # TYPE_MESSAGE, TYPE_BYTES, TYPE_DOUBLE
+        graph = ".tensorboard.GraphDef"
+        own = ".tb_metal_run_graph."
+        for name, fields in (
+            ("PluginData", [("plugin_name", 1, opt, 9, None)]),  # 9: TYPE_STRING
+            ("Metadata", [("plugin_data", 1, opt, msg, own + "PluginData")]),
+            ("Tensor", [("string_val", 8, rep, byt, None)]),
+            (
+                "Value",
+                [
+                    ("tensor", 8, opt, msg, own + "Tensor"),
+                    ("metadata", 9, opt, msg, own + "Metadata"),
+                ],
+            ),
+            ("Summary", [("value", 1, rep, msg, own + "Value")]),
+            (
+                "Event",
+                [("wall_time", 1, opt, dbl, None), ("summary", 5, opt, msg, own + "Summary")],
+            ),
+            ("FunctionGraphs", [("partition_graphs", 1, rep, msg, graph)]),
+            (
+                "RunMetadata",
+                [
+                    ("partition_graphs", 3, rep, msg, graph),
+                    ("function_graphs", 4, rep, msg, own + "FunctionGraphs"),
+                ],
+            ),
+        ):
+            m = f.message_type.add(name=name)
+            for fname, number, label, ftype, type_name in fields:
+                field = m.field.add(name=fname, number=number, label=label, type=ftype)
+                if type_name:
+                    field.type_name = type_name
+        pool = descriptor_pool.Default()  # where importing graph_pb2 put GraphDef
+        try:
+            pool.FindFileByName(f.name)
+        except KeyError:
+            pool.Add(f)
+        _MESSAGES = tuple(
+            message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tb_metal_run_graph.{n}"))
+            for n in ("Event", "RunMetadata")
+        )
+    return _MESSAGES
+
+
+def _graphs_in(path: Path) -> Iterable[StepGraph]:
+    from google.protobuf.message import DecodeError
+
+    event_cls, run_metadata_cls = _messages()
+    plugin = PLUGIN.decode()
+    for raw in graph_records(path):
+        try:
+            event = event_cls.FromString(raw)
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != plugin:
+                    continue
+                for blob in value.tensor.string_val[:1]:
+                    yield StepGraph(run_metadata_cls.FromString(blob), event.wall_time)
+        except (DecodeError, RecursionError, ValueError):
+            continue  # one damaged summary: the others may still be good
+
+
+def graph_ops(ops: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The trace's ops a step graph can hold (name -> type): those inside a function.
+
+    Ops run eagerly (one op per call, no scope) are in no exported graph.
+    """
+    return {name: op_type for name, op_type in ops if "/" in name}
+
+
+def step_graph_for(
+    xplane_path: str | os.PathLike, want: dict[str, str]
+) -> tuple[StepGraph | None, list[str]]:
+    """The run's exported graph that ran the ops in `want` (`graph_ops`), and warnings.
+
+    Several profiles of one run each export a graph: the one holding most of `want` with
+    the same op types wins (the newest on a tie). None when no graph holds at least half.
+    """
+    if not want:
+        return None, []
+    best, best_hits = None, 0
+    for path in event_files(xplane_path):
+        for graph in _graphs_in(path):
+            hits = sum(1 for name, t in want.items() if graph.op(name) == t)
+            if hits > best_hits or (
+                hits == best_hits and best is not None and graph.wall_time > best.wall_time
+            ):
+                best, best_hits = graph, hits
+    if best is None:
+        return None, []
+    if best_hits * 2 < len(want):
+        return None, [
+            f"the run's event file holds a step graph, but not the one of this trace "
+            f"({best_hits} of {len(want)} of its ops found): attribution reads op names "
+            "and neighbours only"
+        ]
+    return best, []
+
+
+def file_identity(xplane_path: str | os.PathLike) -> tuple:
+    """(name, size, mtime_ns, inode) of each event file whose graph a load may read."""
+    out: list = []
+    for path in event_files(xplane_path):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        out.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)

@@ -1,0 +1,200 @@
+"""The step graph of a stock run (run_graph.py) and the sums it decides (graph_sums.py).
+
+Real files: committed stock runs whose event file Keras's TensorBoard callback wrote
+beside the profile (tests/fixtures/gt/<model>/stock/train/). Expected layers come from
+the ground truth recorded when Keras created each op (tests/gt), not from the package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from tb_metal_plugin import api
+from tb_metal_plugin.graph_sums import sum_layers
+from tb_metal_plugin.plugin_loads import file_identity
+from tb_metal_plugin.run_graph import (
+    PLUGIN,
+    event_files,
+    graph_ops,
+    graph_records,
+    run_dir_of,
+    step_graph_for,
+)
+from tests.gt import score as gt
+
+GT = Path(__file__).parent / "fixtures" / "gt"
+
+
+def _stock_run(tmp_path: Path, model: str) -> Path:
+    """A copy of one committed stock run (trace, event file) and its labels; the trace."""
+    src = GT / model / "stock"
+    shutil.copytree(src, tmp_path / model / "stock")
+    shutil.copy2(GT / model / "stock.labels.json", tmp_path / model)
+    labels = gt.load_labels(str(GT / model / "stock.labels.json"))
+    return tmp_path / model / labels["trace"]
+
+
+def _events(trace: Path) -> Path:
+    (path,) = event_files(trace)
+    return path
+
+
+def _sum_rows(trace: Path, step_graph: bool) -> dict[str, list | None]:
+    rows = api.load_file(trace, step_graph=step_graph).ops()["ops"]
+    return {r["name"]: r["layer"] for r in rows if r["type"] == "AddN"}
+
+
+def test_the_graph_gives_a_sum_the_layer_its_inputs_share(tmp_path):
+    """nested_models: a tape AddN sums gradients of two layers of `outer`; only the graph
+    lists both inputs (names and neighbours give one of the two layers)."""
+    trace = _stock_run(tmp_path, "nested_models")
+    labels = gt.load_labels(str(trace.parents[5] / "stock.labels.json"))
+    want = {
+        k.rpartition(":")[0]: ev["layer"]
+        for k, ev in labels["events"].items()
+        if k.endswith(":AddN") and ev.get("layer")
+    }
+    with_graph, names_only = _sum_rows(trace, True), _sum_rows(trace, False)
+    assert want and all(with_graph[n] == layer for n, layer in want.items()), (want, with_graph)
+    assert any(names_only[n] != layer for n, layer in want.items())
+    assert api.load_file(trace).attribution_source == "trace_graph"
+
+
+def test_sessions_outside_a_run_folder_have_no_graph(tmp_path):
+    trace = tmp_path / "vm.xplane.pb"
+    shutil.copy2(next((GT / "conv_bn" / "stock").rglob("*.xplane.pb")), trace)
+    assert run_dir_of(trace) is None and event_files(trace) == []
+    prof = api.load_file(trace)
+    assert prof.attribution_source == "trace_names"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["empty", "cut_in_graph", "bad_length", "garbled_graph", "link"],
+)
+def test_a_damaged_event_file_falls_back_to_names(tmp_path, damage):
+    """Each kind of damage loses the graph only: the load works, attributed from names."""
+    trace = _stock_run(tmp_path, "conv_bn")
+    events = _events(trace)
+    raw = events.read_bytes()
+    at = raw.find(PLUGIN)
+    if damage == "empty":
+        events.write_bytes(b"")
+    elif damage == "cut_in_graph":
+        events.write_bytes(raw[: at // 2])  # a writer stopped in the graph record
+    elif damage == "bad_length":
+        events.write_bytes(struct.pack("<Q", 1 << 40) + raw[8:])
+    elif damage == "garbled_graph":
+        # Same framing, the graph's bytes scrambled: the protobuf cannot parse it.
+        mid = at // 2
+        events.write_bytes(raw[:mid] + b"\xff" * 64 + raw[mid + 64 :])
+    else:
+        real = tmp_path / "elsewhere.events"
+        events.rename(real)
+        os.symlink(real, events)
+    prof = api.load_file(trace)
+    assert prof.attribution_source == "trace_names"
+    assert prof.layers()["layers"], "the view is still there"
+    if damage == "link":
+        assert event_files(trace) == []  # a link is never followed
+
+
+def test_a_graph_of_another_model_is_not_used(tmp_path):
+    """Two models profiled into one run folder: each trace takes the graph of its own ops."""
+    conv = _stock_run(tmp_path, "conv_bn")
+    nested = _stock_run(tmp_path, "nested_models")
+    own = _events(conv).name
+    shutil.copy2(_events(nested), run_dir_of(conv))
+    assert len(event_files(conv)) == 2
+    ops = graph_ops(api.read_events(str(conv)).ops.keys())
+    graph, notes = step_graph_for(conv, ops)
+    assert graph is not None and not notes
+    assert sum(graph.op(n) == t for n, t in ops.items()) * 2 >= len(ops)  # its own
+    (other,) = [p for p in event_files(conv) if p.name != own]
+    other_graphs = list(graph_records(other))
+    assert other_graphs
+    # Only the foreign graph left: not this trace's, said so, names decide.
+    (run_dir_of(conv) / own).unlink()
+    prof = api.load_file(conv)
+    assert prof.attribution_source == "trace_names"
+    assert any("not the one of this trace" in w for w in prof.warnings), prof.warnings
+
+
+def test_the_cache_identity_follows_the_event_file(tmp_path):
+    """A graph written (or rewritten) after the trace changes what a load gives."""
+    trace = _stock_run(tmp_path, "conv_bn")
+    before = file_identity(trace)
+    with open(_events(trace), "ab") as f:
+        f.write(b"\0" * 16)
+    assert file_identity(trace) != before
+
+
+class _Graph:
+    """A hand-made graph: name -> (op, inputs)."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def __contains__(self, name):
+        return name in self.nodes
+
+    def op(self, name):
+        return self.nodes.get(name, (None, []))[0]
+
+    def inputs(self, name):
+        return self.nodes.get(name, (None, None))[1]
+
+
+def test_sum_rules_on_a_hand_made_graph():
+    """Deepest shared layer; tape constants skipped; sums of sums; a loop's back edge."""
+    layers = {
+        "g/m/a_grad/Mul": ("m", "a"),
+        "g/m/b_grad/Mul": ("m", "b"),
+        "g/m/a_grad/Mul_1": ("m", "a"),
+        "loss_grad": None,
+    }
+    g = _Graph(
+        {
+            "AddN": ("AddN", ["g/m/a_grad/Mul", "g/m/b_grad/Mul"]),
+            "AddN_1": ("AddN", ["g/m/a_grad/Mul", "g/m/a_grad/Mul_1", "zeros"]),
+            "zeros": ("Const", []),
+            "AddN_2": ("AddN", ["AddN_1", "g/m/a_grad/Mul_1"]),
+            "AddN_3": ("AddN", ["g/m/a_grad/Mul", "loss_grad"]),
+            "AddN_4": ("AddN", ["AddN_5", "g/m/a_grad/Mul"]),
+            "AddN_5": ("AddN", ["AddN_4", "g/m/a_grad/Mul"]),
+        }
+    )
+    got = sum_layers(["AddN", "AddN_1", "AddN_2", "AddN_3", "AddN_4", "absent"], g, layers.get)
+    assert got["AddN"] == ("m",)
+    assert got["AddN_1"] == ("m", "a")
+    assert got["AddN_2"] == ("m", "a")
+    assert got["AddN_3"] is None  # one input has no layer: no one layer holds the sum
+    assert "absent" not in got
+    assert got["AddN_4"] is None or got["AddN_4"] == ("m", "a")  # a cycle decides nothing
+
+
+def test_a_gradient_regions_arguments_stand_for_the_region():
+    """Inside `<region>/gradients/`, an input from outside is an argument of that gradient
+    function: it counts as the sum's own layer, not as the layer that computed it."""
+    region = "while_grad/body/gradients/"
+    g = _Graph(
+        {
+            region + "AddN": ("AddN", [region + "cell/mul_grad/Mul", "Func/body/input/_3"]),
+            region + "AddN_1": ("AddN", [region + "cell/mul_grad/Mul", region + "cell/x"]),
+        }
+    )
+    layers = {
+        region + "AddN": ("rnn",),
+        region + "AddN_1": ("rnn",),
+        region + "cell/mul_grad/Mul": ("rnn", "cell"),
+        region + "cell/x": ("rnn", "cell"),
+        "Func/body/input/_3": None,
+    }
+    got = sum_layers([region + "AddN", region + "AddN_1"], g, layers.get)
+    assert got[region + "AddN"] == ("rnn",)
+    assert got[region + "AddN_1"] == ("rnn", "cell")
