@@ -16,6 +16,10 @@ from .opnames import name_is_backward
 Layer = tuple[str, ...] | None
 
 SUM_TYPES = frozenset({"AddN"})
+# A sparse gradient (an embedding's) summed with a dense one is made dense first: the
+# segment ids say whose gradient it is (its values may come straight from a layer upstream
+# once Grappler drops the reshape between).
+_DENSIFY = {"UnsortedSegmentSum": 1}
 # The tape's stand-ins for gradients nothing produced, made from a forward value: they say
 # which layer they stand in for through that value.
 LIKE_TYPES = frozenset({"ZerosLike", "OnesLike"})
@@ -38,12 +42,12 @@ def _common(layers: list[Layer]) -> Layer:
 
 
 def graph_sums_of(ops: Iterable[tuple[str, str]], tape: set[str]) -> list[str]:
-    """The trace's gradient sums: the tape's root ones and the `AddN`s of gradient scopes."""
+    """The trace's gradient sums: the tape's own root ops (its sums, zeros and the dense
+    copies of sparse gradients it adds) and the `AddN`s of gradient scopes."""
     return [
         name
         for name, op_type in ops
-        if (op_type in SUM_TYPES and (name in tape or name_is_backward(name)))
-        or (op_type in LIKE_TYPES and name in tape)
+        if name in tape or (op_type in SUM_TYPES and name_is_backward(name))
     ]
 
 
@@ -55,10 +59,11 @@ def sum_layers(sums: Iterable[str], graph, layer_of: Callable[[str], Layer]) -> 
     inputs in turn.
     """
     memo: dict[str, Layer] = {}
+    sums = set(sums)
 
     def of_input(name: str, depth: int):
         op = graph.op(name)
-        if op in SUM_TYPES or op in LIKE_TYPES:
+        if name in sums or op in SUM_TYPES or op in LIKE_TYPES:
             return of_sum(name, depth + 1)
         if op in _CONSTANT_TYPES and not graph.inputs(name):
             return _SKIP
@@ -76,9 +81,13 @@ def sum_layers(sums: Iterable[str], graph, layer_of: Callable[[str], Layer]) -> 
         # region and stand for the op whose gradient the region is.
         cut = name.rfind(_GRADIENTS)
         region = name[: cut + len(_GRADIENTS)] if cut >= 0 else None
+        inputs = graph.inputs(name) or []
+        keep = _DENSIFY.get(graph.op(name))
+        if keep is not None:
+            inputs = inputs[keep : keep + 1]
         layers = [
             of_input(i, depth) if region is None or i.startswith(region) else layer_of(name)
-            for i in graph.inputs(name) or ()
+            for i in inputs
         ]
         memo[name] = _common([x for x in layers if x is not _SKIP])
         return memo[name]

@@ -11,7 +11,6 @@ file only means the graph is not used; it never fails a load.
 
 from __future__ import annotations
 
-import mmap
 import os
 import stat
 import struct
@@ -19,13 +18,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-PLUGIN = b"graph_run_metadata_graph"
+# `trace_export` writes the graphs alone (`..._graph`); with the profiler also on (older
+# tf.keras callbacks), the whole run metadata under the shorter name: both hold them.
+PLUGINS = frozenset({"graph_run_metadata_graph", "graph_run_metadata"})
+PLUGIN = b"graph_run_metadata"  # in both names: what a record is searched for
 EVENTS_PREFIX = "events.out.tfevents."
 # Event files also hold every scalar of the run; past this size one is not scanned (a
 # graph written at the start of a very long run is lost, not a slow load).
 MAX_EVENT_FILE = 1 << 30
 _HEADER = struct.Struct("<Q")
-_MESSAGES: tuple | None = None  # TFRecord: length, crc32c(length), data, crc32c(data)
+_MESSAGES: tuple | None = None
+# An Event holding a graph is far larger than this (a scalar's is under 100 bytes).
+_SMALLEST_GRAPH = 256  # TFRecord: length, crc32c(length), data, crc32c(data)
 
 
 def run_dir_of(xplane_path: str | os.PathLike) -> Path | None:
@@ -56,32 +60,38 @@ def graph_records(path: Path) -> Iterable[bytes]:
     """The raw Event records of one file that name the run-metadata graph plugin.
 
     Stops quietly at a record cut short (a file still being written) and at a length that
-    cannot be a record (damage): the records before it are still good.
+    cannot be a record (damage): the records before it are still good. Plain reads, not a
+    mapping: a file cut shorter while it is read ends the scan instead of the process.
     """
     try:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(path, flags)
     except OSError:
         return
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size == 0 or st.st_size > MAX_EVENT_FILE:
-            return
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
-            pos, end = 0, len(mm)
-            while pos + 12 <= end:
-                (length,) = _HEADER.unpack_from(mm, pos)
-                start = pos + 12
-                stop = start + length
-                if stop + 4 > end:
+    with os.fdopen(fd, "rb") as f:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_EVENT_FILE:
+                return
+            size, pos = st.st_size, 0
+            while pos + 12 <= size:
+                head = f.read(12)
+                if len(head) < 12:
                     return
-                if mm.find(PLUGIN, start, stop) >= 0:
-                    yield mm[start:stop]
-                pos = stop + 4
-    except (OSError, ValueError):
-        return
-    finally:
-        os.close(fd)
+                (length,) = _HEADER.unpack_from(head)
+                if pos + 16 + length > size:
+                    return
+                if length < _SMALLEST_GRAPH:  # a scalar: skipped unread
+                    f.seek(length + 4, os.SEEK_CUR)
+                else:
+                    data = f.read(length + 4)
+                    if len(data) < length + 4:
+                        return
+                    if PLUGIN in data:
+                        yield data[:length]
+                pos += 16 + length
+        except (OSError, ValueError):
+            return
 
 
 class StepGraph:
@@ -190,12 +200,11 @@ def _graphs_in(path: Path) -> Iterable[StepGraph]:
     from google.protobuf.message import DecodeError
 
     event_cls, run_metadata_cls = _messages()
-    plugin = PLUGIN.decode()
     for raw in graph_records(path):
         try:
             event = event_cls.FromString(raw)
             for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name != plugin:
+                if value.metadata.plugin_data.plugin_name not in PLUGINS:
                     continue
                 for blob in value.tensor.string_val[:1]:
                     yield StepGraph(run_metadata_cls.FromString(blob), event.wall_time)

@@ -78,6 +78,11 @@ SHORT_OF_THRESHOLD = {
         "the same ops: in the step graph they read no gradient (the recomputation feeds the "
         "next layer's forward op after Grappler merged it), so the graph cannot say either"
     ),
+    ("tied_embeddings", "trace"): (
+        "the tape makes the embedding's sparse gradient dense (UnsortedSegmentSum) to add the "
+        "output projection's: trace-only gives it the layer that ran beside it (2 ops of 22, "
+        "2.4% of op time); the step graph names its segment ids, the embedding's"
+    ),
     ("time_distributed", "trace"): (
         "three tape AddNs summing gradients inside the wrapped layers: trace-only reads "
         "their neighbours and gives the wrapper or no layer (3 ops of 87: 96.6% per op); "

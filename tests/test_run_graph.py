@@ -198,3 +198,47 @@ def test_a_gradient_regions_arguments_stand_for_the_region():
     got = sum_layers([region + "AddN", region + "AddN_1"], g, layers.get)
     assert got[region + "AddN"] == ("rnn",)
     assert got[region + "AddN_1"] == ("rnn", "cell")
+
+
+def _reframed(raw: bytes, edit) -> bytes:
+    """The event file with each graph Event passed through `edit`, framed again as TFRecord
+    (length, then zeroed checksums: tb-metal checks framing, not CRCs)."""
+    from tensorboard.compat.proto import event_pb2
+
+    out, pos = [], 0
+    while pos + 12 <= len(raw):
+        (length,) = struct.unpack_from("<Q", raw, pos)
+        data = raw[pos + 12 : pos + 12 + length]
+        if PLUGIN in data:
+            event = event_pb2.Event.FromString(data)
+            edit(event)
+            data = event.SerializeToString()
+        out.append(struct.pack("<Q", len(data)) + b"\0" * 4 + data + b"\0" * 4)
+        pos += 16 + length
+    return b"".join(out)
+
+
+def test_the_full_run_metadata_summary_is_read_too(tmp_path):
+    """Older tf.keras callbacks traced with the profiler on, and `trace_export` then writes
+    the whole run metadata under `graph_run_metadata`: the same partition graphs."""
+    trace = _stock_run(tmp_path, "nested_models")
+    events = _events(trace)
+
+    def rename(event):
+        for value in event.summary.value:
+            value.metadata.plugin_data.plugin_name = "graph_run_metadata"
+
+    events.write_bytes(_reframed(events.read_bytes(), rename))
+    assert api.load_file(trace).attribution_source == "trace_graph"
+
+
+def test_a_summary_of_another_plugin_is_not_a_graph(tmp_path):
+    trace = _stock_run(tmp_path, "nested_models")
+    events = _events(trace)
+
+    def rename(event):
+        for value in event.summary.value:
+            value.metadata.plugin_data.plugin_name = "graph_run_metadata_other"
+
+    events.write_bytes(_reframed(events.read_bytes(), rename))
+    assert api.load_file(trace).attribution_source == "trace_names"

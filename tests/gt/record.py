@@ -97,16 +97,24 @@ HELDOUT_SETS = {
         "heldout_f": ["spe_custom_step", "loss_scale_explicit"],
         "heldout_f_two_cpus": ["mirrored_custom_step"],
     },
+    "heldout_g": {  # models_i.py: shared and updated state, unusual training set-ups
+        "heldout_g": [
+            "tied_embeddings", "metric_in_layer", "activity_regularized", "spectral_norm",
+            "lion_accumulated", "attention_layers", "weighted_classes", "loop_applied_cell",
+            "resample_1d", "inception_block",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 SETS = {"corpus": ALL} | {
     name: [m for group in groups.values() for m in group] for name, groups in HELDOUT_SETS.items()
 }
-HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F = (
+HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G = (
     SETS[name] for name in HELDOUT_SETS
 )
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
+    "models_i",
 )  # fmt: skip
 
 
