@@ -85,7 +85,7 @@ class Attribution:
     layer: tuple[str, ...] | None
     phase: str
     bucket: str | None  # key of BUCKETS when layer is None
-    source: str  # "manifest_op", "manifest_scopes" or "trace_names"
+    source: str  # "manifest_op", "manifest_scopes", "trace_names" or "trace_graph"
 
 
 @functools.lru_cache(maxsize=1 << 12)
