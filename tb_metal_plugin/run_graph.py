@@ -102,6 +102,10 @@ class StepGraph:
         graphs = [g for fg in run_metadata.function_graphs for g in fg.partition_graphs]
         self._nodes: dict[str, Any] = {}
         self._consumers: dict[str, list[str]] | None = None
+        # Functions inline their callees under the same names (`StatefulPartitionedCall/...`
+        # in the train step and in an evaluation step): the biggest graph, the train
+        # step's, keeps a shared name.
+        graphs.sort(key=lambda g: -len(g.node))
         for graph in graphs or run_metadata.partition_graphs:
             for node in graph.node:
                 self._nodes.setdefault(node.name, node)
