@@ -24,7 +24,8 @@ def _measured() -> dict:
 
 
 def of_source(source: str) -> dict | None:
-    """The measured figures of one attribution source (`trace_names`, `trace_graph`, `manifest`), or None."""
+    """The measured figures of one attribution source (`trace_names`, `trace_graph`,
+    `manifest`), or None."""
     data = _measured()
     figures = (data.get("sources") or {}).get(source)
     if not figures:

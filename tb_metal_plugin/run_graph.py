@@ -27,6 +27,7 @@ EVENTS_PREFIX = "events.out.tfevents."
 # graph written at the start of a very long run is lost, not a slow load).
 MAX_EVENT_FILE = 1 << 30
 _HEADER = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
 _MESSAGES: tuple | None = None
 # An Event holding a graph is far larger than this (a scalar's is under 100 bytes).
 _SMALLEST_GRAPH = 256  # TFRecord: length, crc32c(length), data, crc32c(data)
@@ -56,13 +57,32 @@ def event_files(xplane_path: str | os.PathLike) -> list[Path]:
     ]
 
 
-def graph_records(path: Path) -> Iterable[bytes]:
+def _crc_check():
+    """TFRecord's masked CRC32C of some bytes, where a native crc32c is installed (else
+    None: pure Python would cost seconds on a graph record, and framing is still checked)."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    if getattr(google_crc32c, "implementation", "") != "c":
+        return None
+
+    def masked(data: bytes) -> int:
+        crc = google_crc32c.value(data)
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    return masked
+
+
+def graph_records(path: Path, damaged: list[str] | None = None) -> Iterable[bytes]:
     """The raw Event records of one file that name the run-metadata graph plugin.
 
     Stops quietly at a record cut short (a file still being written) and at a length that
-    cannot be a record (damage): the records before it are still good. Plain reads, not a
-    mapping: a file cut shorter while it is read ends the scan instead of the process.
+    cannot be a record (damage): the records before it are still good. A graph record whose
+    checksum is wrong is left out and named in `damaged`. Plain reads, not a mapping: a
+    file cut shorter while it is read ends the scan instead of the process.
     """
+    masked = _crc_check()
     try:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(path, flags)
@@ -87,7 +107,15 @@ def graph_records(path: Path) -> Iterable[bytes]:
                     data = f.read(length + 4)
                     if len(data) < length + 4:
                         return
-                    if PLUGIN in data:
+                    if PLUGIN not in data:
+                        pass
+                    elif (
+                        masked is not None
+                        and masked(data[:length]) != _CRC.unpack_from(data, length)[0]
+                    ):
+                        if damaged is not None:
+                            damaged.append(f"{path.name}: a graph record at byte {pos}")
+                    else:
                         yield data[:length]
                 pos += 16 + length
         except (OSError, ValueError):
@@ -200,11 +228,11 @@ def _messages():
     return _MESSAGES
 
 
-def _graphs_in(path: Path) -> Iterable[StepGraph]:
+def _graphs_in(path: Path, damaged: list[str]) -> Iterable[StepGraph]:
     from google.protobuf.message import DecodeError
 
     event_cls, run_metadata_cls = _messages()
-    for raw in graph_records(path):
+    for raw in graph_records(path, damaged):
         try:
             event = event_cls.FromString(raw)
             for value in event.summary.value:
@@ -213,7 +241,7 @@ def _graphs_in(path: Path) -> Iterable[StepGraph]:
                 for blob in value.tensor.string_val[:1]:
                     yield StepGraph(run_metadata_cls.FromString(blob), event.wall_time)
         except (DecodeError, RecursionError, ValueError):
-            continue  # one damaged summary: the others may still be good
+            damaged.append(f"{path.name}: a graph summary that does not parse")
 
 
 def graph_ops(ops: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -235,15 +263,21 @@ def step_graph_for(
     if not want:
         return None, []
     best, best_hits = None, 0
+    damaged: list[str] = []
     for path in event_files(xplane_path):
-        for graph in _graphs_in(path):
+        for graph in _graphs_in(path, damaged):
             hits = sum(1 for name, t in want.items() if graph.op(name) == t)
             if hits > best_hits or (
                 hits == best_hits and best is not None and graph.wall_time > best.wall_time
             ):
                 best, best_hits = graph, hits
     if best is None:
-        return None, []
+        if not damaged:
+            return None, []
+        return None, [
+            f"the run's step graph is damaged ({'; '.join(damaged[:3])}): attribution reads "
+            "op names and neighbours only"
+        ]
     if best_hits * 2 < len(want):
         return None, [
             f"the run's event file holds a step graph, but not the one of this trace "

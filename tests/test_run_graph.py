@@ -73,9 +73,30 @@ def test_sessions_outside_a_run_folder_have_no_graph(tmp_path):
     assert prof.attribution_source == "trace_names"
 
 
+def _native_crc32c():
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    return google_crc32c if google_crc32c.implementation == "c" else None
+
+
+NO_CRC = pytest.mark.skipif(
+    _native_crc32c() is None,
+    reason="no native crc32c (google-crc32c): checksums are not checked, only framing",
+)
+
+
 @pytest.mark.parametrize(
     "damage",
-    ["empty", "cut_in_graph", "bad_length", "garbled_graph", "link"],
+    [
+        "empty",
+        "cut_in_graph",
+        "bad_length",
+        "garbled_graph",
+        pytest.param("flipped_byte", marks=NO_CRC),
+        "link",
+    ],
 )
 def test_a_damaged_event_file_falls_back_to_names(tmp_path, damage):
     """Each kind of damage loses the graph only: the load works, attributed from names."""
@@ -93,6 +114,11 @@ def test_a_damaged_event_file_falls_back_to_names(tmp_path, damage):
         # Same framing, the graph's bytes scrambled: the protobuf cannot parse it.
         mid = at // 2
         events.write_bytes(raw[:mid] + b"\xff" * 64 + raw[mid + 64 :])
+    elif damage == "flipped_byte":
+        # One bit in a node name: still a valid protobuf, only the checksum tells.
+        at_name = raw.find(b"StatefulPartitionedCall/", at // 2)
+        flipped = bytes([raw[at_name] ^ 0x01])
+        events.write_bytes(raw[:at_name] + flipped + raw[at_name + 1 :])
     else:
         real = tmp_path / "elsewhere.events"
         events.rename(real)
@@ -100,6 +126,8 @@ def test_a_damaged_event_file_falls_back_to_names(tmp_path, damage):
     prof = api.load_file(trace)
     assert prof.attribution_source == "trace_names"
     assert prof.layers()["layers"], "the view is still there"
+    if damage in ("garbled_graph", "flipped_byte"):
+        assert any("step graph is damaged" in w for w in prof.warnings), prof.warnings
     if damage == "link":
         assert event_files(trace) == []  # a link is never followed
 
@@ -200,9 +228,18 @@ def test_a_gradient_regions_arguments_stand_for_the_region():
     assert got[region + "AddN_1"] == ("rnn", "cell")
 
 
+def _masked_crc(data: bytes) -> bytes:
+    """TFRecord's masked CRC32C (zeros without a native crc32c: then none is checked)."""
+    crc32c = _native_crc32c()
+    if crc32c is None:
+        return b"\0" * 4
+    crc = crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
 def _reframed(raw: bytes, edit) -> bytes:
     """The event file with each graph Event passed through `edit`, framed again as TFRecord
-    (length, then zeroed checksums: tb-metal checks framing, not CRCs)."""
+    (length and data, each with its checksum)."""
     from tensorboard.compat.proto import event_pb2
 
     out, pos = [], 0
@@ -213,7 +250,8 @@ def _reframed(raw: bytes, edit) -> bytes:
             event = event_pb2.Event.FromString(data)
             edit(event)
             data = event.SerializeToString()
-        out.append(struct.pack("<Q", len(data)) + b"\0" * 4 + data + b"\0" * 4)
+        head = struct.pack("<Q", len(data))
+        out.append(head + _masked_crc(head) + data + _masked_crc(data))
         pos += 16 + length
     return b"".join(out)
 
