@@ -258,19 +258,25 @@ def step_graph_for(
     """The run's exported graph that ran the ops in `want` (`graph_ops`), and warnings.
 
     Several profiles of one run each export a graph: the one holding most of `want` with
-    the same op types wins (the newest on a tie). None when no graph holds at least half.
+    the same op types wins; among equals (the same model fitted twice), the one exported
+    closest in time to the trace, which Keras writes right after it. None when no graph
+    holds at least half.
     """
     if not want:
         return None, []
-    best, best_hits = None, 0
+    try:
+        written = os.stat(xplane_path).st_mtime
+    except OSError:
+        written = 0.0
+    best, best_key = None, (0, 0.0)
     damaged: list[str] = []
     for path in event_files(xplane_path):
         for graph in _graphs_in(path, damaged):
             hits = sum(1 for name, t in want.items() if graph.op(name) == t)
-            if hits > best_hits or (
-                hits == best_hits and best is not None and graph.wall_time > best.wall_time
-            ):
-                best, best_hits = graph, hits
+            key = (hits, -abs(graph.wall_time - written))
+            if hits and (best is None or key > best_key):
+                best, best_key = graph, key
+    best_hits = best_key[0]
     if best is None:
         if not damaged:
             return None, []

@@ -280,3 +280,26 @@ def test_a_summary_of_another_plugin_is_not_a_graph(tmp_path):
 
     events.write_bytes(_reframed(events.read_bytes(), rename))
     assert api.load_file(trace).attribution_source == "trace_names"
+
+
+def test_the_same_model_profiled_twice_takes_the_graph_written_with_its_trace(tmp_path):
+    """Two fits of one model into one run: identical graphs, told apart by when each was
+    exported (right after its own trace)."""
+    trace = _stock_run(tmp_path, "nested_models")
+    events = _events(trace)
+    raw = events.read_bytes()
+    written = os.stat(trace).st_mtime
+    for name, shift in (
+        ("events.out.tfevents.1.a.v2", -3600.0),
+        ("events.out.tfevents.2.b.v2", 2.0),
+    ):
+
+        def stamp(event, shift=shift):
+            event.wall_time = written + shift
+
+        (events.parent / name).write_bytes(_reframed(raw, stamp))
+    events.unlink()
+    ops = graph_ops(api.read_events(str(trace)).ops.keys())
+    graph, _ = step_graph_for(trace, ops)
+    # The later export (a second fit) is newer, but the first was written with this trace.
+    assert graph is not None and graph.wall_time == pytest.approx(written + 2.0)
