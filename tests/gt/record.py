@@ -104,17 +104,24 @@ HELDOUT_SETS = {
             "resample_1d", "inception_block",
         ],
     },
+    "heldout_h": {  # models_j.py: fan-out, custom gradients, unusual layers
+        "heldout_h": [
+            "fanout_five", "custom_gradient_layer", "gqa_decoder", "mixed_lstm", "bidi_states",
+            "depthwise_1d", "droppath_blocks", "stft_lambda", "masked_pooling",
+            "repeat_permute",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 SETS = {"corpus": ALL} | {
     name: [m for group in groups.values() for m in group] for name, groups in HELDOUT_SETS.items()
 }
-HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G = (
+HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDOUT_H = (
     SETS[name] for name in HELDOUT_SETS
 )
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
-    "models_i",
+    "models_i", "models_j",
 )  # fmt: skip
 
 
