@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ EVENTS_PREFIX = "events.out.tfevents."
 MAX_EVENT_FILE = 1 << 30
 _HEADER = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
+# graph_spans' memory: (path, inode, device) -> (bytes scanned, graph record spans).
+_SCANNED: dict[tuple[str, int, int], tuple[int, tuple[tuple[int, int], ...]]] = {}
+_SCANNED_LOCK = threading.Lock()
 _MESSAGES: tuple | None = None
 # An Event holding a graph is far larger than this (a scalar's is under 100 bytes).
 _SMALLEST_GRAPH = 256  # TFRecord: length, crc32c(length), data, crc32c(data)
@@ -74,52 +78,98 @@ def _crc_check():
     return masked
 
 
+def _open(path: Path):
+    """The file opened for reading (no link followed, no FIFO waited on), or None."""
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        f = os.fdopen(os.open(path, flags), "rb")
+    except OSError:
+        return None
+    st = os.fstat(f.fileno())
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_EVENT_FILE:
+        f.close()
+        return None
+    return f
+
+
+def _scan(f, pos: int, size: int, spans: list[tuple[int, int]]) -> int:
+    """Add the (offset, length) of each graph record from `pos` on; return where the
+    scan stopped: the end, or the start of a record cut short (still being written) or
+    of a length that cannot be a record (damage)."""
+    f.seek(pos)
+    while pos + 12 <= size:
+        head = f.read(12)
+        if len(head) < 12:
+            break
+        (length,) = _HEADER.unpack_from(head)
+        if pos + 16 + length > size:
+            break
+        if length < _SMALLEST_GRAPH:  # a scalar: skipped unread
+            f.seek(length + 4, os.SEEK_CUR)
+        else:
+            data = f.read(length + 4)
+            if len(data) < length + 4:
+                break
+            if PLUGIN in data:
+                spans.append((pos + 12, length))
+        pos += 16 + length
+    return pos
+
+
+def graph_spans(path: Path) -> tuple[tuple[int, int], ...]:
+    """(offset, length) of each graph record in one event file.
+
+    Event files only grow (every epoch adds scalars): each file is scanned once and then
+    only past where the last scan stopped; one that shrank or was replaced is scanned
+    again. So the spans, unlike the file's size, change only when a graph is added.
+    """
+    f = _open(path)
+    if f is None:
+        return ()
+    with f:
+        try:
+            st = os.fstat(f.fileno())
+            key = (str(path), st.st_ino, st.st_dev)
+            with _SCANNED_LOCK:
+                done, spans = _SCANNED.get(key, (0, ()))
+            if done > st.st_size:
+                done, spans = 0, ()
+            if done < st.st_size:
+                found = list(spans)
+                done = _scan(f, done, st.st_size, found)
+                spans = tuple(found)
+                with _SCANNED_LOCK:
+                    _SCANNED[key] = (done, spans)
+            return spans
+        except (OSError, ValueError):
+            return ()
+
+
 def graph_records(path: Path, damaged: list[str] | None = None) -> Iterable[bytes]:
     """The raw Event records of one file that name the run-metadata graph plugin.
 
-    Stops quietly at a record cut short (a file still being written) and at a length that
-    cannot be a record (damage): the records before it are still good. A graph record whose
-    checksum is wrong is left out and named in `damaged`. Plain reads, not a mapping: a
-    file cut shorter while it is read ends the scan instead of the process.
+    A record whose checksum is wrong is left out and named in `damaged`. Plain reads, not
+    a mapping: a file cut shorter while it is read ends the reading, not the process.
     """
     masked = _crc_check()
-    try:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags)
-    except OSError:
+    spans = graph_spans(path)
+    f = _open(path) if spans else None
+    if f is None:
         return
-    with os.fdopen(fd, "rb") as f:
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_EVENT_FILE:
+    with f:
+        for offset, length in spans:
+            try:
+                f.seek(offset)
+                data = f.read(length + 4)
+            except (OSError, ValueError):
                 return
-            size, pos = st.st_size, 0
-            while pos + 12 <= size:
-                head = f.read(12)
-                if len(head) < 12:
-                    return
-                (length,) = _HEADER.unpack_from(head)
-                if pos + 16 + length > size:
-                    return
-                if length < _SMALLEST_GRAPH:  # a scalar: skipped unread
-                    f.seek(length + 4, os.SEEK_CUR)
-                else:
-                    data = f.read(length + 4)
-                    if len(data) < length + 4:
-                        return
-                    if PLUGIN not in data:
-                        pass
-                    elif (
-                        masked is not None
-                        and masked(data[:length]) != _CRC.unpack_from(data, length)[0]
-                    ):
-                        if damaged is not None:
-                            damaged.append(f"{path.name}: a graph record at byte {pos}")
-                    else:
-                        yield data[:length]
-                pos += 16 + length
-        except (OSError, ValueError):
-            return
+            if len(data) < length + 4:
+                return
+            if masked is not None and masked(data[:length]) != _CRC.unpack_from(data, length)[0]:
+                if damaged is not None:
+                    damaged.append(f"{path.name}: a graph record at byte {offset - 12}")
+                continue
+            yield data[:length]
 
 
 class StepGraph:
@@ -294,12 +344,13 @@ def step_graph_for(
 
 
 def file_identity(xplane_path: str | os.PathLike) -> tuple:
-    """(name, size, mtime_ns, inode) of each event file whose graph a load may read."""
+    """What a load may read of the run's event files: each one's name and inode, and where
+    its graph records are (not its size: scalars appended every epoch change no graph)."""
     out: list = []
     for path in event_files(xplane_path):
         try:
             st = path.lstat()
         except OSError:
             continue
-        out.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
+        out.append((path.name, st.st_ino, graph_spans(path)))
     return tuple(out)

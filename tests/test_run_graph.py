@@ -153,13 +153,24 @@ def test_a_graph_of_another_model_is_not_used(tmp_path):
     assert any("not the one of this trace" in w for w in prof.warnings), prof.warnings
 
 
-def test_the_cache_identity_follows_the_event_file(tmp_path):
-    """A graph written (or rewritten) after the trace changes what a load gives."""
+def test_the_cache_identity_follows_the_graphs_not_the_scalars(tmp_path):
+    """Scalars appended every epoch keep the identity (no reload of a viewed profile); a
+    graph written after the trace, or a replaced file, changes what a load gives."""
     trace = _stock_run(tmp_path, "conv_bn")
+    events = _events(trace)
+    raw = events.read_bytes()
     before = file_identity(trace)
-    with open(_events(trace), "ab") as f:
-        f.write(b"\0" * 16)
+    scalar = b"x" * 40
+    with open(events, "ab") as f:
+        f.write(struct.pack("<Q", len(scalar)) + b"\0" * 4 + scalar + b"\0" * 4)
+    assert file_identity(trace) == before
+    with open(events, "ab") as f:
+        f.write(raw)  # the same records again: a second graph
     assert file_identity(trace) != before
+    grown = file_identity(trace)
+    events.unlink()
+    events.write_bytes(raw)  # replaced: a new file
+    assert file_identity(trace) not in (grown,)
 
 
 class _Graph:
