@@ -146,6 +146,14 @@ def bench_overheads(nodes) -> str:
     return ", ".join(f"{d} {fmt_time(sorted(v)[len(v) // 2])}" for d, v in sorted(seen.items()))
 
 
+# What each attribution source read, beside its name (the JSON keeps the bare name).
+_SOURCE_WORDS = {
+    "manifest": " (exact: the MetalProfileCallback manifest)",
+    "trace_graph": " (op names + the step graph in the run's event file)",
+    "trace_names": " (op names only)",
+}
+
+
 def _accuracy(acc: dict | None) -> str:
     """The measured accuracy of the payload's attribution source, min and mean (or "")."""
     if not acc:
@@ -216,7 +224,8 @@ def layers_table(data: dict, width: int | None = None) -> str:
         [
             f"op time {fmt_time(data['total_ps'])} ({_clock_split(data.get('clocks'))})",
             f"step time (wall) {fmt_time(data['step_time_ps'])}",
-            f"attribution: {data['attribution_source']}",
+            f"attribution: {data['attribution_source']}"
+            + _SOURCE_WORDS.get(data["attribution_source"], ""),
             f"devices: {', '.join(data['devices']) or 'CPU'}",
         ],
         width,

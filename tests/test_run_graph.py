@@ -314,3 +314,16 @@ def test_the_same_model_profiled_twice_takes_the_graph_written_with_its_trace(tm
     graph, _ = step_graph_for(trace, ops)
     # The later export (a second fit) is newer, but the first was written with this trace.
     assert graph is not None and graph.wall_time == pytest.approx(written + 2.0)
+
+
+def test_the_cli_says_what_the_attribution_read(tmp_path):
+    from click.testing import CliRunner
+
+    from tb_metal_plugin.cli import main
+
+    trace = _stock_run(tmp_path, "conv_bn")
+    out = CliRunner().invoke(main, ["layers", str(trace.parent)]).output
+    assert "attribution: trace_graph (op names + the step graph in the run's event file)" in out
+    _events(trace).unlink()
+    out = CliRunner().invoke(main, ["layers", str(trace.parent)]).output
+    assert "attribution: trace_names (op names only)" in out
