@@ -43,7 +43,7 @@ from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
 from .payload_views import LayersView
-from .run_graph import graph_ops, step_graph_for
+from .run_graph import StepGraph, graph_ops, step_graph_for
 from .selectors import parse_ops_filter, parse_step
 
 if TYPE_CHECKING:  # the payload shapes, for type checkers: not imported on every load
@@ -99,7 +99,7 @@ class Profile:
         manifest: dict | None = None,
         session: SessionInfo | None = None,
         host: str | None = None,
-        graph=None,
+        graph: StepGraph | None = None,
     ):
         self.events = events
         self.manifest = manifest

@@ -267,30 +267,25 @@ def _reframed(raw: bytes, edit) -> bytes:
     return b"".join(out)
 
 
-def test_the_full_run_metadata_summary_is_read_too(tmp_path):
-    """Older tf.keras callbacks traced with the profiler on, and `trace_export` then writes
-    the whole run metadata under `graph_run_metadata`: the same partition graphs."""
+@pytest.mark.parametrize(
+    "plugin,source",
+    [
+        # Older tf.keras callbacks traced with the profiler on: `trace_export` then writes
+        # the whole run metadata under the shorter name, the same partition graphs inside.
+        ("graph_run_metadata", "trace_graph"),
+        ("graph_run_metadata_other", "trace_names"),  # another plugin's summary
+    ],
+)
+def test_the_graph_summaries_read_are_the_run_metadata_ones(tmp_path, plugin, source):
     trace = _stock_run(tmp_path, "nested_models")
     events = _events(trace)
 
     def rename(event):
         for value in event.summary.value:
-            value.metadata.plugin_data.plugin_name = "graph_run_metadata"
+            value.metadata.plugin_data.plugin_name = plugin
 
     events.write_bytes(_reframed(events.read_bytes(), rename))
-    assert api.load_file(trace).attribution_source == "trace_graph"
-
-
-def test_a_summary_of_another_plugin_is_not_a_graph(tmp_path):
-    trace = _stock_run(tmp_path, "nested_models")
-    events = _events(trace)
-
-    def rename(event):
-        for value in event.summary.value:
-            value.metadata.plugin_data.plugin_name = "graph_run_metadata_other"
-
-    events.write_bytes(_reframed(events.read_bytes(), rename))
-    assert api.load_file(trace).attribution_source == "trace_names"
+    assert api.load_file(trace).attribution_source == source
 
 
 def test_the_same_model_profiled_twice_takes_the_graph_written_with_its_trace(tmp_path):
