@@ -86,15 +86,32 @@ def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
 
     Keras 3 enters a layer's scope more than once, so every layer component of its op names
     is uniquified, the outermost model's (`functional_1`) included; tf.keras writes plain
-    names (`model/dense/MatMul`). Read off the top-level forward scopes that are not the
-    optimizer's, loss's or metrics' (those are unsuffixed in both).
+    names (`model/dense/MatMul`). Read off the layers' scopes: the children of the
+    top-level forward scopes that are not the optimizer's, loss's or metrics' (those are
+    unsuffixed in both). In Keras 3 nearly all carry a suffix (op functions' scopes are
+    the exceptions); in Keras 2 the first of each default name has none, and names given
+    by hand none either. A model's own name can end in digits (`mobilenetv2_0.35_32`):
+    only without children do the top-level scopes decide.
     """
     tops = {
         key[0]
         for key in forward_scopes
         if len(key) == 1 and _scope_phase([key[0].lower(), ""]) is None
     }
-    return bool(tops) and not any(SUFFIX.match(t) for t in tops)
+    if not tops:
+        return False
+    kids = [
+        key[1]
+        for key in forward_scopes
+        if len(key) == 2
+        and key[0] in tops
+        and key[1] not in INTERNAL
+        and key[1] not in PASS_THROUGH
+        and not is_mark(key[1])
+    ]
+    if kids:
+        return sum(1 for k in kids if SUFFIX.match(k)) * 2 < len(kids)
+    return not any(SUFFIX.match(t) for t in tops)
 
 
 class TraceAttributor:

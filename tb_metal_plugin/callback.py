@@ -165,6 +165,17 @@ class MetalProfileCallback(keras.callbacks.Callback):
         if self._tracing:
             self._stop_window()
 
+    # tf_keras (Keras 2, `tf.keras` on TF 2.15-era Macs) asks every callback which batch
+    # hooks it has; Keras 3's Callback has no such methods. Only the train-batch one.
+    def _implements_train_batch_hooks(self) -> bool:
+        return True
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
+
     # -- window ------------------------------------------------------------------------
 
     def _finish_if_done(self) -> None:
@@ -332,7 +343,8 @@ class MetalProfileCallback(keras.callbacks.Callback):
             if frame is None:
                 return
             owner = frame.f_locals.get("self")
-            if isinstance(owner, keras.callbacks.CallbackList):
+            # Keras 3's list or tf_keras's (Keras 2 fits call this callback too).
+            if type(owner).__name__ == "CallbackList" and hasattr(owner, "callbacks"):
                 break
             frame = frame.f_back
         else:

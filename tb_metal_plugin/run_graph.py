@@ -46,12 +46,21 @@ def run_dir_of(xplane_path: str | os.PathLike) -> Path | None:
 
 
 def event_files(xplane_path: str | os.PathLike) -> list[Path]:
-    """The run's event files beside a standard session folder (regular files, no links)."""
+    """The run's event files beside a standard session folder (regular files, no links).
+
+    Keras 3 writes the profile and the events into the same `train` folder; tf_keras
+    (Keras 2) writes the profile under the log dir itself and the events under its
+    `train` folder: there, that folder's files.
+    """
     run = run_dir_of(xplane_path)
     if run is None:
         return []
+    return _events_in(run) or _events_in(run / "train")
+
+
+def _events_in(folder: Path) -> list[Path]:
     try:
-        entries = sorted(os.scandir(run), key=lambda e: e.name)
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return []
     return [

@@ -441,3 +441,22 @@ def test_keras3_names_still_strip_one_suffix():
     att = TraceAttributor(ops)
     assert att.layer_of("functional_1/dense_1/MatMul") == ("functional", "dense")
     assert att.layer_of("functional_1/dense_1_1/MatMul") == ("functional", "dense_1")
+
+
+def test_a_keras2_model_named_with_digits_is_still_keras2_naming():
+    # tf_keras's MobileNetV2 is named `mobilenetv2_0.35_32`: its own name ends like a
+    # Keras 3 suffix, its layers' scopes (names from a real tf_keras trace) do not.
+    top = "mobilenetv2_0.35_32"
+    ops = [
+        (f"{top}/Conv1/Conv2D", "Conv2D"),
+        (f"{top}/bn_Conv1/FusedBatchNormV3", "FusedBatchNormV3"),
+        (f"{top}/block_16_depthwise/depthwise", "DepthwiseConv2dNative"),
+        (f"{top}/Conv_1/Conv2D", "Conv2D"),
+        (f"{top}/Conv_1_bn/FusedBatchNormV3", "FusedBatchNormV3"),
+        (f"gradient_tape/{top}/block_16_depthwise/depthwise/DepthwiseConv2dNativeBackpropInput",
+         "DepthwiseConv2dNativeBackpropInput"),
+    ]  # fmt: skip
+    att = TraceAttributor(ops)
+    assert att.layer_of(f"{top}/block_16_depthwise/depthwise") == (top, "block_16_depthwise")
+    assert att.layer_of(f"{top}/Conv_1/Conv2D") == (top, "Conv_1")
+    assert att.layer_of(ops[-1][0]) == (top, "block_16_depthwise")

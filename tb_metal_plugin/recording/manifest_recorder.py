@@ -44,6 +44,9 @@ class ManifestRecorder:
         self._provenance: Any = None
         self._called: dict[int, tuple[str, ...]] = {}  # id(layer) -> its first call's path
         self._capture: Any = None
+        # False for a model of another Keras (tf_keras): its layers call none of the
+        # Keras 3 hooks, so neither layer scopes nor op records can be taken.
+        self._keras3 = True
 
     @property
     def _want_run_metadata(self) -> bool:
@@ -55,6 +58,17 @@ class ManifestRecorder:
         """Switch recording on and rebuild the train function so that it is traced again."""
         from . import layers, placement, scopes
 
+        self._keras3 = _is_keras3(model)
+        if not self._keras3:
+            message = (
+                f"{type(model).__name__} is not a Keras 3 model (tf_keras / Keras 2?): "
+                "MetalProfileCallback records layers and ops for Keras 3 models only, so "
+                "layers and phases are read from op names, as for a stock trace"
+            )
+            self.warnings.append(message)
+            if message not in _WARNED_ONCE:
+                _WARNED_ONCE.add(message)
+                self._warn(f"MetalProfileCallback: {message}.")
         if self._want_run_metadata:
             try:
                 self._capture = placement.PlacementCapture()
@@ -63,13 +77,17 @@ class ManifestRecorder:
                 self._capture = None
                 self.warn_missing("placement", e)
         try:
+            if not self._keras3:
+                raise _NotKeras3()
             self.calls = layers.CallLog()
             self._scopes_cm = scopes.record_layer_scopes(model, on_call=self.calls)
             self.scopes = self._scopes_cm.__enter__()
+        except _NotKeras3:
+            self._scopes_cm = None
         except Exception as e:
             self._scopes_cm = None
             self.warn_missing("layer scopes", e)
-        if self.options.record_ops:
+        if self.options.record_ops and self._keras3:
             try:
                 from .provenance import OpProvenance
 
@@ -117,7 +135,11 @@ class ManifestRecorder:
             self._called = dict(provenance.called)
         if provenance is not None and run_metadata is not None:
             self._build_op_table(provenance, run_metadata)
-        elif self.options.record_ops and not any("op records" in w for w in self.warnings):
+        elif (
+            self.options.record_ops
+            and self._keras3
+            and not any("op records" in w for w in self.warnings)
+        ):
             self.warn_missing("op records", RuntimeError("no partition graphs were captured"))
         if self.scopes and not any(self.scopes.values()):
             self.warn_missing(
@@ -161,7 +183,8 @@ class ManifestRecorder:
         try:
             from . import layers
 
-            data["layers"] = layers.layer_tree(model, self.scopes, self.calls, self._called)
+            if self._keras3:  # (another Keras's tree would claim scopes nobody recorded)
+                data["layers"] = layers.layer_tree(model, self.scopes, self.calls, self._called)
         except Exception as e:
             self.warn_missing("layers", e)
         if self.ops is not None:
@@ -239,3 +262,17 @@ def profile_info(callback: Any, model: Any) -> dict[str, Any]:
 def warn(message: str) -> None:
     """A RuntimeWarning pointing at the user's fit() call site region."""
     warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+class _NotKeras3(Exception):
+    """Layer scopes are not taken for a model of another Keras (said once, in arm)."""
+
+
+def _is_keras3(model: Any) -> bool:
+    """True for a Keras 3 model (the Keras the recording hooks patch)."""
+    try:
+        import keras
+
+        return isinstance(model, keras.Model)
+    except Exception:
+        return False

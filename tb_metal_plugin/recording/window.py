@@ -123,11 +123,10 @@ def avoid_session_collision(profile_dir: str) -> None:
 
 
 def stock_profiler_overlap(callback_list: Any, start: int, stop: int) -> tuple[int, int] | None:
-    """The batch range of a keras.callbacks.TensorBoard in the list that overlaps ours."""
-    import keras
-
+    """The batch range of a keras.callbacks.TensorBoard in the list that overlaps ours
+    (Keras 3's or tf_keras's: by class name, both keep the same window attributes)."""
     for cb in getattr(callback_list, "callbacks", []):
-        if not isinstance(cb, keras.callbacks.TensorBoard):
+        if not any(c.__name__ == "TensorBoard" for c in type(cb).__mro__):
             continue
         if not getattr(cb, "_should_trace", False):
             continue

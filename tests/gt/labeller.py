@@ -25,6 +25,63 @@ import sys
 import threading
 
 PINNED = {"tensorflow": "2.21.0", "keras": "3.15.1"}
+# Under TF_USE_LEGACY_KERAS=1 (tf.keras is tf_keras, Keras 2) the same hooks sit elsewhere.
+PINNED_TF_KERAS = {"tensorflow": "2.21.0", "keras": "2.21.0"}
+
+
+def legacy_keras() -> bool:
+    """True when this process trains with tf_keras (Keras 2) rather than Keras 3."""
+    import os
+
+    return os.environ.get("TF_USE_LEGACY_KERAS", "") in ("1", "true", "True")
+
+
+class _KerasParts:
+    """Where the Keras-specific hooks live: Keras 3 or tf_keras (Keras 2)."""
+
+    def __init__(self):
+        if legacy_keras():
+            import tf_keras as keras
+            from tf_keras.src.engine import base_layer as layer_mod
+            from tf_keras.src.engine import training
+            from tf_keras.src.metrics import base_metric
+            from tf_keras.src.optimizers import optimizer as optimizer_mod
+            from tf_keras.src.optimizers.legacy import optimizer_v2
+
+            self.pinned = PINNED_TF_KERAS
+            self.layer_mod = layer_mod
+            self.metric = _resolve(base_metric, "Metric")
+            self.optimizers = (
+                _resolve(optimizer_mod, "Optimizer"),
+                _resolve(optimizer_v2, "OptimizerV2"),
+            )
+            # tf_keras's train_step: compute_loss (compiled loss, regularizers, the loss
+            # tracker) and compute_metrics.
+            self.trainers = (training.Model,)
+            self.methods = (("compute_loss", "loss"), ("compute_metrics", "metrics"))
+            _resolve(training, "Model.compute_loss")
+            _resolve(training, "Model.compute_metrics")
+        else:
+            import keras
+            from keras.src.backend.tensorflow import trainer as tf_trainer
+            from keras.src.layers import layer as layer_mod
+            from keras.src.metrics import metric as metric_mod
+            from keras.src.optimizers import base_optimizer
+            from keras.src.trainers import trainer as trainer_mod
+
+            self.pinned = PINNED
+            self.layer_mod = layer_mod
+            self.metric = _resolve(metric_mod, "Metric")
+            self.optimizers = (_resolve(base_optimizer, "BaseOptimizer"),)
+            self.trainers = (trainer_mod.Trainer, tf_trainer.TensorFlowTrainer)
+            self.methods = (
+                ("compute_loss", "loss"),
+                ("_compute_loss", "loss"),
+                ("compute_metrics", "metrics"),
+            )
+            for name, _ in self.methods:
+                _resolve(trainer_mod, f"Trainer.{name}")
+        self.version = keras.__version__
 
 
 class HookError(RuntimeError):
@@ -84,22 +141,18 @@ class Labeller:
 
     def install(self) -> Labeller:
         """Wrap the hooks (raises HookError if any private name is missing)."""
-        import keras
         import tensorflow as tf
-        from keras.src.backend.tensorflow import trainer as tf_trainer
-        from keras.src.layers import layer as layer_mod
-        from keras.src.metrics import metric as metric_mod
-        from keras.src.optimizers import base_optimizer
-        from keras.src.trainers import trainer as trainer_mod
         from tensorflow.python.eager import backprop, execute, record
         from tensorflow.python.framework import ops
         from tensorflow.python.ops import gradients_util
 
-        got = {"tensorflow": tf.__version__, "keras": keras.__version__}
-        if got != PINNED:
-            print(f"labeller: checked with {PINNED}, running {got}", file=sys.stderr)
-        self._Metric = _resolve(metric_mod, "Metric")
-        self._Optimizer = _resolve(base_optimizer, "BaseOptimizer")
+        parts = _KerasParts()
+        layer_mod = parts.layer_mod
+        got = {"tensorflow": tf.__version__, "keras": parts.version}
+        if got != parts.pinned:
+            print(f"labeller: checked with {parts.pinned}, running {got}", file=sys.stderr)
+        self._Metric = parts.metric
+        self._Optimizer = parts.optimizers
         lab = self
 
         # Op creation: both Python-built and C-API-built ops pass _create_op_helper.
@@ -128,16 +181,11 @@ class Labeller:
             if "__call__" in vars(cls):
                 self._patch(cls, "__call__", _layer_call(vars(cls)["__call__"]))
 
-        # Loss and metrics methods of the trainer (base class and the TF trainer).
-        for name, kind in (
-            ("compute_loss", "loss"),
-            ("_compute_loss", "loss"),
-            ("compute_metrics", "metrics"),
-        ):
-            for cls in (trainer_mod.Trainer, tf_trainer.TensorFlowTrainer):
+        # Loss and metrics methods of the trainer (Keras 3: base class and the TF trainer).
+        for name, kind in parts.methods:
+            for cls in parts.trainers:
                 if name in vars(cls):
                     self._wrap_method(cls, name, kind)
-            _resolve(trainer_mod, f"Trainer.{name}")
 
         # Gradients. Every gradient function is fetched from the one gradient registry
         # (`_gradient_function` of the tape, `get_gradient_function` of tf.gradients), so the

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from . import graphmap, xtrace
-from .labeller import PINNED
+from .labeller import PINNED, PINNED_TF_KERAS, legacy_keras
 
 SCHEMA = 1
 
@@ -102,7 +102,6 @@ def _data_graph_ops(labeller) -> dict[str, dict]:
 
 def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
     """The labels JSON of one run."""
-    import keras
     import tensorflow as tf
 
     traces = xtrace.find_traces(run_dir)
@@ -155,8 +154,8 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
         "model": model,
         "mode": mode,
         "trace": os.path.relpath(trace, os.path.dirname(run_dir)),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "pinned": PINNED,
+        "versions": {"tensorflow": tf.__version__, "keras": _keras_version()},
+        "pinned": PINNED_TF_KERAS if legacy_keras() else PINNED,
         "labeller_errors": labeller.errors[:20],
         "events": events,
         "summary": {
@@ -170,3 +169,14 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
             "fused_across_layers_share": (fused_across / total) if total else 0.0,
         },
     }
+
+
+def _keras_version() -> str:
+    """The version of the Keras that trained: tf_keras's under TF_USE_LEGACY_KERAS=1."""
+    if legacy_keras():
+        import tf_keras
+
+        return f"tf_keras {tf_keras.__version__}"
+    import keras
+
+    return keras.__version__

@@ -60,12 +60,16 @@ def predictions(trace_path: str, mode: str = "graph") -> dict[str, dict]:
 
 
 def has_step_graph(trace_path: str) -> bool:
-    """True when the run of a stock trace has an event file (where the step graph is)."""
+    """True when the run of a stock trace has an event file (where the step graph is): in
+    the run folder (Keras 3) or its `train` folder (tf_keras writes the profile above it)."""
     run = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(trace_path))))
-    try:
-        return any(n.startswith("events.out.tfevents.") for n in os.listdir(run))
-    except OSError:
-        return False
+    for folder in (run, os.path.join(run, "train")):
+        try:
+            if any(n.startswith("events.out.tfevents.") for n in os.listdir(folder)):
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def score(labels: dict, rows: dict[str, dict]) -> dict:
