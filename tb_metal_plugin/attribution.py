@@ -15,6 +15,7 @@ Two sources, same output:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from . import neighbours
@@ -51,6 +52,7 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
 from .phases import RootPhases
 
 _UNSET = object()  # not in a cache (None is an answer there)
+_MKL = re.compile(r"^_Mkl(Native)?(Fused)?")
 
 # Kept importable under their old names (ManifestAttributor and other modules use them).
 _layer_key = layer_key
@@ -141,6 +143,24 @@ class TraceAttributor:
         # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
         self._forward_scopes, self._paths = scope_sets(ops)
         self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
+        # The trace's op types (oneDNN's `_MklNative...` prefixes off): under tf_keras a
+        # scope named like one (`conv/Conv2D/Cast`, mixed precision's kernel cast) is the op
+        # it belongs to, not a layer.
+        self._op_types = (
+            frozenset(_MKL.sub("", t) for _, t in ops) if self._unsuffixed else frozenset()
+        )
+        # tf_keras (Keras 2) opens each loss's own scope at the step's root, named after the
+        # loss (`mean_squared_error/`, a custom loss function's name); every Keras 2 loss
+        # weighs its values in a `weighted_loss` scope below it. Keras 3 has `compile_loss`.
+        self._loss_tops = (
+            frozenset(
+                key[0]
+                for key in self._forward_scopes
+                if len(key) == 2 and key[1] == "weighted_loss"
+            )
+            if self._unsuffixed
+            else frozenset()
+        )
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
@@ -290,7 +310,14 @@ class TraceAttributor:
             return False
         if self._unsuffixed:
             # tf.keras (Keras 2) enters each layer's scope once: no `_<k>` to strip, and any
-            # forward scope that is not an op function's is a layer.
+            # forward scope that is not an op function's (or a loss's) is a layer.
+            if len(key) == 1 and comp in self._loss_tops:
+                return False
+            # `einsum_1`: an op function's second scope (tf.einsum called twice); `All_6`:
+            # an op's own scope (its `input` pack), named after its type.
+            base = strip_suffix(comp)
+            if base in INTERNAL or base in self._op_types:
+                return False
             return comp not in INTERNAL and comp not in PASS_THROUGH
         if not SUFFIX.match(comp):
             return False
@@ -324,6 +351,8 @@ class TraceAttributor:
                 return att
             h = name_head(name)[0]
             scoped = _scopes_phase(h.tail)
+            if scoped is None and h.first in self._loss_tops:
+                scoped = "loss"
             if h.ends_gradients or scoped == "loss":  # see per-scope answers
                 return self._attribute(name, op_type, line_kinds, head, sep, last)
             # What classify reads of such an op: its layer, whether it is a gradient, its
@@ -366,6 +395,10 @@ class TraceAttributor:
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
+        if self._loss_tops and layer is None and name_head(name)[0].first in self._loss_tops:
+            # A Keras 2 loss's scope (see __init__): its ops and their gradients.
+            phase = "backward" if att.phase == "backward" else "loss"
+            return _attribution(None, phase, "loss", att.source)
         phase = self._phases.get(name) or self._root_phase.get(name)
         if layer is not None and phase != "backward":
             phase = None  # a model's own op-function scope (`model_1/strided_slice`)

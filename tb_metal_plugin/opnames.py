@@ -238,6 +238,12 @@ def _head(head: str | None) -> _Head:
 _NO_HEAD = _Head((), None, False, (), False, None)
 
 
+# Gradients of activations that TF names in their forward op's scope, beside it.
+_ACTIVATION_GRADS = frozenset(
+    f"{t}Grad" for t in ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Softplus", "Softsign")
+)
+
+
 def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
     """(forward scopes, op-function paths) of a trace's (name, type) pairs, as layer keys.
 
@@ -275,6 +281,11 @@ def scope_sets(ops) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
             # do not).
             if f"/{name}/".find("/gradient_tape/") >= 0:  # a component, not a substring
                 fwd_up.add(above)
+                # An activation's gradient (`ReluGrad`) sits right in the scope of its
+                # forward op, not under the op: where that op was fused into the previous
+                # layer's (tf_keras's BatchNorm + ReLU), it is the only sign of the scope.
+                if last in _ACTIVATION_GRADS and above and strip_suffix(above[-1]) != last[:-4]:
+                    fwd.add(above)
             continue
         # A variable read sits under the op that reads it (`conv_1/convolution/
         # ReadVariableOp`, `div_no_nan_1/ReadVariableOp`): its scope is the reader's.

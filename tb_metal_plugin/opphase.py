@@ -106,6 +106,10 @@ def _scope_phase(tail: list[str]) -> str | None:
 def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
     """`_scope_phase` of a tail without its last component (the op's own name)."""
     scopes = [c for c in scopes if c not in ("gradient_tape", "gradients")]
+    # A `tf.cond` at the step's root (tf_keras's loss-scale optimizer applies its
+    # gradients in `cond_1/`): what runs in it is the scope inside.
+    while len(scopes) > 1 and strip_suffix(scopes[0]) in ("cond", "while"):
+        scopes = scopes[1:]
     if not scopes:
         return None
     # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.

@@ -159,14 +159,22 @@ def _branch(scopes: Sequence[str]) -> str | None:
     return None
 
 
-def _known_owners(known: dict):
+def _known_owners(known: dict, flat: bool = False):
     """`root_owner(*op)`, looked up in `known` (the trace's ops) before it is worked out."""
 
     def owner(op):
         key = known.get(op, known)  # `known` itself: not there (None is an answer)
-        return root_owner(*op) if key is known else key
+        if key is not known:
+            return key
+        return _owner(op[0].split("/"), op[1]) if flat else root_owner(*op)
 
     return owner
+
+
+def _flat(ops: list[tuple[str, str]]) -> bool:
+    """True for a trace whose train step runs as the top function, no call wrapper in any
+    op name (tf_keras, Keras 2): every scope path there starts inside the step."""
+    return bool(ops) and not any("PartitionedCall" in name for name, _ in ops)
 
 
 def _total_sum(decided, types, sequences, owner_of) -> dict[tuple[str, ...], int]:
@@ -202,6 +210,7 @@ class RootPhases:
     ):
         """`scoped_phase(name, type)` gives the phase of an op the names decide, or None."""
         ops = list(ops)
+        flat = _flat(ops)
         self.phase: dict[str, str] = {}
         owners: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
         optimizer_branches: set[str] = set()
@@ -216,7 +225,10 @@ class RootPhases:
             scope, sep, last = name.rpartition("/")
             shape = shapes.get(scope if sep else None)
             if shape is None:
-                shape = shapes[scope if sep else None] = _scope_shape(name_head(name)[0].inside)
+                inside = tuple(scope.split("/")) if sep else ()
+                if not flat:
+                    inside = name_head(name)[0].inside
+                shape = shapes[scope if sep else None] = _scope_shape(inside)
             if shape is _NONE:
                 known[(name, op_type)] = None
                 continue
@@ -233,7 +245,8 @@ class RootPhases:
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(shape)
                 continue
-            inside = name_head(name)[0].inside  # (`_ANY`: one or two scopes, or none)
+            # (`_ANY`: one or two scopes, or none)
+            inside = (tuple(scope.split("/")) if sep else ()) if flat else name_head(name)[0].inside
             known[(name, op_type)] = ro = _owner([*inside, last], op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
@@ -268,10 +281,18 @@ class RootPhases:
             for (ns, o), t in types.items()
         )
         optimizer_update = TRACKER_UPDATES if tracker else 0
+        if flat:
+            # tf_keras counts the optimizer's iterations inside its own scope (`Adam/`):
+            # every variable update at the root is a metric's (the loss tracker's too).
+            optimizer_update = -1
         # A custom train_step with no loss tracker and no metric (a GAN's) updates only
         # its optimizers' counters at the root, one per optimizer.
-        counters_only = not tracker and not any(
-            t in METRIC_TYPES or strip_suffix(o) == "div_no_nan" for (_, o), t in types.items()
+        counters_only = (
+            not flat
+            and not tracker
+            and not any(
+                t in METRIC_TYPES or strip_suffix(o) == "div_no_nan" for (_, o), t in types.items()
+            )
         )
         decided: dict[tuple[tuple[str, ...], str], str] = {}
         strong: set[tuple[tuple[str, ...], str]] = set()  # decided by what only one phase makes
@@ -315,7 +336,7 @@ class RootPhases:
             else:
                 decided[key] = p
         sequences = list(sequences)
-        owner_of = _known_owners(known)
+        owner_of = _known_owners(known, flat)
         total = _total_sum(decided, types, sequences, owner_of)
         for key in list(pending):
             ns, owner = key

@@ -83,6 +83,12 @@ SHORT_OF_THRESHOLD = {
         "output projection's: trace-only gives it the layer that ran beside it (2 ops of 22, "
         "2.4% of op time); the step graph names its segment ids, the embedding's"
     ),
+    ("k2_mixed_float16", "manifest"): (
+        "tf_keras (Keras 2): the callback records placement only, so attribution is the "
+        "trace's; tf_keras's loss-scale bookkeeping at the root (the unscaling reciprocal, "
+        "the scale's update in a root cond) reads as no phase: 99.2% of op time, under "
+        "the callback's 99.5% (the trace-only thresholds hold)"
+    ),
     ("time_distributed", "trace"): (
         "three tape AddNs summing gradients inside the wrapped layers: trace-only reads "
         "their neighbours and gives the wrapper or no layer (3 ops of 87: 96.6% per op); "

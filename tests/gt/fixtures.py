@@ -44,13 +44,17 @@ def copy_model(src_model: str, dest_model: str, events: bool = False) -> list[st
         if events and mode == "stock":
             run = os.path.dirname(os.path.dirname(os.path.dirname(session)))
             dest_run = os.path.dirname(os.path.dirname(os.path.dirname(dest_session)))
-            for name in sorted(os.listdir(run)):
-                if name.startswith("events.out.tfevents."):
-                    src = os.path.join(run, name)
+            # Keras 3 writes the events beside `plugins/`; tf_keras in `train/` below it.
+            for sub in ("", "train"):
+                folder = os.path.join(run, sub)
+                names = os.listdir(folder) if os.path.isdir(folder) else []
+                for name in sorted(n for n in names if n.startswith("events.out.tfevents.")):
+                    src = os.path.join(folder, name)
                     if os.path.getsize(src) > MAX_EVENTS:
                         raise ValueError(f"{src} is over {MAX_EVENTS} bytes")
-                    shutil.copy2(src, dest_run)
-                    copied.append(os.path.join(dest_run, name))
+                    os.makedirs(os.path.join(dest_run, sub), exist_ok=True)
+                    shutil.copy2(src, os.path.join(dest_run, sub))
+                    copied.append(os.path.join(dest_run, sub, name))
         shutil.copy2(labels_path, dest_model)
         copied.append(os.path.join(dest_model, os.path.basename(labels_path)))
     return copied

@@ -55,12 +55,19 @@ class _KerasParts:
                 _resolve(optimizer_mod, "Optimizer"),
                 _resolve(optimizer_v2, "OptimizerV2"),
             )
+            from tf_keras.src.engine import compile_utils
+
             # tf_keras's train_step: compute_loss (compiled loss, regularizers, the loss
-            # tracker) and compute_metrics.
-            self.trainers = (training.Model,)
-            self.methods = (("compute_loss", "loss"), ("compute_metrics", "metrics"))
-            _resolve(training, "Model.compute_loss")
-            _resolve(training, "Model.compute_metrics")
+            # tracker) and compute_metrics; a custom train_step calls the compiled loss
+            # and metrics containers directly.
+            self.wraps = [
+                (training.Model, "compute_loss", "loss"),
+                (training.Model, "compute_metrics", "metrics"),
+                (_resolve(compile_utils, "LossesContainer"), "__call__", "loss"),
+                (_resolve(compile_utils, "MetricsContainer"), "update_state", "metrics"),
+            ]
+            for cls, name, _ in self.wraps:
+                _resolve(cls, name)
         else:
             import keras
             from keras.src.backend.tensorflow import trainer as tf_trainer
@@ -73,14 +80,20 @@ class _KerasParts:
             self.layer_mod = layer_mod
             self.metric = _resolve(metric_mod, "Metric")
             self.optimizers = (_resolve(base_optimizer, "BaseOptimizer"),)
-            self.trainers = (trainer_mod.Trainer, tf_trainer.TensorFlowTrainer)
-            self.methods = (
+            methods = (
                 ("compute_loss", "loss"),
                 ("_compute_loss", "loss"),
                 ("compute_metrics", "metrics"),
             )
-            for name, _ in self.methods:
+            for name, _ in methods:
                 _resolve(trainer_mod, f"Trainer.{name}")
+            # The base trainer and the TF trainer, where each defines the method.
+            self.wraps = [
+                (cls, name, kind)
+                for name, kind in methods
+                for cls in (trainer_mod.Trainer, tf_trainer.TensorFlowTrainer)
+                if name in vars(cls)
+            ]
         self.version = keras.__version__
 
 
@@ -182,10 +195,8 @@ class Labeller:
                 self._patch(cls, "__call__", _layer_call(vars(cls)["__call__"]))
 
         # Loss and metrics methods of the trainer (Keras 3: base class and the TF trainer).
-        for name, kind in parts.methods:
-            for cls in parts.trainers:
-                if name in vars(cls):
-                    self._wrap_method(cls, name, kind)
+        for cls, name, kind in parts.wraps:
+            self._wrap_method(cls, name, kind)
 
         # Gradients. Every gradient function is fetched from the one gradient registry
         # (`_gradient_function` of the tape, `get_gradient_function` of tf.gradients), so the
