@@ -53,6 +53,8 @@ from .phases import RootPhases
 
 _UNSET = object()  # not in a cache (None is an answer there)
 _MKL = re.compile(r"^_Mkl(Native)?(Fused)?")
+# Op functions whose scope has the name tf_keras gives a layer by default.
+_FN_SCOPES_NAMED_LIKE_LAYERS = frozenset({"dropout"})
 
 # Kept importable under their old names (ManifestAttributor and other modules use them).
 _layer_key = layer_key
@@ -95,6 +97,19 @@ def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     by hand none either. A model's own name can end in digits (`mobilenetv2_0.35_32`):
     only without children do the top-level scopes decide.
     """
+    # What only tf_keras writes at the step's root: a loss's own scope weighing its values
+    # (`mean_squared_error/weighted_loss/`; Keras 3 has `compile_loss/`), an optimizer
+    # scope named after its class (`Adam/`; Keras 3's is `adam/`). Default layer names
+    # (`dense`, `dense_1`, `dense_2`) alone would read as Keras 3's suffixes.
+    for key in forward_scopes:
+        if len(key) == 2 and key[1] == "weighted_loss":
+            return True
+        if (
+            len(key) == 1
+            and key[0][:1].isupper()
+            and _scope_phase([key[0].lower(), ""]) == "optimizer"
+        ):
+            return True
     tops = {
         key[0]
         for key in forward_scopes
@@ -317,6 +332,12 @@ class TraceAttributor:
             # an op's own scope (its `input` pack), named after its type.
             base = strip_suffix(comp)
             if base in INTERNAL or base in self._op_types:
+                return False
+            if len(key) > 1 and comp == key[-2]:
+                return False  # `dropout/dropout/`: tf.nn.dropout's scope in the layer `dropout`
+            if comp in _FN_SCOPES_NAMED_LIKE_LAYERS and key + (comp,) not in self._forward_scopes:
+                # tf.nn.dropout's own scope in a layer of another name (`block2b_drop/dropout/`);
+                # a Dropout layer keeping the default name has that scope below it.
                 return False
             return comp not in INTERNAL and comp not in PASS_THROUGH
         if not SUFFIX.match(comp):

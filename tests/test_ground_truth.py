@@ -89,6 +89,11 @@ SHORT_OF_THRESHOLD = {
         "the scale's update in a root cond) reads as no phase: 99.2% of op time, under "
         "the callback's 99.5% (the trace-only thresholds hold)"
     ),
+    ("k2_default_names", "manifest"): (
+        "tf_keras (Keras 2): the callback records placement only, so attribution is the "
+        "trace's; root metric ops of its flat train step read partly as another phase: "
+        "99.4% of op time, under the callback's 99.5% (the trace-only thresholds hold)"
+    ),
     ("time_distributed", "trace"): (
         "three tape AddNs summing gradients inside the wrapped layers: trace-only reads "
         "their neighbours and gives the wrapper or no layer (3 ops of 87: 96.6% per op); "

@@ -50,6 +50,18 @@ def test_an_ops_own_scope_is_not_a_layer():
             assert rows[key]["layer"] == labels["events"][key]["layer"], (key, rows[key])
 
 
+def test_default_layer_names_are_keras2_names():
+    """`dense`, `dense_1`, `dense_2`: two of three end like Keras 3's suffix, yet tf_keras
+    keeps them as they are (the optimizer's `Adam/` and the loss's `weighted_loss/` say
+    which Keras wrote the trace); a Dropout layer's own `dropout/` scope is not a layer."""
+    labels, rows = labelled_rows("k2_default_names")
+    layers = {tuple(ev["layer"]) for ev in labels["events"].values() if ev.get("layer")}
+    assert ("sequential", "dense") in layers and ("sequential", "dense_2") in layers
+    for key, ev in labels["events"].items():
+        if ev.get("layer"):
+            assert rows[key]["layer"] == ev["layer"], (key, rows[key]["layer"], ev["layer"])
+
+
 def test_a_fused_activations_gradient_names_its_layer():
     """tf_keras's BatchNorm + ReLU fuse: the ReLU layer's only op left is its gradient."""
     labels, rows = labelled_rows("k2_resnet_block")

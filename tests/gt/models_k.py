@@ -211,3 +211,42 @@ def k2_embedding_pool():
     model = keras.Model(inp, out, name="k2_emb")
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return _fit(model, rng.integers(0, 50, (n, seq)), rng.integers(0, 4, n))
+
+
+def k2_default_names():
+    """A Sequential with Keras 2's default layer names (`dense`, `dense_1`, `dense_2`:
+    most of them end like a Keras 3 suffix) and default compile settings."""
+    keras, L = _tf_keras()
+    model = keras.Sequential(
+        [
+            keras.Input((10,)),
+            L.Dense(16, activation="relu"),
+            L.Dense(16, activation="relu"),
+            L.Dropout(0.1),
+            L.Dense(8, activation="relu"),
+            L.Dense(3),
+        ]
+    )
+    model.compile("adam", "mse", metrics=["mae"])
+    return _fit(model, *_data((10,)))
+
+
+def k2_efficientnet():
+    """tf_keras.applications.EfficientNetB0 (no weights) at 32x32: swish, squeeze-excite."""
+    keras, _ = _tf_keras()
+    model = keras.applications.EfficientNetB0(input_shape=(32, 32, 3), weights=None, classes=4)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = _data((32, 32, 3), 4, classes=True)
+    return _fit(model, x, y)
+
+
+def k2_nested_time_distributed():
+    """A nested Sequential encoder inside a functional model, TimeDistributed over it."""
+    keras, L = _tf_keras()
+    enc = keras.Sequential([keras.Input((6,)), L.Dense(8, activation="relu")], name="enc")
+    inp = keras.Input((4, 6))
+    h = L.TimeDistributed(enc, name="td")(inp)
+    h = L.Flatten()(h)
+    model = keras.Model(inp, L.Dense(3)(h), name="k2_nested")
+    model.compile("sgd", "mse")
+    return _fit(model, *_data((4, 6)))

@@ -109,6 +109,7 @@ HELDOUT_SETS = {
             "k2_conv_bn", "k2_resnet_block", "k2_lstm", "k2_gru_stack", "k2_subclassed",
             "k2_multi_io", "k2_mixed_float16", "k2_transformer", "k2_tf_ops",
             "k2_mobilenet_v2", "k2_custom_train_step", "k2_embedding_pool",
+            "k2_default_names", "k2_efficientnet", "k2_nested_time_distributed",
         ],
     },
     "heldout_h": {  # models_j.py: fan-out, custom gradients, unusual layers
