@@ -322,3 +322,24 @@ def test_the_cli_says_what_the_attribution_read(tmp_path):
     _events(trace).unlink()
     out = CliRunner().invoke(main, ["layers", str(trace.parent)]).output
     assert "attribution: trace_names (op names only)" in out
+
+
+def test_the_tab_serves_the_graphs_attribution_and_follows_its_file(tmp_path, monkeypatch):
+    """The real WSGI app: the stock run's /layers says `trace_graph`; once the event file
+    is gone, the next answer is worked out again from names (no stale cache)."""
+    from tests.test_plugin import BASE, make_client
+
+    monkeypatch.setenv("TB_METAL_CACHE_DIR", str(tmp_path / "cache"))
+    logdir = tmp_path / "logs"
+    trace = _stock_run(logdir, "nested_models")
+    client, _ = make_client(logdir)
+    (name,) = [s["name"] for s in client.get(f"{BASE}/sessions").json["sessions"]]
+
+    def source():
+        r = client.get(f"{BASE}/layers", query_string={"session": name, "wait": "60"})
+        assert r.status_code == 200, r.data[:300]
+        return r.json["attribution_source"]
+
+    assert source() == "trace_graph"
+    _events(trace).unlink()
+    assert source() == "trace_names"
