@@ -159,7 +159,9 @@ def _accuracy(acc: dict | None) -> str:
     if not acc:
         return ""
     return (
-        f"attribution measured on {acc['models']} models: right layer for "
+        f"attribution measured on {acc['models']} models"
+        + (f" ({acc['recorded_with']})" if acc.get("recorded_with") else "")
+        + ": right layer for "
         f"{acc['layer_time_mean']:.1%} of op time (worst model {acc['layer_time_min']:.1%}), "
         f"{acc['layer_op_mean']:.1%} of ops (worst {acc['layer_op_min']:.1%})"
     )
