@@ -15,15 +15,14 @@ Two sources, same output:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from . import neighbours
 from .function_grads import function_gradient_layers
 from .graph_sums import graph_sums_of, sum_layers
+from .keras2_names import Keras2Scopes, unsuffixed_naming
 from .opnames import (
     ACCUMULATOR_TYPE,
-    INTERNAL,
     NON_COMPUTE,
     OPTIONAL_TYPES,
     PASS_THROUGH,
@@ -52,9 +51,6 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
 from .phases import RootPhases
 
 _UNSET = object()  # not in a cache (None is an answer there)
-_MKL = re.compile(r"^_Mkl(Native)?(Fused)?")
-# Op functions whose scope has the name tf_keras gives a layer by default.
-_FN_SCOPES_NAMED_LIKE_LAYERS = frozenset({"dropout"})
 
 # Kept importable under their old names (ManifestAttributor and other modules use them).
 _layer_key = layer_key
@@ -85,52 +81,6 @@ def _op_keys(seq) -> list[tuple[str, str]]:
         return [(r.name, r.type) if hasattr(r, "name") else tuple(r) for r in seq]
 
 
-def _unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
-    """True for a trace whose model scopes carry no `_<k>` (tf.keras, Keras 2).
-
-    Keras 3 enters a layer's scope more than once, so every layer component of its op names
-    is uniquified, the outermost model's (`functional_1`) included; tf.keras writes plain
-    names (`model/dense/MatMul`). Read off the layers' scopes: the children of the
-    top-level forward scopes that are not the optimizer's, loss's or metrics' (those are
-    unsuffixed in both). In Keras 3 nearly all carry a suffix (op functions' scopes are
-    the exceptions); in Keras 2 the first of each default name has none, and names given
-    by hand none either. A model's own name can end in digits (`mobilenetv2_0.35_32`):
-    only without children do the top-level scopes decide.
-    """
-    # What only tf_keras writes at the step's root: a loss's own scope weighing its values
-    # (`mean_squared_error/weighted_loss/`; Keras 3 has `compile_loss/`), an optimizer
-    # scope named after its class (`Adam/`; Keras 3's is `adam/`). Default layer names
-    # (`dense`, `dense_1`, `dense_2`) alone would read as Keras 3's suffixes.
-    for key in forward_scopes:
-        if len(key) == 2 and key[1] == "weighted_loss":
-            return True
-        if (
-            len(key) == 1
-            and key[0][:1].isupper()
-            and _scope_phase([key[0].lower(), ""]) == "optimizer"
-        ):
-            return True
-    tops = {
-        key[0]
-        for key in forward_scopes
-        if len(key) == 1 and _scope_phase([key[0].lower(), ""]) is None
-    }
-    if not tops:
-        return False
-    kids = [
-        key[1]
-        for key in forward_scopes
-        if len(key) == 2
-        and key[0] in tops
-        and key[1] not in INTERNAL
-        and key[1] not in PASS_THROUGH
-        and not is_mark(key[1])
-    ]
-    if kids:
-        return sum(1 for k in kids if SUFFIX.match(k)) * 2 < len(kids)
-    return not any(SUFFIX.match(t) for t in tops)
-
-
 class TraceAttributor:
     """Attribute ops from their names, using every op name of the trace as context.
 
@@ -157,25 +107,14 @@ class TraceAttributor:
         # Every scope prefix that has forward ops below it, and the paths that tell
         # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
         self._forward_scopes, self._paths = scope_sets(ops)
-        self._unsuffixed = _unsuffixed_naming(self._forward_scopes)
-        # The trace's op types (oneDNN's `_MklNative...` prefixes off): under tf_keras a
-        # scope named like one (`conv/Conv2D/Cast`, mixed precision's kernel cast) is the op
-        # it belongs to, not a layer.
-        self._op_types = (
-            frozenset(_MKL.sub("", t) for _, t in ops) if self._unsuffixed else frozenset()
+        # tf_keras (Keras 2) names scopes once, without Keras 3's `_<k>` (keras2_names.py).
+        self._keras2 = (
+            Keras2Scopes(ops, self._forward_scopes)
+            if unsuffixed_naming(self._forward_scopes)
+            else None
         )
-        # tf_keras (Keras 2) opens each loss's own scope at the step's root, named after the
-        # loss (`mean_squared_error/`, a custom loss function's name); every Keras 2 loss
-        # weighs its values in a `weighted_loss` scope below it. Keras 3 has `compile_loss`.
-        self._loss_tops = (
-            frozenset(
-                key[0]
-                for key in self._forward_scopes
-                if len(key) == 2 and key[1] == "weighted_loss"
-            )
-            if self._unsuffixed
-            else frozenset()
-        )
+        self._unsuffixed = self._keras2 is not None
+        self._loss_tops = self._keras2.loss_tops if self._keras2 else frozenset()
         self._layers: dict[str, tuple[str, ...] | None] = {}
         self._roots = RootPhases(ops, self._scoped_phase, seqs)
         self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
@@ -323,23 +262,9 @@ class TraceAttributor:
         comp = key[-1]
         if key not in self._forward_scopes:
             return False
-        if self._unsuffixed:
-            # tf.keras (Keras 2) enters each layer's scope once: no `_<k>` to strip, and any
-            # forward scope that is not an op function's (or a loss's) is a layer.
-            if len(key) == 1 and comp in self._loss_tops:
-                return False
-            # `einsum_1`: an op function's second scope (tf.einsum called twice); `All_6`:
-            # an op's own scope (its `input` pack), named after its type.
-            base = strip_suffix(comp)
-            if base in INTERNAL or base in self._op_types:
-                return False
-            if len(key) > 1 and comp == key[-2]:
-                return False  # `dropout/dropout/`: tf.nn.dropout's scope in the layer `dropout`
-            if comp in _FN_SCOPES_NAMED_LIKE_LAYERS and key + (comp,) not in self._forward_scopes:
-                # tf.nn.dropout's own scope in a layer of another name (`block2b_drop/dropout/`);
-                # a Dropout layer keeping the default name has that scope below it.
-                return False
-            return comp not in INTERNAL and comp not in PASS_THROUGH
+        if self._keras2 is not None:
+            # tf_keras enters each layer's scope once: no `_<k>` to strip.
+            return self._keras2.is_layer(key)
         if not SUFFIX.match(comp):
             return False
         base = strip_suffix(comp)
