@@ -46,6 +46,8 @@ from .payload_views import LayersView
 from .run_graph import StepGraph, graph_ops, step_graph_for
 from .selectors import parse_ops_filter, parse_step
 
+_COMPUTE = frozenset({"compute"})  # an op's line kinds when it ran on compute threads only
+
 if TYPE_CHECKING:  # the payload shapes, for type checkers: not imported on every load
     from .schema import LayersPayload, OpsPayload, ProfileHeader
 
@@ -106,7 +108,14 @@ class Profile:
         self.session = session
         self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
-        trace = TraceAttributor(events.ops.keys(), events.sequences, events.first_start, graph)
+        compute = (
+            {name for (name, _), r in events.ops.items() if r.line_kinds == _COMPUTE}
+            if graph is not None
+            else None
+        )
+        trace = TraceAttributor(
+            events.ops.keys(), events.sequences, events.first_start, graph, compute
+        )
         if manifest and (manifest.get("layers") or manifest.get("ops")):
             attributor = ManifestAttributor(manifest, trace)
             self.manifest_layers = attributor.layers

@@ -49,6 +49,7 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
     classify,
 )
 from .phases import RootPhases
+from .uninlined_calls import uninlined_call_layers
 
 _UNSET = object()  # not in a cache (None is an answer there)
 
@@ -92,7 +93,12 @@ class TraceAttributor:
     source = "trace_names"
 
     def __init__(
-        self, ops: Iterable[tuple[str, str]], sequences=None, first_start=None, graph=None
+        self,
+        ops: Iterable[tuple[str, str]],
+        sequences=None,
+        first_start=None,
+        graph=None,
+        compute: set[str] | None = None,
     ):
         ops = list(ops)
         seqs = [
@@ -148,6 +154,8 @@ class TraceAttributor:
             # The step graph lists every input of a sum: no neighbour guess needed there.
             # (After the runs above: those read a sum as the gradient that ran beside it.)
             self._layers.update(sum_layers(graph_sums_of(ops, tape), graph, self.layer_of))
+            if compute:
+                self._layers.update(uninlined_call_layers(ops, compute, graph, self._name_layer))
             self.source = "trace_graph"
         # Ops whose own name, not only their scope, can change their answer.
         self._per_name = self._layers.keys() | self._phases.keys() | self._root_phase.keys()

@@ -208,6 +208,10 @@ class StepGraph:
         node = self._nodes.get(name)
         return node.op if node is not None else None
 
+    def calls(self) -> list[str]:
+        """The nodes that call a function the runtime did not inline (`*PartitionedCall`)."""
+        return [n for n, node in self._nodes.items() if node.op.endswith("PartitionedCall")]
+
     def consumers(self, name: str) -> list[str]:
         """The nodes that read one of `name`'s outputs (control edges left out)."""
         if self._consumers is None:

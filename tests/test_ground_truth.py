@@ -94,6 +94,15 @@ SHORT_OF_THRESHOLD = {
         "trace's; root metric ops of its flat train step read partly as another phase: "
         "99.4% of op time, under the callback's 99.5% (the trace-only thresholds hold)"
     ),
+    ("k2_lstm", "trace"): (
+        "tf_keras's LSTM runs its loop in a function the runtime calls without inlining: "
+        "those ops' names carry no layer (`while_15/body/_1/while/MatMul`), and only the "
+        "step graph (its call nodes and its own nodes) says they ran in the LSTM's call"
+    ),
+    ("k2_lstm", "manifest"): (
+        "the same ops: for a tf_keras model the callback records placement only and its "
+        "run has no event file, so names alone decide"
+    ),
     ("time_distributed", "trace"): (
         "three tape AddNs summing gradients inside the wrapped layers: trace-only reads "
         "their neighbours and gives the wrapper or no layer (3 ops of 87: 96.6% per op); "

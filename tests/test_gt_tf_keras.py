@@ -105,3 +105,46 @@ print("MANIFEST", cb.manifest_paths[0])
     assert prof.attribution_source == "trace_names"
     layers = {tuple(r["layer"]) for r in prof.ops()["ops"] if r["layer"]}
     assert ("k2", "h") in layers and ("k2", "out") in layers, layers
+
+
+def test_an_uninlined_rnn_functions_ops_are_its_layers_with_the_step_graph():
+    """tf_keras's LSTM runs its loop in a function the runtime calls, not inlines: those
+    ops (`while_15/body/_1/while/MatMul`, `gradients/while_grad/...`) carry no layer in
+    their names. The step graph lists the call (`lstm/PartitionedCall`) and the step's own
+    nodes: what ran outside them ran in the call."""
+    labels, with_graph = labelled_rows("k2_lstm", "graph")
+    _, names_only = labelled_rows("k2_lstm", "trace")
+    body = {
+        k: ev
+        for k, ev in labels["events"].items()
+        if ev.get("how", "").startswith("function run by an uninlined call")
+    }
+    assert len(body) >= 20, len(body)
+    for key, ev in body.items():
+        assert ev["layer"] == ["k2_lstm_model", "lstm"], (key, ev)
+        assert with_graph[key]["layer"] == ev["layer"], (key, with_graph[key])
+        assert with_graph[key]["phase"] == ev["phase"], (key, with_graph[key], ev)
+    assert all(names_only[k]["layer"] is None for k in body)
+
+
+def test_uninlined_calls_of_several_layers_claim_nothing():
+    from tb_metal_plugin.uninlined_calls import uninlined_call_layers
+
+    class Graph:
+        def __init__(self, calls):
+            self._calls = calls
+
+        def calls(self):
+            return self._calls
+
+        def __contains__(self, name):
+            return name in self._calls
+
+    ops = [("while_3/body/_1/while/MatMul", "MatMul"), ("m/lstm/PartitionedCall", "x")]
+    layers = {"m/lstm/PartitionedCall": ("m", "lstm"), "m/gru/PartitionedCall": ("m", "gru")}
+    compute = {n for n, _ in ops}
+    one = uninlined_call_layers(ops, compute, Graph(["m/lstm/PartitionedCall"]), layers.get)
+    assert one == {"while_3/body/_1/while/MatMul": ("m", "lstm")}
+    two = Graph(["m/lstm/PartitionedCall", "m/gru/PartitionedCall"])
+    assert uninlined_call_layers(ops, compute, two, layers.get) == {}
+    assert uninlined_call_layers(ops, set(), Graph(["m/lstm/PartitionedCall"]), layers.get) == {}

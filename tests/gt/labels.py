@@ -100,6 +100,42 @@ def _data_graph_ops(labeller) -> dict[str, dict]:
     return out
 
 
+def _body_ops(labeller) -> dict[str, dict | None]:
+    """Ops of every labelled graph by name: the label when all ops of that name agree,
+    None when they do not.
+
+    A function run by a call the runtime does not inline (tf_keras's LSTM and GRU pick an
+    implementation per device, `api_implements`) is in no exported run metadata, and its
+    ops keep their own names (`TensorArrayUnstack/...`), so only their names can be
+    matched: where one name stands for ops of several layers, nothing is claimed.
+    """
+    out: dict[str, dict | None] = {}
+    for g in labeller.graphs:
+        for op in g.get_operations():
+            lab = graphmap.label_of(op)
+            if lab is None:
+                continue
+            seen = out.get(op.name, lab)
+            same = seen is not None and (seen.get("layer"), seen["phase"]) == (
+                lab.get("layer"),
+                lab["phase"],
+            )
+            out[op.name] = {**lab, "type": op.type} if same else None
+    return out
+
+
+def _by_name(body_ops: dict[str, dict | None], name: str) -> dict | None:
+    """`body_ops`' label of a trace name, or of what follows its last inlining mark (a
+    lowered loop or branch runs its body's ops as `<node>/body/_<k>/<body op>`)."""
+    found = body_ops.get(name)
+    if found is None and "/_" in name:
+        parts = name.split("/")
+        for i in range(len(parts) - 2, 0, -1):
+            if parts[i][:1] == "_" and parts[i][1:].isdigit():
+                return body_ops.get("/".join(parts[i + 1 :]))
+    return found
+
+
 def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
     """The labels JSON of one run."""
     import tensorflow as tf
@@ -110,6 +146,7 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
     trace = traces[-1]
     executed = executed_labels(labeller, exports)
     data_ops = _data_graph_ops(labeller)
+    body_ops = _body_ops(labeller)
     events = {}
     unmapped: dict[str, int] = {}
     total = fused_across = 0
@@ -133,6 +170,12 @@ def build(model: str, mode: str, run_dir: str, labeller, exports) -> dict:
             entry["reason"] = "eager op (not in an executed graph)"
         elif key in data_ops:
             label, entry["how"] = data_ops[key], "tf.data function graph"
+        elif (body := _by_name(body_ops, ev["name"])) is not None and ev["type"].endswith(
+            body["type"]
+        ):
+            # (`_MklMatMul` is oneDNN's MatMul: the type ends the same.)
+            label = {k: v for k, v in body.items() if k != "type"}
+            entry["how"] = "function run by an uninlined call, by name"
         else:
             entry["reason"] = "not in any executed graph"
         if label is not None:
