@@ -18,7 +18,7 @@ import keras
 
 from .manifest import write_manifest
 from .recording import window
-from .recording.manifest_recorder import ManifestRecorder, profile_info
+from .recording.manifest_recorder import ManifestRecorder, profile_info, write_step_graph
 from .recording.manifest_recorder import warn as _warn_user
 from .recording.window import parse_profile_batch as _parse_profile_batch
 
@@ -289,9 +289,21 @@ class MetalProfileCallback(keras.callbacks.Callback):
         for path in new:
             self.trace_paths.append(Path(path))
             self._write_manifest(Path(path))
+        self._write_step_graph()
         from .summary import print_after_window
 
         print_after_window(new, (self.params or {}).get("verbose", 1), self.summary)
+
+    def _write_step_graph(self) -> None:
+        """For a model the recording hooks cannot follow (tf_keras), the step's graphs in
+        the run's event file, where the view reads a stock run's (tape sums, calls)."""
+        run_metadata, self._recorder.step_graph = self._recorder.step_graph, None
+        if run_metadata is None:
+            return
+        try:
+            write_step_graph(self.profile_dir, run_metadata, self._start_batch)
+        except Exception as e:
+            self._recorder.warn_missing("step graph", e)
 
     def _write_manifest(self, xplane_path: Path) -> None:
         """Build and write the manifest; every part that fails becomes a warning instead."""

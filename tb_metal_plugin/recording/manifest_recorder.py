@@ -47,6 +47,8 @@ class ManifestRecorder:
         # False for a model of another Keras (tf_keras): its layers call none of the
         # Keras 3 hooks, so neither layer scopes nor op records can be taken.
         self._keras3 = True
+        # The captured run metadata of a model the hooks cannot follow (see disarm).
+        self.step_graph: Any = None
 
     @property
     def _want_run_metadata(self) -> bool:
@@ -62,8 +64,9 @@ class ManifestRecorder:
         if not self._keras3:
             message = (
                 f"{type(model).__name__} is not a Keras 3 model (tf_keras / Keras 2?): "
-                "MetalProfileCallback records layers and ops for Keras 3 models only, so "
-                "layers and phases are read from op names, as for a stock trace"
+                "MetalProfileCallback records layers and ops for Keras 3 models only; it "
+                "writes the step graph into the run's event file, as Keras's TensorBoard "
+                "callback does, and layers and phases are read from op names and that graph"
             )
             self.warnings.append(message)
             if message not in _WARNED_ONCE:
@@ -133,6 +136,10 @@ class ManifestRecorder:
                 self.warn_missing("placement", e)
         if provenance is not None:
             self._called = dict(provenance.called)
+        if not self._keras3 and run_metadata is not None:
+            # No op records for this model: its graphs go where the stock callback puts
+            # them, for the view's step-graph reading (tape sums, uninlined calls).
+            self.step_graph = run_metadata
         if provenance is not None and run_metadata is not None:
             self._build_op_table(provenance, run_metadata)
         elif (
@@ -276,3 +283,28 @@ def _is_keras3(model: Any) -> bool:
         return isinstance(model, keras.Model)
     except Exception:
         return False
+
+
+def write_step_graph(run_dir: str, run_metadata: Any, step: int) -> None:
+    """Write the step's function graphs into an event file in `run_dir`, as Keras's stock
+    TensorBoard callback does while it profiles (`graph_run_metadata_graph`)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+    from tensorflow.core.protobuf import config_pb2
+
+    graphs = config_pb2.RunMetadata()
+    graphs.function_graphs.extend(run_metadata.function_graphs)  # no step stats
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = "graph_run_metadata_graph"
+    meta.plugin_data.content = b"1"
+    writer = tf.summary.create_file_writer(run_dir)
+    try:
+        with writer.as_default():
+            tf.summary.write(
+                f"batch_{step}",
+                tf.constant(graphs.SerializeToString()),
+                step=step,
+                metadata=meta.SerializeToString(),
+            )
+    finally:
+        writer.close()

@@ -41,7 +41,7 @@ def copy_model(src_model: str, dest_model: str, events: bool = False) -> list[st
             if name.endswith((".xplane.pb", ".tb_metal.json")):
                 shutil.copy2(os.path.join(session, name), dest_session)
                 copied.append(os.path.join(dest_session, name))
-        if events and mode == "stock":
+        if events:  # the stock callback's, or the one MetalProfileCallback writes for tf_keras
             run = os.path.dirname(os.path.dirname(os.path.dirname(session)))
             dest_run = os.path.dirname(os.path.dirname(os.path.dirname(dest_session)))
             # Keras 3 writes the events beside `plugins/`; tf_keras in `train/` below it.
