@@ -73,20 +73,29 @@ LOSS_BASES = frozenset({"Sum", "mul", "add", "Cast", "packed", "Square", "Abs"})
 LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
 
-def step_path(name: str) -> list[str] | None:
-    """The op's components inside the train-step function (after the last call wrapper)."""
-    head, last = name_head(name)  # the wrapper is among the scopes, read once per scope
-    return None if head.inside is None else [*head.inside, last]
+def step_path(name: str, flat: bool = False) -> list[str] | None:
+    """The op's components inside the train-step function (after the last call wrapper;
+    all of them in a `flat` trace, see `_flat`)."""
+    inside = _inside(name, flat)
+    return None if inside is None else [*inside, name.rpartition("/")[2]]
 
 
-def root_owner(name: str, op_type: str) -> tuple[tuple[str, ...], str] | None:
+def _inside(name: str, flat: bool) -> tuple[str, ...] | None:
+    """`step_path` without the op's own name (None: not inside the step)."""
+    if flat:
+        scope, sep, _ = name.rpartition("/")
+        return tuple(scope.split("/")) if sep else ()
+    return name_head(name)[0].inside  # the wrapper is among the scopes, read once per scope
+
+
+def root_owner(name: str, op_type: str, flat: bool = False) -> tuple[tuple[str, ...], str] | None:
     """(namespace, owner) for an op created at the step's root, else None.
 
     The owner is the root-level op name (`Add_2` for `Add_2/ReadVariableOp` too: a variable
     read sits under its reader); the namespace is a replica prefix when a distribution
     strategy runs several copies of the step.
     """
-    return _owner(step_path(name), op_type)
+    return _owner(step_path(name, flat), op_type)
 
 
 def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] | None:
@@ -164,9 +173,7 @@ def _known_owners(known: dict, flat: bool = False):
 
     def owner(op):
         key = known.get(op, known)  # `known` itself: not there (None is an answer)
-        if key is not known:
-            return key
-        return _owner(op[0].split("/"), op[1]) if flat else root_owner(*op)
+        return root_owner(*op, flat) if key is known else key
 
     return owner
 
@@ -225,10 +232,7 @@ class RootPhases:
             scope, sep, last = name.rpartition("/")
             shape = shapes.get(scope if sep else None)
             if shape is None:
-                inside = tuple(scope.split("/")) if sep else ()
-                if not flat:
-                    inside = name_head(name)[0].inside
-                shape = shapes[scope if sep else None] = _scope_shape(inside)
+                shape = shapes[scope if sep else None] = _scope_shape(_inside(name, flat))
             if shape is _NONE:
                 known[(name, op_type)] = None
                 continue
@@ -245,8 +249,7 @@ class RootPhases:
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(shape)
                 continue
-            # (`_ANY`: one or two scopes, or none)
-            inside = (tuple(scope.split("/")) if sep else ()) if flat else name_head(name)[0].inside
+            inside = _inside(name, flat)  # (`_ANY`: one or two scopes, or none)
             known[(name, op_type)] = ro = _owner([*inside, last], op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
