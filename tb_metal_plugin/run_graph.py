@@ -136,22 +136,27 @@ def graph_spans(path: Path) -> tuple[tuple[int, int], ...]:
     if f is None:
         return ()
     with f:
-        try:
-            st = os.fstat(f.fileno())
-            key = (str(path), st.st_ino, st.st_dev)
+        return _spans(f, path)
+
+
+def _spans(f, path: Path) -> tuple[tuple[int, int], ...]:
+    """`graph_spans` of a file opened with `_open`."""
+    try:
+        st = os.fstat(f.fileno())
+        key = (str(path), st.st_ino, st.st_dev)
+        with _SCANNED_LOCK:
+            done, spans = _SCANNED.get(key, (0, ()))
+        if done > st.st_size:
+            done, spans = 0, ()
+        if done < st.st_size:
+            found = list(spans)
+            done = _scan(f, done, st.st_size, found)
+            spans = tuple(found)
             with _SCANNED_LOCK:
-                done, spans = _SCANNED.get(key, (0, ()))
-            if done > st.st_size:
-                done, spans = 0, ()
-            if done < st.st_size:
-                found = list(spans)
-                done = _scan(f, done, st.st_size, found)
-                spans = tuple(found)
-                with _SCANNED_LOCK:
-                    _SCANNED[key] = (done, spans)
-            return spans
-        except (OSError, ValueError):
-            return ()
+                _SCANNED[key] = (done, spans)
+        return spans
+    except (OSError, ValueError):
+        return ()
 
 
 def graph_records(path: Path, damaged: list[str] | None = None) -> Iterable[bytes]:
@@ -161,12 +166,11 @@ def graph_records(path: Path, damaged: list[str] | None = None) -> Iterable[byte
     a mapping: a file cut shorter while it is read ends the reading, not the process.
     """
     masked = _crc_check()
-    spans = graph_spans(path)
-    f = _open(path) if spans else None
+    f = _open(path)
     if f is None:
         return
     with f:
-        for offset, length in spans:
+        for offset, length in _spans(f, path):
             try:
                 f.seek(offset)
                 data = f.read(length + 4)
