@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -235,7 +236,213 @@ static PyObject *encode(PyObject *self, PyObject *obj) {
     return out;
 }
 
+/* ---- Op rows (oprows.iter_op_json): a row's JSON from its op and shared fragments ----
+ *
+ * An ops payload's row is mostly what its attribution and placement decide (a few dozen
+ * kinds over thousands of ops); oprows.py encodes that part once per kind, as the nine
+ * pieces of text between the eight values an op decides (name, type, layer, count,
+ * time_ps, self_ps, total_ps and self_ps again, the one device's figure). Here the pieces
+ * and the values are written straight into the text: no row dict per op. Rows oprows.py
+ * has no pieces for (device-plane ops, copies with stats) come from its own row
+ * function, encoded like any dict. */
+
+static PyObject *S_REC, *S_ATT, *S_PL, *S_LAYER, *S_SELF, *S_TOTAL, *S_STATS;
+
+/* Sum of an int64 array's items lo..hi (floor-divided by div): 0, or 1 when values is not
+ * an int64 buffer (the caller takes the Python path), or -1 on an error. */
+static int slot_sum(PyObject *values, Py_ssize_t lo, Py_ssize_t hi, long long div,
+                    long long *out) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(values, &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return 1;
+    }
+    int rc = 1;
+    const char *f = view.format ? view.format : "B";
+    if (view.itemsize == 8 && (f[0] == 'q' || f[0] == 'l') && f[1] == 0) {
+        Py_ssize_t n = view.len / 8;
+        const long long *v = view.buf;
+        long long total = 0;
+        rc = 0;
+        for (Py_ssize_t i = lo < 0 ? 0 : lo; i < hi && i < n; i++) {
+            if (__builtin_add_overflow(total, v[i], &total)) {
+                rc = 1; /* Python's ints do not overflow: let it add these */
+                break;
+            }
+        }
+        if (rc == 0 && div > 1) {
+            long long q = total / div;
+            if ((total % div != 0) && ((total < 0) != (div < 0))) q -= 1; /* floor, as // */
+            total = q;
+        }
+        *out = total;
+    }
+    PyBuffer_Release(&view);
+    return rc;
+}
+
+static int put_ll(Buf *b, long long v) {
+    char tmp[24];
+    char *end = tmp + sizeof tmp, *q = end;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    return put(b, q, end - q);
+}
+
+static int put_piece(Buf *b, PyObject *pieces, Py_ssize_t i) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pieces, i), &n);
+    return s ? put(b, s, n) : -1;
+}
+
+/* One row of the batch: 0 written, 1 not ours (the batch goes the Python way), -1 error. */
+static int put_op_row(Buf *b, PyObject *item, Py_ssize_t lo, Py_ssize_t hi, long long div,
+                      PyObject *cache, PyObject *pieces_of, PyObject *slow_row,
+                      PyObject *copy_types) {
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 5) return 1;
+    PyObject *neg_time = PyTuple_GET_ITEM(item, 0), *name = PyTuple_GET_ITEM(item, 1);
+    PyObject *type = PyTuple_GET_ITEM(item, 2), *count = PyTuple_GET_ITEM(item, 3);
+    PyObject *op = PyTuple_GET_ITEM(item, 4);
+    if (!PyUnicode_Check(name) || !PyUnicode_Check(type)) return 1;
+    int overflow = 0;
+    long long neg = PyLong_Check(neg_time) ? PyLong_AsLongLongAndOverflow(neg_time, &overflow)
+                                           : 0;
+    if (!PyLong_Check(neg_time) || overflow || neg == LLONG_MIN) return 1;
+    if (neg == -1 && PyErr_Occurred()) return -1;
+    int rc = -1;
+    PyObject *rec = NULL, *att = NULL, *pl = NULL, *key = NULL, *pieces = NULL;
+    PyObject *layer = NULL, *stats = NULL, *row = NULL;
+    if (!(rec = PyObject_GetAttr(op, S_REC)) || !(att = PyObject_GetAttr(op, S_ATT)) ||
+        !(pl = PyObject_GetAttr(op, S_PL)))
+        goto done;
+    int copy = PySet_Contains(copy_types, type);
+    if (copy < 0) goto done;
+    key = Py_BuildValue("(NNi)", PyLong_FromVoidPtr(att), PyLong_FromVoidPtr(pl), copy);
+    if (!key) goto done;
+    pieces = PyDict_GetItemWithError(cache, key);
+    if (pieces) {
+        Py_INCREF(pieces);
+    } else {
+        if (PyErr_Occurred()) goto done;
+        pieces = PyObject_CallFunction(pieces_of, "OOO", att, pl, copy ? Py_True : Py_False);
+        if (!pieces || PyDict_SetItem(cache, key, pieces) < 0) goto done;
+    }
+    int slow = pieces == Py_None;
+    if (!slow && copy) {
+        if (!(stats = PyObject_GetAttr(rec, S_STATS))) goto done;
+        int has = PyObject_IsTrue(stats);
+        if (has < 0) goto done;
+        slow = has; /* the row names the copy's two ends, from its stats */
+    }
+    long long self_ps = 0, total_ps = 0;
+    if (!slow) {
+        if (!PyTuple_Check(pieces) || PyTuple_GET_SIZE(pieces) != 9) {
+            rc = 1;
+            goto done;
+        }
+        PyObject *self_v = PyObject_GetAttr(rec, S_SELF);
+        if (!self_v) goto done;
+        int r1 = slot_sum(self_v, lo, hi, div, &self_ps);
+        Py_DECREF(self_v);
+        PyObject *total_v = PyObject_GetAttr(rec, S_TOTAL);
+        if (!total_v) goto done;
+        int r2 = slot_sum(total_v, lo, hi, div, &total_ps);
+        Py_DECREF(total_v);
+        slow = r1 || r2;
+    }
+    if (slow) {
+        /* The Python row function's dict, encoded as any other. */
+        PyObject *time = PyLong_FromLongLong(-neg);
+        if (!time) goto done;
+        row = PyObject_CallFunctionObjArgs(slow_row, op, count, time, NULL);
+        Py_DECREF(time);
+        if (!row) goto done;
+        rc = put_obj(b, row, 1);
+        goto done;
+    }
+    if (!(layer = PyObject_GetAttr(att, S_LAYER))) goto done;
+    /* F0 name F1 type F2 layer F3 count F4 time F5 self F6 total F7 self F8 */
+    if (put_piece(b, pieces, 0) || put_str(b, name) || put_piece(b, pieces, 1) ||
+        put_str(b, type) || put_piece(b, pieces, 2))
+        goto done;
+    /* A layer is a tuple of names, written as the row's list; none (or empty) is null. */
+    int has_layer = PyObject_IsTrue(layer);
+    if (has_layer < 0) goto done;
+    if (has_layer) {
+        int r = put_obj(b, layer, 1);
+        if (r) {
+            rc = r;
+            goto done;
+        }
+    } else if (put(b, "null", 4)) {
+        goto done;
+    }
+    if (put_piece(b, pieces, 3)) goto done;
+    {
+        int r = put_obj(b, count, 1);
+        if (r) {
+            rc = r;
+            goto done;
+        }
+    }
+    if (put_piece(b, pieces, 4) || put_ll(b, -neg) || put_piece(b, pieces, 5) ||
+        put_ll(b, self_ps) || put_piece(b, pieces, 6) || put_ll(b, total_ps) ||
+        put_piece(b, pieces, 7) || put_ll(b, self_ps) || put_piece(b, pieces, 8))
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(rec);
+    Py_XDECREF(att);
+    Py_XDECREF(pl);
+    Py_XDECREF(key);
+    Py_XDECREF(pieces);
+    Py_XDECREF(layer);
+    Py_XDECREF(stats);
+    Py_XDECREF(row);
+    return rc;
+}
+
+static PyObject *op_rows(PyObject *self, PyObject *args) {
+    PyObject *batch, *cache, *pieces_of, *slow_row, *copy_types;
+    Py_ssize_t lo, hi;
+    long long div;
+    if (!PyArg_ParseTuple(args, "O!nnLO!OOO!", &PyList_Type, &batch, &lo, &hi, &div,
+                          &PyDict_Type, &cache, &pieces_of, &slow_row, &PyFrozenSet_Type,
+                          &copy_types))
+        return NULL;
+    if (div < 1) Py_RETURN_NONE;
+    Buf b = {NULL, 0, 0};
+    int rc = 0;
+    /* The list may not change under us: only its items' attributes are read, but hold
+     * each item while a Python callback runs. */
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(batch); i++) {
+        PyObject *item = PyList_GET_ITEM(batch, i);
+        Py_INCREF(item);
+        if (i) rc = put(&b, ",", 1);
+        if (rc == 0) rc = put_op_row(&b, item, lo, hi, div, cache, pieces_of, slow_row,
+                                     copy_types);
+        Py_DECREF(item);
+    }
+    PyObject *out = NULL;
+    if (rc == 0) {
+        out = PyUnicode_New(b.len, 127);
+        if (out) memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
+    } else if (rc == 1) {
+        Py_INCREF(Py_None);
+        out = Py_None;
+    }
+    PyMem_Free(b.data);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"op_rows", op_rows, METH_VARARGS,
+     "op_rows(batch, lo, hi, div, cache, pieces_of, slow_row, copy_types): the compact JSON "
+     "of a batch of oprows rows, comma-joined, or None where the Python path must make it."},
     {"encode", encode, METH_O,
      "Compact JSON of obj exactly as json.dumps(obj, separators=(',', ':')) writes it, "
      "or None when obj holds something only json encodes (or refuses)."},
@@ -247,4 +454,14 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__jsonrows(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__jsonrows(void) {
+    if (!(S_REC = PyUnicode_InternFromString("rec")) ||
+        !(S_ATT = PyUnicode_InternFromString("attribution")) ||
+        !(S_PL = PyUnicode_InternFromString("placement")) ||
+        !(S_LAYER = PyUnicode_InternFromString("layer")) ||
+        !(S_SELF = PyUnicode_InternFromString("self_ps")) ||
+        !(S_TOTAL = PyUnicode_InternFromString("total_ps")) ||
+        !(S_STATS = PyUnicode_InternFromString("stats")))
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, attribution_accuracy
-from .attribution import TraceAttributor
+from .attribution import BUCKETS, TraceAttributor
 from .breakdown import (
     CPU_ONLY_NOTE,
     DEVICE_NOTE,
@@ -42,6 +42,7 @@ from .events import TraceEvents, read_events
 from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
+from .oprows import iter_op_json
 from .payload_views import LayersView
 from .run_graph import StepGraph, graph_ops, step_graph_for
 from .selectors import parse_ops_filter, parse_step
@@ -198,19 +199,40 @@ class Profile:
     ) -> tuple[ProfileHeader, Iterator[dict]]:
         """`ops()` as its header and its rows, made one at a time as they are read (the
         CLI prints each as it comes). Bad selectors raise here, before any row."""
+        sel, ops = self._ops_of(step, layer, bucket)
+        return self._header(sel), iter_op_rows(ops, sel)
+
+    def ops_json(
+        self, step: object = None, layer: object = None, bucket: object = None
+    ) -> tuple[ProfileHeader, Iterator[str]]:
+        """`ops_rows()` with the rows as compact JSON, a few hundred rows a piece (see
+        oprows.iter_op_json): the CLI's JSON, written without a dict per row."""
+        sel, ops = self._ops_of(step, layer, bucket)
+        return self._header(sel), iter_op_json(ops, sel)
+
+    def _ops_of(self, step: object, layer: object, bucket: object) -> tuple[Selection, list]:
+        """The selection and the ops whose rows `ops()` holds: all, one layer's and its
+        sublayers', or one bucket's outside any layer."""
         path, bucket_name = parse_ops_filter(layer, bucket)
         sel = self._selection(step)
-        rows = iter_op_rows(self._ops, sel)
+        ops = self._ops
         if path is not None:
-            want = list(path)
+            want = tuple(path)
             known = self.layer_paths()
             if "/".join(want) not in known:
                 raise UnknownLayerError("/".join(want), closest_layers("/".join(want), known))
-            rows = (r for r in rows if r["layer"] and r["layer"][: len(want)] == want)
+            ops = [op for op in ops if tuple((op.attribution.layer or ())[: len(want)]) == want]
         elif bucket_name is not None:
-            # Buckets hold the ops outside any layer, as the layer tree shows them.
-            rows = (r for r in rows if not r["layer"] and r["bucket"] == bucket_name)
-        return self._header(sel), rows
+            # Buckets hold the ops outside any layer, as the layer tree shows them (a row's
+            # `bucket` is the bucket's name).
+            ops = [
+                op
+                for op in ops
+                if not op.attribution.layer
+                and op.attribution.bucket
+                and BUCKETS[op.attribution.bucket] == bucket_name
+            ]
+        return sel, ops
 
     def layer_paths(self) -> list[str]:
         """Every layer path in this profile (with or without op time), names joined by '/'."""

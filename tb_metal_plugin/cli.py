@@ -14,10 +14,11 @@ from .cli_output import (
     FORMATS,
     StderrProgress,
     csv_code,
-    echo_json_of,
+    echo_json_pieces,
     emit,
     json_text,
     no_cycle_collection,
+    pretty_json,
     pretty_option,
     table_code,
 )
@@ -208,10 +209,11 @@ def layers(path, run, session, host, step, fmt, wide):
 def ops(path, run, session, host, step, fmt, wide, layer, bucket, limit):
     """Per-op attribution: layer, phase, device and its source, count, self and total time."""
     prof = load(path, run, session, host)
-    if fmt == "json":
-        # Rows are printed as they are made: thousands of row dicts are never all held.
-        header, rows = prof.ops_rows(step, layer or None, bucket)
-        echo_json_of(header, "ops", rows)
+    if fmt == "json" and not pretty_json():
+        # Rows are printed as they are encoded, a few hundred at a time: thousands of rows
+        # are never all held.
+        header, pieces = prof.ops_json(step, layer or None, bucket)
+        echo_json_pieces(header, "ops", pieces)
         return
     data = prof.ops(step, layer or None, bucket)
     width = terminal_width(wide)

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from .jsonout import json_chunks, json_chunks_of, to_json
+from .jsonout import json_chunks, json_chunks_around, to_json
 
 # Output formats of the commands that print payloads.
 FORMATS = ("table", "json", "csv")
@@ -55,19 +55,20 @@ pretty_option = click.option(
 )
 
 
-def _pretty() -> bool:
+def pretty_json() -> bool:
+    """True when JSON is printed indented: --pretty, or stdout is a terminal."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx and ctx.meta.get("tb_metal_pretty")) or sys.stdout.isatty()
 
 
 def json_text(data: dict) -> str:
     """The payload as JSON: indented for --pretty or a terminal, compact otherwise."""
-    return to_json(data, _pretty())
+    return to_json(data, pretty_json())
 
 
 def echo_json(data: dict) -> None:
     """Print json_text(data) and a newline; compact JSON goes out in pieces (jsonout)."""
-    if _pretty():
+    if pretty_json():
         click.echo(json_text(data))
         return
     for piece in json_chunks(data):
@@ -75,12 +76,10 @@ def echo_json(data: dict) -> None:
     click.echo("")
 
 
-def echo_json_of(head: dict, key: str, items) -> None:
-    """echo_json of `{**head, key: list(items)}`; compact, the items go out as they come."""
-    if _pretty():
-        echo_json({**head, key: list(items)})
-        return
-    for piece in json_chunks_of(head, key, items):
+def echo_json_pieces(head: dict, key: str, pieces) -> None:
+    """Print the compact JSON of `{**head, key: [...]}`, its items coming already encoded
+    (jsonout.json_chunks_around's pieces), each piece as it comes."""
+    for piece in json_chunks_around(head, key, pieces):
         click.echo(piece, nl=False)
     click.echo("")
 

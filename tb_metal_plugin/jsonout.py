@@ -25,6 +25,8 @@ if os.environ.get("TB_METAL_PURE_PYTHON", "") in ("", "0"):
         from . import _jsonrows as _native
     except ImportError:
         _native = None
+# Rows of an ops payload written from their ops (oprows.iter_op_json), or None.
+native_rows = getattr(_native, "op_rows", None)
 
 
 def compact(data: object) -> str:
@@ -72,14 +74,23 @@ def json_chunks_of(
     if key in head or not all(isinstance(k, str) for k in head):
         yield from json_chunks({**head, key: list(items)}, rows)
         return
-    encode = compact
-    # "{...}" of the head, reopened: the list is its last member.
-    yield (encode(head)[:-1] + "," if head else "{") + encode(key) + ":["
     items = iter(items)
+    batches = iter(lambda: list(islice(items, rows)), [])
+    yield from json_chunks_around(head, key, (compact(batch)[1:-1] for batch in batches))
+
+
+def json_chunks_around(head: dict, key: str, encoded: Iterable[str]) -> Iterator[str]:
+    """Pieces of the compact JSON of `{**head, key: [...]}` whose list items come encoded:
+    each string of `encoded` is one or more items' JSON joined by commas."""
+    if key in head or not all(isinstance(k, str) for k in head):
+        raise ValueError("the list's key must be new to the head, and every key a str")
+    # "{...}" of the head, reopened: the list is its last member.
+    yield (compact(head)[:-1] + "," if head else "{") + compact(key) + ":["
     sep = ""
-    while batch := list(islice(items, rows)):
-        yield sep + encode(batch)[1:-1]
-        sep = ","
+    for piece in encoded:
+        if piece:
+            yield sep + piece
+            sep = ","
     yield "]}"
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .attribution import BUCKETS, Attribution
 from .devices import Placement
 from .events import SEND_RECV_TYPES, OpRecord
+from .jsonout import compact, native_rows
 from .selection import Selection
 
 if TYPE_CHECKING:
@@ -31,6 +32,45 @@ def iter_op_rows(ops: list[AttributedOp], sel: Selection) -> Iterator[dict]:
     Only the order is worked out for every op first: a printer that writes each row as it
     comes never holds thousands of row dicts at once.
     """
+    picked, total_of = _picked(ops, sel)
+    shared: dict[tuple[int, int, bool], dict] = {}
+    for neg_time, _, _, count, op in picked:
+        yield _row(op, count, -neg_time, total_of, shared)
+
+
+def iter_op_json(ops: list[AttributedOp], sel: Selection, rows: int = 256) -> Iterator[str]:
+    """The compact JSON of iter_op_rows's rows, `rows` rows a piece, each piece the rows
+    joined by commas (`"[" + ",".join(pieces) + "]"` is the list's JSON, byte for byte).
+
+    Natively where _jsonrows is built: each row written from the pieces of text its
+    attribution and placement decide (`_pieces`) and the op's own figures, no row dict.
+    """
+    picked, total_of = _picked(ops, sel)
+    shared: dict[tuple[int, int, bool], dict] = {}
+
+    def row(op: AttributedOp, count: float | int, time_ps: int) -> dict:
+        return _row(op, count, time_ps, total_of, shared)
+
+    lo, hi, div = sel.bounds()
+    # The C side sums slots lo..hi-1 of an op's arrays: past the end is "every slot".
+    hi = _EVERY_SLOT if hi is None else hi
+    cache: dict = {}
+    for i in range(0, len(picked), rows):
+        batch = picked[i : i + rows]
+        text = None
+        if native_rows is not None:
+            text = native_rows(batch, lo, hi, div, cache, _pieces, row, SEND_RECV_TYPES)
+        if text is None:
+            text = compact([row(op, count, -neg) for neg, _, _, count, op in batch])[1:-1]
+        yield text
+
+
+_EVERY_SLOT = 2**62
+
+
+def _picked(ops: list[AttributedOp], sel: Selection) -> tuple[list[tuple], object]:
+    """(-time, name, type, count, op) of every op with an event in the selection, in row
+    order, and the selection's sum function."""
     total_of, count_of = sel.summers()
     picked = []
     for op in ops:
@@ -44,9 +84,38 @@ def iter_op_rows(ops: list[AttributedOp], sel: Selection) -> Iterator[dict]:
         time_ps = total_of(rec.device_ps if on_device else rec.self_ps)
         picked.append((-time_ps, rec.name, rec.type, count, op))
     picked.sort(key=_ORDER)  # stable, on these three only, as rows sorted by the same key
-    shared: dict[tuple[int, int, bool], dict] = {}
-    for neg_time, _, _, count, op in picked:
-        yield _row(op, count, -neg_time, total_of, shared)
+    return picked, total_of
+
+
+# The fields of a row the op decides, in the row's key order, and the one figure its
+# `device_ids` holds off a device timeline (its self time on the device it was placed on).
+_OWN_FIELDS = ("name", "type", "layer", "count", "time_ps", "self_ps", "total_ps", "device_ids")
+
+
+def _pieces(att: Attribution, pl: Placement, copy: bool) -> tuple[str, ...] | None:
+    """The nine pieces of a row's JSON around its op's eight values, for ops of this
+    attribution and placement (None for an op on a device timeline: its row is made whole).
+
+    Cut from the encoded shared row: a field the op decides is `null` there, and `"key":null`
+    cannot occur inside an encoded string (its quote would be escaped).
+    """
+    if pl.source == "device_plane":
+        return None
+    rest = compact(_shared_fields(att, pl, copy))
+    pieces = []
+    for key in _OWN_FIELDS:
+        token = compact(key) + ":"
+        head, sep, rest = rest.partition(token + "null")
+        if not sep:
+            return None
+        pieces.append(head + token)
+    # `device_ids` is {device: self_ps}: its key goes in the piece before the figure.
+    one = compact({pl.device: 0})
+    if not one.endswith(":0}"):
+        return None
+    pieces[-1] += one[:-2]
+    pieces.append("}" + rest)
+    return tuple(pieces)
 
 
 _ORDER = itemgetter(0, 1, 2)
@@ -86,8 +155,6 @@ def _row(op: AttributedOp, count: float | int, time_ps: int, total_of, shared=No
     else:
         # ...else the device the op was placed on.
         row["device_ids"] = {pl.device: self_ps}
-    if pl.fallback:
-        row["fallback"] = {"reason_code": pl.fallback, "reason": pl.reason}
     if copy and rec.stats:
         # Producer and consumer ops of a copy, as the copy's own stats name them.
         row["copy_between"] = [rec.stats.get("from"), rec.stats.get("to")]
@@ -119,7 +186,8 @@ def _shared_fields(att: Attribution, pl: Placement, copy: bool) -> dict:
         "host_clock": "host" if pl.kind == "CPU" else "host_side",
         "device_ps": None,
         "device_ids": None,
-        "fallback": None,
+        # The placement's reason, one dict for its rows (read, never changed, by callers).
+        "fallback": {"reason_code": pl.fallback, "reason": pl.reason} if pl.fallback else None,
         "is_copy": copy,
         "copy_between": None,
     }

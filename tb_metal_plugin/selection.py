@@ -45,6 +45,11 @@ class Selection:
         self._lo, self._hi = self.slots[0], self.slots[-1] + 1
         self._whole = self._lo == 0 and self._hi == nsteps + 1
 
+    def bounds(self) -> tuple[int, int | None, int]:
+        """(lo, hi, divisor): a figure is the sum of slots lo..hi-1 (hi None: every slot,
+        however many a sequence holds), floor-divided by divisor."""
+        return self._lo, None if self._whole else self._hi, self.divisor
+
     def _total(self, values) -> int:
         # A slice summed in C, no Python loop over slots: by the native extension where it
         # is built (no Python int per slot), else by sum and past a few hundred slots by
