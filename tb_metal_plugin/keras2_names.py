@@ -24,32 +24,27 @@ _FN_SCOPES_NAMED_LIKE_LAYERS = frozenset({"dropout"})
 def unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     """True for a trace whose model scopes carry no `_<k>` (tf_keras, Keras 2).
 
-    What only tf_keras writes at the step's root decides first: a loss's own scope
-    weighing its values (`mean_squared_error/weighted_loss/`; Keras 3 has `compile_loss/`),
-    an optimizer scope named after its class (`Adam/`; Keras 3's is `adam/`). Default layer
-    names (`dense`, `dense_1`, `dense_2`) alone would read as Keras 3's suffixes. Failing
-    those, the layers' scopes: the children of the top-level forward scopes that are not
-    the optimizer's, loss's or metrics'. In Keras 3 nearly all carry a suffix (op
-    functions' scopes are the exceptions); in Keras 2 names given by hand carry none. A
-    model's own name can end in digits (`mobilenetv2_0.35_32`): only without children do
-    the top-level scopes decide.
+    What only one Keras writes decides first: tf_keras's loss scope weighing its values
+    (`mean_squared_error/weighted_loss/`), Keras 3's `compile_loss/`, and layer scopes that
+    all carry a suffix (Keras 3; tf_keras's default names leave the first `dense` bare).
+    Then an optimizer scope named after its class (`Adam/`): tf_keras's, but Keras 3 before
+    about 3.10 named SGD's scope `SGD/` too, so it decides only after the tells above.
+    Default layer names (`dense`, `dense_1`, `dense_2`) alone would read as Keras 3's
+    suffixes. Failing those, the layers' scopes: the children of the top-level forward
+    scopes that are not the optimizer's, loss's or metrics'. In Keras 3 nearly all carry a
+    suffix (op functions' scopes are the exceptions); in Keras 2 names given by hand carry
+    none. A model's own name can end in digits (`mobilenetv2_0.35_32`): only without
+    children do the top-level scopes decide.
     """
-    for key in forward_scopes:
-        if len(key) == 2 and key[1] == "weighted_loss":
-            return True
-        if (
-            len(key) == 1
-            and key[0][:1].isupper()
-            and _scope_phase([key[0].lower(), ""]) == "optimizer"
-        ):
-            return True
+    if any(len(key) == 2 and key[1] == "weighted_loss" for key in forward_scopes):
+        return True
+    if ("compile_loss",) in forward_scopes:
+        return False
     tops = {
         key[0]
         for key in forward_scopes
         if len(key) == 1 and _scope_phase([key[0].lower(), ""]) is None
     }
-    if not tops:
-        return False
     kids = [
         key[1]
         for key in forward_scopes
@@ -59,8 +54,20 @@ def unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
         and key[1] not in PASS_THROUGH
         and not is_mark(key[1])
     ]
+    suffixed = sum(1 for k in kids if SUFFIX.match(k))
+    if kids and suffixed == len(kids):
+        return False
+    for key in forward_scopes:
+        if (
+            len(key) == 1
+            and key[0][:1].isupper()
+            and _scope_phase([key[0].lower(), ""]) == "optimizer"
+        ):
+            return True
     if kids:
-        return sum(1 for k in kids if SUFFIX.match(k)) * 2 < len(kids)
+        return suffixed * 2 < len(kids)
+    if not tops:
+        return False
     return not any(SUFFIX.match(t) for t in tops)
 
 

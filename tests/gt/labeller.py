@@ -86,7 +86,10 @@ class _KerasParts:
                 ("compute_metrics", "metrics"),
             )
             for name, _ in methods:
-                _resolve(trainer_mod, f"Trainer.{name}")
+                # `_compute_loss` (the loss tracker's update beside the loss) came in a
+                # later Keras 3; before it, `compute_loss` did both.
+                if name != "_compute_loss" or hasattr(trainer_mod.Trainer, name):
+                    _resolve(trainer_mod, f"Trainer.{name}")
             # The base trainer and the TF trainer, where each defines the method.
             self.wraps = [
                 (cls, name, kind)
