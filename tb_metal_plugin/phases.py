@@ -214,8 +214,10 @@ class RootPhases:
         ops: Iterable[tuple[str, str]],
         scoped_phase,
         sequences: Iterable[Sequence[tuple[str, str]]] = (),
+        counter: dict[str, int] | None = None,
     ):
-        """`scoped_phase(name, type)` gives the phase of an op the names decide, or None."""
+        """`scoped_phase(name, type)` gives the phase of an op the names decide, or None;
+        `counter`: step_counter.root_counter's answer, where it has one."""
         ops = list(ops)
         flat = _flat(ops)
         self.phase: dict[str, str] = {}
@@ -320,7 +322,14 @@ class RootPhases:
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
             elif base in UPDATE_BASES:
-                if (k == optimizer_update or counters_only) and not loss_scaled and not ns:
+                # The counter's index, read off the graph or the optimizer's scope where
+                # step_counter could; else Keras's creation order says it.
+                at = (
+                    counter.get(base, optimizer_update)
+                    if counter and not flat
+                    else optimizer_update
+                )
+                if (k == at or counters_only) and not loss_scaled and not ns:
                     # Under a distribution strategy the counter's assign runs in the
                     # strategy's `update_<k>` scope; only its `Add` stays at the root.
                     p = "metrics" if replicated and base != "Add" else "optimizer"

@@ -212,6 +212,16 @@ class StepGraph:
         node = self._nodes.get(name)
         return node.op if node is not None else None
 
+    def dtype(self, name: str) -> int | None:
+        """The node's `T` (or `dtype`) attribute, a tensorflow DataType number, if any."""
+        node = self._nodes.get(name)
+        if node is None:
+            return None
+        for key in ("T", "dtype"):
+            if key in node.attr:
+                return node.attr[key].type
+        return None
+
     def calls(self) -> list[str]:
         """The nodes that call a function the runtime did not inline (`*PartitionedCall`)."""
         return [n for n, node in self._nodes.items() if node.op.endswith("PartitionedCall")]
