@@ -214,10 +214,10 @@ class RootPhases:
         ops: Iterable[tuple[str, str]],
         scoped_phase,
         sequences: Iterable[Sequence[tuple[str, str]]] = (),
-        counter: dict[str, int] | None = None,
+        counter=None,
     ):
         """`scoped_phase(name, type)` gives the phase of an op the names decide, or None;
-        `counter`: step_counter.root_counter's answer, where it has one."""
+        `counter(root update op names)`: a step_counter.StepCounter, where there is one."""
         ops = list(ops)
         flat = _flat(ops)
         self.phase: dict[str, str] = {}
@@ -290,6 +290,9 @@ class RootPhases:
             # tf_keras counts the optimizer's iterations inside its own scope (`Adam/`):
             # every variable update at the root is a metric's (the loss tracker's too).
             optimizer_update = -1
+        at_root = None
+        if counter is not None and not flat:
+            at_root = counter([n for (ns, _), m in owners.items() if not ns for n in m])
         # A custom train_step with no loss tracker and no metric (a GAN's) updates only
         # its optimizers' counters at the root, one per optimizer.
         counters_only = (
@@ -324,11 +327,7 @@ class RootPhases:
             elif base in UPDATE_BASES:
                 # The counter's index, read off the graph or the optimizer's scope where
                 # step_counter could; else Keras's creation order says it.
-                at = (
-                    counter.get(base, optimizer_update)
-                    if counter and not flat
-                    else optimizer_update
-                )
+                at = at_root.get(base, optimizer_update) if at_root else optimizer_update
                 if (k == at or counters_only) and not loss_scaled and not ns:
                     # Under a distribution strategy the counter's assign runs in the
                     # strategy's `update_<k>` scope; only its `Add` stays at the root.

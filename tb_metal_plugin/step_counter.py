@@ -5,59 +5,69 @@ Keras increments `optimizer.iterations` (an int64 variable) once per step, as an
 an `AssignVariableOp`. Keras 3.15 does it at the step's root, where the loss tracker's and
 the metrics' updates have the same names; Keras 3.6 (the Keras of TF 2.16-2.18, the
 releases tensorflow-metal runs with) does it inside the optimizer's scope, beside its
-other variable updates, also made as `Add` + `AssignVariableOp`. Which root `Add_k` is the
-counter then changes the phase of two root ops: phases.RootPhases asks here.
+other variable updates. Which root `Add_k` is the counter changes the phase of two root
+ops: phases.RootPhases asks here, with the root's update ops it found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from .opnames import strip_suffix
-from .phases import _flat, _index, _inside
 
 DT_INT64 = 9  # tensorflow's DataType enum: the counter's dtype; Keras metrics use floats
-_UPDATE = ("Add", "AssignVariableOp")
+UPDATE_OPS = ("Add", "AssignVariableOp")
 
 
-def root_counter(ops: Iterable[tuple[str, str]], scoped_phase, graph=None) -> dict[str, int] | None:
-    """For `Add` and `AssignVariableOp`, the index k of the root `<base>_k` that counts the
-    optimizer's steps (-1: no root op does, the optimizer counts in its own scope), or None
-    when neither source tells. The two indices can differ (a regularizer's `Add` before).
+class StepCounter:
+    """Answers RootPhases's question for one trace: `names` holds every op name of it,
+    `optimizer_scopes` the top-level scopes the optimizer's ops sit in (`adam`, `SGD`)."""
 
-    The step graph tells exactly: the counter's ops are the root's int64 ones. From names
-    alone: an optimizer scope with its `Add`s and exactly one `AssignVariableOp` is Keras
-    3.6's (the counter's assign; its slot updates are `AssignAdd`/`AssignSub`). Keras
-    3.15's Adam and SGD make no `AssignVariableOp` there; an RMSprop makes one per slot in
-    either Keras, so names cannot tell there.
-    """
-    ops = list(ops)
-    if _flat(ops):
-        return None  # tf_keras: RootPhases knows its optimizer counts in its own scope
-    roots: dict[str, list[tuple[str, str]]] = {base: [] for base in _UPDATE}
-    own: dict[str, list[str]] = {}
-    for name, op_type in ops:
-        inside = _inside(name, False)
-        if inside is None:
-            continue
-        last = name.rpartition("/")[2]
-        base = strip_suffix(last)
-        if base not in _UPDATE:
-            continue
-        if not inside:
-            roots[base].append((name, last))
-        elif len(inside) == 1 and scoped_phase(name, op_type) == "optimizer":
-            own.setdefault(inside[0], []).append(last)
-    if graph is not None and any(n in graph for pairs in roots.values() for n, _ in pairs):
-        out = {}
-        for base, pairs in roots.items():
-            counters = [last for n, last in pairs if graph.dtype(n) == DT_INT64]
-            if len(counters) > 1:
-                return None  # one counter per optimizer (a GAN's): RootPhases's own rule
-            out[base] = _index(counters[0]) if counters else -1
-        return out
-    for lasts in own.values():
-        assigns = [last for last in lasts if strip_suffix(last) == "AssignVariableOp"]
-        if assigns == ["AssignVariableOp"] and "Add" in map(strip_suffix, lasts):
-            return dict.fromkeys(_UPDATE, -1)
-    return None
+    def __init__(self, names: Container[str], optimizer_scopes: Iterable[str], graph=None):
+        self._names = names
+        self._scopes = sorted(optimizer_scopes)
+        self._graph = graph
+
+    def __call__(self, roots: Iterable[str]) -> dict[str, int] | None:
+        """For `Add` and `AssignVariableOp`, the index k of the root `<base>_k` (one of
+        `roots`, full op names) that counts the optimizer's steps (-1: no root op does, the
+        optimizer counts in its own scope), or None when neither source tells. The two
+        indices can differ (a regularizer's `Add` came first).
+
+        The step graph tells exactly: the counter's ops are the root's int64 ones. From
+        names alone: an optimizer scope with an `Add` and exactly one `AssignVariableOp` is
+        Keras 3.6's (the counter's assign; its slot updates are `AssignAdd`/`AssignSub`).
+        Keras 3.15's Adam and SGD make no `AssignVariableOp` there; an RMSprop makes one
+        per slot in either Keras, so names cannot tell there.
+        """
+        by_base: dict[str, list[str]] = {base: [] for base in UPDATE_OPS}
+        for name in roots:
+            base = strip_suffix(name.rpartition("/")[2])
+            if base in by_base:
+                by_base[base].append(name)
+        graph = self._graph
+        if graph is not None and any(n in graph for ns in by_base.values() for n in ns):
+            out = {}
+            for base, names in by_base.items():
+                counters = [n for n in names if graph.dtype(n) == DT_INT64]
+                if len(counters) > 1:
+                    return None  # one counter per optimizer (a GAN's): RootPhases's rule
+                out[base] = _index(counters[0]) if counters else -1
+            return out
+        prefixes = {n[: n.rfind("/") + 1] for ns in by_base.values() for n in ns}
+        has = self._names.__contains__
+        for prefix in prefixes:
+            for scope in self._scopes:
+                at = f"{prefix}{scope}/"
+                if (
+                    has(at + "Add")
+                    and has(at + "AssignVariableOp")
+                    and not has(at + "AssignVariableOp_1")
+                ):
+                    return dict.fromkeys(UPDATE_OPS, -1)
+        return None
+
+
+def _index(name: str) -> int:
+    _, sep, k = name.rpartition("/")[2].rpartition("_")
+    return int(k) if sep and k.isdigit() else 0

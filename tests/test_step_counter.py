@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tb_metal_plugin.step_counter import root_counter
+from tb_metal_plugin.step_counter import StepCounter
 from tests.test_ground_truth import labelled_rows
 
 # Root variable updates and their reads: loss tracker, metrics, or the optimizer's counter.
@@ -44,29 +44,27 @@ def test_root_updates_have_the_phase_keras_made_them_in(model, mode):
     assert checked >= 4
 
 
-def _scoped(name, op_type):
-    first = name.split("/")[1] if name.count("/") > 1 else ""
-    return "optimizer" if first.lower() in ("adam", "sgd", "rm_sprop", "rmsprop") else None
+P = "StatefulPartitionedCall/"
 
 
-def _ops(*names):
-    return [("StatefulPartitionedCall/" + n, n.rsplit("/", 1)[-1].split("_")[0]) for n in names]
+def _counter(names, graph=None, scopes=("adam", "rm_sprop")):
+    return StepCounter({P + n for n in names}, scopes, graph)
+
+
+ROOTS = [P + n for n in ("Add", "Add_1", "Add_2", "AssignVariableOp", "AssignVariableOp_1")]
 
 
 def test_names_alone_tell_only_an_optimizer_with_one_plain_assign():
-    keras36 = _ops("adam/Add", "adam/Add_1", "adam/AssignAddVariableOp", "adam/AssignVariableOp")
-    assert root_counter(keras36 + _ops("Add", "Add_1"), _scoped) == {
-        "Add": -1,
-        "AssignVariableOp": -1,
-    }
+    keras36 = ["adam/Add", "adam/Add_1", "adam/AssignAddVariableOp", "adam/AssignVariableOp"]
+    assert _counter(keras36)(ROOTS) == {"Add": -1, "AssignVariableOp": -1}
     # Keras 3.15's Adam: slot updates are AssignAdd/AssignSub, the counter at the root.
-    keras315 = _ops("adam/Add", "adam/AssignAddVariableOp", "adam/AssignSubVariableOp")
-    assert root_counter(keras315 + _ops("Add_2"), _scoped) is None
+    keras315 = ["adam/Add", "adam/AssignAddVariableOp", "adam/AssignSubVariableOp"]
+    assert _counter(keras315)(ROOTS) is None
     # An RMSprop assigns its slots in either Keras: names cannot tell.
-    rms = _ops("rm_sprop/Add", "rm_sprop/AssignVariableOp", "rm_sprop/AssignVariableOp_1")
-    assert root_counter(rms + _ops("Add_2"), _scoped) is None
-    # tf_keras (no call wrapper): RootPhases has its own rule.
-    assert root_counter([("Adam/Add", "AddV2"), ("Adam/AssignVariableOp", "x")], _scoped) is None
+    rms = ["rm_sprop/Add", "rm_sprop/AssignVariableOp", "rm_sprop/AssignVariableOp_1"]
+    assert _counter(rms)(ROOTS) is None
+    # A scope that is not the optimizer's says nothing.
+    assert _counter(keras36, scopes=("dense",))(ROOTS) is None
 
 
 class _Graph:
@@ -81,13 +79,11 @@ class _Graph:
 
 
 def test_the_graph_names_the_int64_counter_per_base_and_declines_two():
-    ops = _ops("Add", "Add_1", "Add_2", "AssignVariableOp", "AssignVariableOp_1")
-    p = "StatefulPartitionedCall/"
-    one = _Graph({p + "Add_2": 9, p + "Add": 1, p + "AssignVariableOp_1": 9})
-    assert root_counter(ops, _scoped, one) == {"Add": 2, "AssignVariableOp": 1}
-    none = _Graph({p + "Add": 1, p + "Add_1": 1})
-    assert root_counter(ops, _scoped, none) == {"Add": -1, "AssignVariableOp": -1}
-    two = _Graph({p + "Add_1": 9, p + "Add_2": 9})  # two optimizers' counters
-    assert root_counter(ops, _scoped, two) is None
+    one = _Graph({P + "Add_2": 9, P + "Add": 1, P + "AssignVariableOp_1": 9})
+    assert _counter([], one)(ROOTS) == {"Add": 2, "AssignVariableOp": 1}
+    none = _Graph({P + "Add": 1, P + "Add_1": 1})
+    assert _counter([], none)(ROOTS) == {"Add": -1, "AssignVariableOp": -1}
+    two = _Graph({P + "Add_1": 9, P + "Add_2": 9})  # two optimizers' counters
+    assert _counter([], two)(ROOTS) is None
     # A graph that holds none of the root ops (another function's) does not decide.
-    assert root_counter(ops, _scoped, _Graph({"other": 9})) is None
+    assert _counter([], _Graph({"other": 9}))(ROOTS) is None
