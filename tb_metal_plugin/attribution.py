@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from . import neighbours
 from .function_grads import function_gradient_layers
+from .graph_accumulators import graph_accumulator_layers
 from .graph_sums import graph_sums_of, sum_layers
 from .keras2_names import Keras2Scopes, unsuffixed_naming
 from .opnames import (
@@ -149,6 +150,9 @@ class TraceAttributor:
             )
         )
         self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
+        if graph is not None:
+            pushes = [n for n, t in ops if t == ACCUMULATOR_TYPE]
+            self._layers.update(graph_accumulator_layers(pushes, graph, self._name_layer))
         self._layers.update(function_gradient_layers(ops, self._name_layer))
         self._phases: dict[str, str] = {}
         if first_start:

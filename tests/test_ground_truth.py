@@ -64,6 +64,11 @@ def test_fixture_corpus_is_there():
 # Known shortfalls, measured and reported in the issue's closing note; strict, so a fix
 # that lifts one above the thresholds fails here until it is taken off this list.
 SHORT_OF_THRESHOLD = {
+    ("k36_custom_cell", "trace"): (
+        "a custom RNN cell's loop accumulators (TF 2.18, Keras 3.6): which sublayer's "
+        "gradient needs each pushed value the trace does not show, and the pops' counts "
+        "share them out wrongly (4 ops of 67: 94.0% per op); the step graph shows the value"
+    ),
     ("lambda_cond", "trace"): (
         "a tape AddN summing two uses of a layer's input inside that layer (square and sin): "
         "its consumer is the previous layer's gradient, so trace-only gives the model "
