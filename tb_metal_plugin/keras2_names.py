@@ -21,14 +21,19 @@ _MKL = re.compile(r"^_Mkl(Native)?(Fused)?")
 _FN_SCOPES_NAMED_LIKE_LAYERS = frozenset({"dropout"})
 
 
+# Optimizers Keras 3 too named after their class (SGD's default name was "SGD" until about
+# Keras 3.10): their scope alone does not say tf_keras.
+_KERAS3_CLASS_NAMED = frozenset({"SGD"})
+
+
 def unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     """True for a trace whose model scopes carry no `_<k>` (tf_keras, Keras 2).
 
     What only one Keras writes decides first: tf_keras's loss scope weighing its values
     (`mean_squared_error/weighted_loss/`), Keras 3's `compile_loss/`, and layer scopes that
     all carry a suffix (Keras 3; tf_keras's default names leave the first `dense` bare).
-    Then an optimizer scope named after its class (`Adam/`): tf_keras's, but Keras 3 before
-    about 3.10 named SGD's scope `SGD/` too, so it decides only after the tells above.
+    Then an optimizer scope named after its class (`Adam/`): tf_keras's; but Keras 3 before
+    about 3.10 named SGD's scope `SGD/` too, so that one decides only after the layers.
     Default layer names (`dense`, `dense_1`, `dense_2`) alone would read as Keras 3's
     suffixes. Failing those, the layers' scopes: the children of the top-level forward
     scopes that are not the optimizer's, loss's or metrics'. In Keras 3 nearly all carry a
@@ -57,15 +62,19 @@ def unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     suffixed = sum(1 for k in kids if SUFFIX.match(k))
     if kids and suffixed == len(kids):
         return False
-    for key in forward_scopes:
-        if (
-            len(key) == 1
-            and key[0][:1].isupper()
-            and _scope_phase([key[0].lower(), ""]) == "optimizer"
-        ):
-            return True
+    classy = {
+        key[0]
+        for key in forward_scopes
+        if len(key) == 1
+        and key[0][:1].isupper()
+        and _scope_phase([key[0].lower(), ""]) == "optimizer"
+    }
+    if classy - _KERAS3_CLASS_NAMED:
+        return True
     if kids:
         return suffixed * 2 < len(kids)
+    if classy:
+        return True
     if not tops:
         return False
     return not any(SUFFIX.match(t) for t in tops)
