@@ -144,11 +144,14 @@ class TraceAttributor:
                 self._roots.regularized,
             )
         )
-        self._layers.update(
-            neighbours.input_casts(
-                ops, seqs, self._name_layer, first_start, graph.consumers if graph else None
+        if not counter.counts_in_scope():
+            # Keras 3.6 and before (its optimizer counts in its own scope) cast a model's
+            # inputs in Functional, the model's; later, each layer casts its own inputs.
+            self._layers.update(
+                neighbours.input_casts(
+                    ops, seqs, self._name_layer, first_start, graph.consumers if graph else None
+                )
             )
-        )
         self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
         if graph is not None:
             pushes = [n for n, t in ops if t == ACCUMULATOR_TYPE]

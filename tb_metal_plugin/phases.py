@@ -340,7 +340,9 @@ class RootPhases:
                 strong.add(key)
             elif base == "mul":
                 p = "metrics"  # the loss tracker weighs the loss; metrics weigh values
-            elif base == "Cast":
+            elif base in ("Cast", "ReadVariableOp"):
+                # A bare read at the root is a metric's result read for the step's logs
+                # (Keras 3.3); a cast there converts a metric's value.
                 p = "metrics"
             if p is None:
                 pending.append(key)

@@ -11,7 +11,7 @@ ops: phases.RootPhases asks here, with the root's update ops it found.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Iterable
 
 from .opnames import strip_suffix
 
@@ -23,10 +23,11 @@ class StepCounter:
     """Answers RootPhases's question for one trace: `names` holds every op name of it,
     `optimizer_scopes` the top-level scopes the optimizer's ops sit in (`adam`, `SGD`)."""
 
-    def __init__(self, names: Container[str], optimizer_scopes: Iterable[str], graph=None):
+    def __init__(self, names: Collection[str], optimizer_scopes: Iterable[str], graph=None):
         self._names = names
-        self._scopes = sorted(optimizer_scopes)
+        self._scopes = frozenset(optimizer_scopes)
         self._graph = graph
+        self._in_scope: bool | None = None
 
     def __call__(self, roots: Iterable[str]) -> dict[str, int] | None:
         """For `Add` and `AssignVariableOp`, the index k of the root `<base>_k` (one of
@@ -36,9 +37,9 @@ class StepCounter:
 
         The step graph tells exactly: the counter's ops are the root's int64 ones. From
         names alone: an optimizer scope with an `Add` and exactly one `AssignVariableOp` is
-        Keras 3.6's (the counter's assign; its slot updates are `AssignAdd`/`AssignSub`).
-        Keras 3.15's Adam and SGD make no `AssignVariableOp` there; an RMSprop makes one
-        per slot in either Keras, so names cannot tell there.
+        Keras 3.6's (the counter's assign; its slot updates are `AssignAdd`/`AssignSub`):
+        see counts_in_scope. An RMSprop makes one per slot in either Keras: names cannot
+        tell there.
         """
         by_base: dict[str, list[str]] = {base: [] for base in UPDATE_OPS}
         for name in roots:
@@ -54,18 +55,37 @@ class StepCounter:
                     return None  # one counter per optimizer (a GAN's): RootPhases's rule
                 out[base] = _index(counters[0]) if counters else -1
             return out
-        prefixes = {n[: n.rfind("/") + 1] for ns in by_base.values() for n in ns}
-        has = self._names.__contains__
-        for prefix in prefixes:
-            for scope in self._scopes:
-                at = f"{prefix}{scope}/"
-                if (
-                    has(at + "Add")
-                    and has(at + "AssignVariableOp")
-                    and not has(at + "AssignVariableOp_1")
-                ):
-                    return dict.fromkeys(UPDATE_OPS, -1)
+        if self.counts_in_scope():
+            return dict.fromkeys(UPDATE_OPS, -1)
         return None
+
+    def counts_in_scope(self) -> bool:
+        """True when the optimizer counts its steps inside its own scope (Keras 3.6 and
+        before, loss-scaled or not): an `AssignVariableOp` right in an optimizer scope that
+        the step graph says is int64; from names alone, the scope's only plain assign
+        beside its `Add`s (Keras 3.15's Adam and SGD assign nothing plain there)."""
+        if self._in_scope is None:
+            self._in_scope = self._find_in_scope()
+        return self._in_scope
+
+    def _find_in_scope(self) -> bool:
+        if not self._scopes:
+            return False
+        graph, has = self._graph, self._names.__contains__
+        for name in self._names:
+            if not name.endswith("/AssignVariableOp"):
+                continue
+            head = name[: -len("/AssignVariableOp")]
+            if head.rpartition("/")[2] not in self._scopes:
+                continue
+            if graph is not None and name in graph:
+                if graph.dtype(name) == DT_INT64:
+                    return True
+            elif not has(head + "/AssignVariableOp_1") and (
+                has(head + "/Add") or has(head + "/add")  # (Keras 3.3 names it `add`)
+            ):
+                return True
+        return False
 
 
 def _index(name: str) -> int:

@@ -87,3 +87,19 @@ def test_the_graph_names_the_int64_counter_per_base_and_declines_two():
     assert _counter([], two)(ROOTS) is None
     # A graph that holds none of the root ops (another function's) does not decide.
     assert _counter([], _Graph({"other": 9}))(ROOTS) is None
+
+
+def test_counting_in_scope_is_seen_under_a_loss_scale_cond_too():
+    cond = "cond/then/_36/cond/"
+    keras36 = [cond + "adam/Add", cond + "adam/AssignVariableOp", cond + "Add"]
+    assert _counter(keras36).counts_in_scope()
+    keras33 = [cond + "adam/add", cond + "adam/AssignVariableOp"]  # Keras 3.3: `add`
+    assert _counter(keras33).counts_in_scope()
+    keras315 = [cond + "adam/Add", cond + "Add", cond + "AssignVariableOp"]
+    assert not _counter(keras315).counts_in_scope()
+    # The graph decides by dtype: a float assign in the scope (a constraint's) is not it.
+    names = [cond + "adam/Add", cond + "adam/AssignVariableOp"]
+    float_assign = _Graph({P + cond + "adam/AssignVariableOp": 1})
+    assert not _counter(names, float_assign).counts_in_scope()
+    int_assign = _Graph({P + cond + "adam/AssignVariableOp": 9})
+    assert _counter(names, int_assign).counts_in_scope()
