@@ -50,7 +50,7 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
     classify,
 )
 from .phases import RootPhases
-from .step_counter import StepCounter
+from .step_counter import StepCounter, compute_dtype_casts
 from .uninlined_calls import uninlined_call_layers
 
 _UNSET = object()  # not in a cache (None is an answer there)
@@ -144,14 +144,16 @@ class TraceAttributor:
                 self._roots.regularized,
             )
         )
-        if not counter.counts_in_scope():
-            # Keras 3.6 and before (its optimizer counts in its own scope) cast a model's
-            # inputs in Functional, the model's; later, each layer casts its own inputs.
-            self._layers.update(
-                neighbours.input_casts(
-                    ops, seqs, self._name_layer, first_start, graph.consumers if graph else None
-                )
+        self._layers.update(
+            neighbours.input_casts(
+                ops,
+                seqs,
+                self._name_layer,
+                first_start,
+                graph.consumers if graph else None,
+                compute_dtype_casts(graph) if counter.counts_in_scope() else None,
             )
+        )
         self._layers.update(neighbours.accumulator_layers(ops, seqs, self._name_layer))
         if graph is not None:
             pushes = [n for n, t in ops if t == ACCUMULATOR_TYPE]

@@ -84,6 +84,7 @@ def input_casts(
     name_layer: Callable[[str], Layer],
     first_start: dict[Op, int] | None = None,
     consumers: Callable[[str], list[str]] | None = None,
+    the_models: Callable[[str], bool] | None = None,
 ) -> dict[str, Layer]:
     """A Cast directly in a model's scope, run just before one of its layers: that layer's.
 
@@ -94,7 +95,8 @@ def input_casts(
     Its gradient (under `gradient_tape/<same path>/`) follows it. Only when some layer
     casts inside its own scope too (its weights, under mixed precision): else the cast is
     the model's. `consumers` (the step graph's, when the run wrote one) names the ops that
-    read a cast: their layer is the cast's.
+    read a cast: their layer is the cast's. `the_models(name)`: True for a cast known to be
+    the model's own (Keras 3.6's Functional casting to a compute dtype).
     """
     casts: dict[str, tuple[str, ...]] = {}
     inside = False  # a layer below a model casting something of its own
@@ -105,7 +107,8 @@ def input_casts(
         model = name_layer(name)
         t = restart(tail(comps))
         if model and len(t) >= 2 and strip_suffix(t[-2]) == model[-1]:
-            casts[name] = model
+            if the_models is None or not the_models(name):
+                casts[name] = model
         elif model and len(model) > 1:
             inside = True
     if not inside:

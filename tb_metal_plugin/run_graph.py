@@ -212,12 +212,13 @@ class StepGraph:
         node = self._nodes.get(name)
         return node.op if node is not None else None
 
-    def dtype(self, name: str) -> int | None:
-        """The node's `T` (or `dtype`) attribute, a tensorflow DataType number, if any."""
+    def dtype(self, name: str, keys: tuple[str, ...] = ("T", "dtype")) -> int | None:
+        """The node's first attribute of `keys` (`T`, `dtype`; a Cast's `DstT`), a
+        tensorflow DataType number, if any."""
         node = self._nodes.get(name)
         if node is None:
             return None
-        for key in ("T", "dtype"):
+        for key in keys:
             if key in node.attr:
                 return node.attr[key].type
         return None

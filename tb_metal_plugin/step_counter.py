@@ -1,5 +1,5 @@
 """Where a Keras 3 optimizer counts its steps: an `Add_k` at the train step's root, or
-inside its own scope.
+inside its own scope; and what that says of the Keras that wrote the trace.
 
 Keras increments `optimizer.iterations` (an int64 variable) once per step, as an `Add` and
 an `AssignVariableOp`. Keras 3.15 does it at the step's root, where the loss tracker's and
@@ -91,3 +91,21 @@ class StepCounter:
 def _index(name: str) -> int:
     _, sep, k = name.rpartition("/")[2].rpartition("_")
     return int(k) if sep and k.isdigit() else 0
+
+
+# Floating-point DataType numbers: float, double, half, bfloat16.
+_FLOATS = frozenset({1, 2, 19, 14})
+
+
+def compute_dtype_casts(graph):
+    """For a Keras that counts in its optimizer's scope (3.6 and before): a test of which
+    model-level casts are Functional's own, converting the model's inputs to each layer's
+    compute dtype (float to float: mixed precision, a float32 head), not a layer's. Later
+    Keras casts in each layer; a preprocessing layer casts its own inputs (to or from an
+    integer) in either. Only the step graph says a cast's dtypes: None without it.
+    """
+    if graph is None:
+        return None
+    return lambda name: (
+        graph.dtype(name, ("SrcT",)) in _FLOATS and graph.dtype(name, ("DstT",)) in _FLOATS
+    )
