@@ -99,13 +99,18 @@ _FLOATS = frozenset({1, 2, 19, 14})
 
 def compute_dtype_casts(graph):
     """For a Keras that counts in its optimizer's scope (3.6 and before): a test of which
-    model-level casts are Functional's own, converting the model's inputs to each layer's
-    compute dtype (float to float: mixed precision, a float32 head), not a layer's. Later
-    Keras casts in each layer; a preprocessing layer casts its own inputs (to or from an
-    integer) in either. Only the step graph says a cast's dtypes: None without it.
+    model-level casts are Functional's own: converting the model's inputs to each layer's
+    compute dtype or its Input's dtype (float to float: mixed precision, a float32 head;
+    int64 to int32), not a layer's. Later Keras casts in each layer; a preprocessing
+    layer casts its own inputs between integers and floats in either. Only the step graph
+    says a cast's dtypes; without it every such cast is taken as Functional's, the common
+    case (mixed precision, integer token inputs) over preprocessing layers in the model.
     """
     if graph is None:
-        return None
-    return lambda name: (
-        graph.dtype(name, ("SrcT",)) in _FLOATS and graph.dtype(name, ("DstT",)) in _FLOATS
-    )
+        return lambda name: True
+
+    def functionals(name: str) -> bool:
+        src, dst = graph.dtype(name, ("SrcT",)), graph.dtype(name, ("DstT",))
+        return src is not None and dst is not None and (src in _FLOATS) == (dst in _FLOATS)
+
+    return functionals

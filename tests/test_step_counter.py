@@ -105,11 +105,18 @@ def test_counting_in_scope_is_seen_under_a_loss_scale_cond_too():
     assert _counter(names, int_assign).counts_in_scope()
 
 
-def test_only_float_to_float_casts_are_functionals_and_only_the_graph_says():
+def test_only_casts_within_floats_or_ints_are_functionals_and_only_the_graph_says():
     from tb_metal_plugin.step_counter import compute_dtype_casts
 
     class _Casts:
-        dtypes = {("in", "SrcT"): 1, ("in", "DstT"): 19, ("ids", "SrcT"): 9, ("ids", "DstT"): 1}
+        dtypes = {
+            ("in", "SrcT"): 1,
+            ("in", "DstT"): 19,
+            ("ids", "SrcT"): 9,
+            ("ids", "DstT"): 1,
+            ("tok", "SrcT"): 9,
+            ("tok", "DstT"): 3,
+        }
 
         def dtype(self, name, keys):
             return self.dtypes.get((name, keys[0]))
@@ -117,4 +124,6 @@ def test_only_float_to_float_casts_are_functionals_and_only_the_graph_says():
     test = compute_dtype_casts(_Casts())
     assert test("in")  # float32 -> float16: mixed precision, Functional's in Keras 3.6
     assert not test("ids")  # int64 -> float32: a preprocessing layer's own
-    assert compute_dtype_casts(None) is None
+    assert test("tok")  # int64 -> int32: to the Input's dtype, Functional's
+    assert not test("unknown")  # no dtypes: the layers' rule
+    assert compute_dtype_casts(None)("anything")  # names alone: the common case
