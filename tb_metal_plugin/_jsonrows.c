@@ -221,19 +221,25 @@ static int put_obj(Buf *b, PyObject *o, int depth) {
     return 1;
 }
 
-static PyObject *encode(PyObject *self, PyObject *obj) {
-    Buf b = {NULL, 0, 0};
-    int rc = put_obj(&b, obj, 0);
+/* What a put_* run hands back: the ASCII text (rc 0), None (rc 1: the Python path makes
+ * it), or NULL with the Python error set (rc -1); the buffer is freed. */
+static PyObject *finish(Buf *b, int rc) {
     PyObject *out = NULL;
     if (rc == 0) {
-        out = PyUnicode_New(b.len, 127);
-        if (out) memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
+        out = PyUnicode_New(b->len, 127);
+        if (out) memcpy(PyUnicode_1BYTE_DATA(out), b->data, b->len);
     } else if (rc == 1) {
         Py_INCREF(Py_None);
         out = Py_None;
     }
-    PyMem_Free(b.data);
+    PyMem_Free(b->data);
     return out;
+}
+
+static PyObject *encode(PyObject *self, PyObject *obj) {
+    Buf b = {NULL, 0, 0};
+    int rc = put_obj(&b, obj, 0);
+    return finish(&b, rc);
 }
 
 /* ---- Op rows (oprows.iter_op_json): a row's JSON from its op and shared fragments ----
@@ -427,16 +433,7 @@ static PyObject *op_rows(PyObject *self, PyObject *args) {
                                      copy_types);
         Py_DECREF(item);
     }
-    PyObject *out = NULL;
-    if (rc == 0) {
-        out = PyUnicode_New(b.len, 127);
-        if (out) memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
-    } else if (rc == 1) {
-        Py_INCREF(Py_None);
-        out = Py_None;
-    }
-    PyMem_Free(b.data);
-    return out;
+    return finish(&b, rc);
 }
 
 static PyMethodDef methods[] = {
