@@ -2,6 +2,7 @@
 
     nice -n 10 python benchmarks/record_big_trace.py              # once: .bench/big (~60 MB)
     python benchmarks/bench_reader.py [TRACE.xplane.pb ...] [--reps 5] [--no-xprof]
+                                      [--against OLD_TREE]
 
 Contenders, each in a fresh process on a fresh copy of the trace (xprof caches its
 conversion beside the trace), interleaved (every repetition runs each once, in a rotating
@@ -11,6 +12,7 @@ order, so machine load hits them alike):
 - `tb-metal (python)` the same with TB_METAL_PURE_PYTHON=1 (the pure-Python twin)
 - `xprof`             `xspace_to_tool_data([FILE], "framework_op_stats", {})`
 - `read+parse`        reading the bytes and `XSpace.FromString` of the whole file
+- `tb-metal (--against)` the same as `tb-metal`, from another source tree (before a change)
 
 Printed per contender: median and range (min..max) of the work time (after imports: each
 contender's modules, tb-metal's api and xprof's converter alike, are imported first), the
@@ -41,6 +43,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The source tree whose tb_metal_plugin the contenders import (--tree: an older checkout,
 # to compare before and after with this same harness).
 TREE = [ROOT]
+# --against: a second tree whose `tb-metal ops` runs interleaved with this one's (the same
+# load for both: before and after a change, measured together).
+OTHER: list[str] = []
 
 CHILD = textwrap.dedent(
     """
@@ -106,6 +111,7 @@ CHILD = textwrap.dedent(
 CONTENDERS = {
     "tb_metal": ("tb-metal", {}),
     "tb_metal_python": ("tb-metal (python)", {"TB_METAL_PURE_PYTHON": "1"}),
+    "tb_metal_other": ("tb-metal (--against)", {}),
     "xprof": ("xprof framework_op_stats", {}),
     "parse": ("read+parse", {}),
 }
@@ -113,7 +119,8 @@ CONTENDERS = {
 
 def run(path: str, which: str, want_ops: bool = False) -> dict:
     """One contender in a fresh interpreter, on a fresh copy of the trace in an empty folder."""
-    env = dict(os.environ, PYTHONPATH=TREE[0], **CONTENDERS[which][1])
+    tree = OTHER[0] if which == "tb_metal_other" else TREE[0]
+    env = dict(os.environ, PYTHONPATH=tree, **CONTENDERS[which][1])
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         copy = os.path.join(tmp, os.path.basename(path))
         shutil.copyfile(path, copy)
@@ -189,6 +196,14 @@ def report(path: str, results: dict[str, list[dict]]) -> dict:
                 f"ratio to read+parse: work {ours[0] / p[0]:.2f}x (target <= 1.5x), "
                 f"whole process {ours[1] / p[1]:.2f}x, work CPU {ours[4] / p[4]:.2f}x"
             )
+        if "tb_metal_other" in med:
+            o = med["tb_metal_other"]
+            print(
+                f"--against tree over this one: work {o[0] / ours[0]:.2f}x "
+                f"(its ratio to read+parse {o[0] / med['parse'][0]:.2f}x)"
+                if "parse" in med
+                else f"--against tree over this one: work {o[0] / ours[0]:.2f}x"
+            )
         if "tb_metal_python" in med:
             py = med["tb_metal_python"]
             print(f"native over the python twin: work {py[0] / ours[0]:.2f}x")
@@ -237,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tree", default=ROOT, help="source tree to benchmark (default: this checkout)"
     )
+    ap.add_argument(
+        "--against",
+        help="a second source tree (an older checkout) whose tb-metal runs interleaved",
+    )
     args = ap.parse_args(argv)
     TREE[0] = os.path.abspath(args.tree)
     paths = args.traces or sorted(glob.glob(".bench/big/**/*.xplane.pb", recursive=True))[-1:]
@@ -244,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         print("no trace: run python benchmarks/record_big_trace.py first", file=sys.stderr)
         return 2
     which = ["tb_metal", "xprof", "parse", "tb_metal_python"]
+    if args.against:
+        OTHER[:] = [os.path.abspath(args.against)]
+        which.append("tb_metal_other")
     which = [w for w in which if not (args.no_xprof and w == "xprof")]
     which = [w for w in which if not (args.no_python and w == "tb_metal_python")]
     print(f"uptime: {_uptime()}\ntree: {TREE[0]}")
