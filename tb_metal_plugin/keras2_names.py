@@ -107,6 +107,10 @@ class Keras2Scopes:
             return False
         if len(key) > 1 and comp == key[-2]:
             return False  # `dropout/dropout/`: tf.nn.dropout's scope in the layer `dropout`
+        if comp.endswith("_grad"):
+            # `MatMul_1_grad`: tf.gradients' scope for one op's gradient (a while loop's
+            # gradient body, built symbolically), named after the forward op.
+            return False
         if comp in _FN_SCOPES_NAMED_LIKE_LAYERS and key + (comp,) not in self._forward_scopes:
             # tf.nn.dropout's own scope in a layer of another name (`block2b_drop/dropout/`);
             # a Dropout layer keeping the default name has that scope below it.

@@ -170,6 +170,7 @@ class Labeller:
         self._Metric = parts.metric
         self._Optimizer = parts.optimizers
         lab = self
+        self._keep_out_of_autograph()
 
         # Op creation: both Python-built and C-API-built ops pass _create_op_helper.
         orig_helper = _resolve(ops, "Graph._create_op_helper")
@@ -325,6 +326,22 @@ class Labeller:
         self._patch(cls, name, method)
         # One code object serves every wrapped method: the frame's `_gt_kind` says which.
         self._codes[method.__code__] = "method"
+
+    def _keep_out_of_autograph(self) -> None:
+        """Have autograph call this module's hooks as they are.
+
+        TF 2.15's autograph converts a wrapper it meets inside a traced function (tf_keras
+        2.15 leaves `Layer.__call__` to it): the frames then run generated code, not the
+        hooks' own, and no op would be seen inside a layer call. TF 2.21 does not convert
+        them; the rule is harmless there.
+        """
+        try:
+            from tensorflow.python.autograph.core import config as ag_config
+        except ImportError:
+            return
+        before = ag_config.CONVERSION_RULES
+        ag_config.CONVERSION_RULES = (ag_config.DoNotConvert(__name__), *before)
+        self._undo.append(lambda: setattr(ag_config, "CONVERSION_RULES", before))
 
     def _patch(self, cls, name, fn):
         had = name in vars(cls)
