@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__, attribution_accuracy
-from .attribution import BUCKETS, TraceAttributor
+from .attribution import TraceAttributor
 from .breakdown import (
     CPU_ONLY_NOTE,
     DEVICE_NOTE,
@@ -42,7 +42,7 @@ from .events import TraceEvents, read_events
 from .fallback_layers import fallback_layers
 from .manifest import load_manifest
 from .manifest_attribution import ManifestAttributor
-from .oprows import iter_op_json
+from .oprows import iter_op_json, ops_under
 from .payload_views import LayersView
 from .run_graph import StepGraph, graph_ops, step_graph_for
 from .selectors import parse_ops_filter, parse_step
@@ -215,24 +215,12 @@ class Profile:
         sublayers', or one bucket's outside any layer."""
         path, bucket_name = parse_ops_filter(layer, bucket)
         sel = self._selection(step)
-        ops = self._ops
-        if path is not None:
-            want = tuple(path)
+        want = tuple(path) if path is not None else None
+        if want is not None:
             known = self.layer_paths()
             if "/".join(want) not in known:
                 raise UnknownLayerError("/".join(want), closest_layers("/".join(want), known))
-            ops = [op for op in ops if tuple((op.attribution.layer or ())[: len(want)]) == want]
-        elif bucket_name is not None:
-            # Buckets hold the ops outside any layer, as the layer tree shows them (a row's
-            # `bucket` is the bucket's name).
-            ops = [
-                op
-                for op in ops
-                if not op.attribution.layer
-                and op.attribution.bucket
-                and BUCKETS[op.attribution.bucket] == bucket_name
-            ]
-        return sel, ops
+        return sel, ops_under(self._ops, want, bucket_name)
 
     def layer_paths(self) -> list[str]:
         """Every layer path in this profile (with or without op time), names joined by '/'."""

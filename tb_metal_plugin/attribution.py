@@ -48,6 +48,7 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
     _scope_phase,
     _scopes_phase,
     classify,
+    optimizer_scopes,
 )
 from .phases import RootPhases
 from .step_counter import StepCounter, compute_dtype_casts
@@ -124,12 +125,7 @@ class TraceAttributor:
         self._unsuffixed = self._keras2 is not None
         self._loss_tops = self._keras2.loss_tops if self._keras2 else frozenset()
         self._layers: dict[str, tuple[str, ...] | None] = {}
-        optimizer_scopes = {
-            key[0]
-            for key in self._forward_scopes
-            if len(key) == 1 and _scope_phase([key[0].lower(), ""]) == "optimizer"
-        }
-        counter = StepCounter(self._types, optimizer_scopes, graph)
+        counter = StepCounter(self._types, optimizer_scopes(self._forward_scopes), graph)
         self._roots = RootPhases(ops, self._scoped_phase, seqs, counter)
         self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 
 from .opnames import INTERNAL, PASS_THROUGH, SUFFIX, is_mark, strip_suffix
-from .opphase import _scope_phase
+from .opphase import _scope_phase, optimizer_scopes
 
 # oneDNN's kernels keep the op type after a prefix (`_MklNativeFusedConv2D`).
 _MKL = re.compile(r"^_Mkl(Native)?(Fused)?")
@@ -62,13 +62,7 @@ def unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     suffixed = sum(1 for k in kids if SUFFIX.match(k))
     if kids and suffixed == len(kids):
         return False
-    classy = {
-        key[0]
-        for key in forward_scopes
-        if len(key) == 1
-        and key[0][:1].isupper()
-        and _scope_phase([key[0].lower(), ""]) == "optimizer"
-    }
+    classy = {scope for scope in optimizer_scopes(forward_scopes) if scope[:1].isupper()}
     if classy - _KERAS3_CLASS_NAMED:
         return True
     if kids:

@@ -102,6 +102,16 @@ def _scope_phase(tail: list[str]) -> str | None:
     return _scopes_phase(tuple(tail[:-1]))
 
 
+def optimizer_scopes(forward_scopes: Iterable[tuple[str, ...]]) -> set[str]:
+    """The top-level scopes (of a trace's forward scope keys) that are an optimizer's:
+    `adam`, `SGD`, `Adam`, `loss_scale_optimizer`..."""
+    return {
+        key[0]
+        for key in forward_scopes
+        if len(key) == 1 and _scope_phase([key[0].lower(), ""]) == "optimizer"
+    }
+
+
 @functools.lru_cache(maxsize=1 << 14)  # per scope path: the ops of a scope share it
 def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
     """`_scope_phase` of a tail without its last component (the op's own name)."""

@@ -26,6 +26,25 @@ def op_rows(ops: list[AttributedOp], sel: Selection) -> list[dict]:
     return list(iter_op_rows(ops, sel))
 
 
+def ops_under(
+    ops: list[AttributedOp], layer: tuple[str, ...] | None, bucket: str | None
+) -> list[AttributedOp]:
+    """The ops of one layer path and its sublayers, or of one bucket's name outside any
+    layer (as the layer tree shows them: a row's `bucket`), or all of them."""
+    if layer is not None:
+        n = len(layer)
+        return [op for op in ops if tuple((op.attribution.layer or ())[:n]) == layer]
+    if bucket is not None:
+        return [
+            op
+            for op in ops
+            if not op.attribution.layer
+            and op.attribution.bucket
+            and BUCKETS[op.attribution.bucket] == bucket
+        ]
+    return ops
+
+
 def iter_op_rows(ops: list[AttributedOp], sel: Selection) -> Iterator[dict]:
     """The rows of op_rows, in its order (time, then name and type), made one at a time.
 
