@@ -150,12 +150,8 @@ static int put_repr(Buf *b, PyObject *repr) {
     return rc;
 }
 
-static int put_int(Buf *b, PyObject *o) {
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (overflow) return put_repr(b, PyLong_Type.tp_repr(o));
-    /* Digits written backwards into a small buffer: what int.__repr__ gives. */
+/* Digits written backwards into a small buffer: what int.__repr__ gives. */
+static int put_ll(Buf *b, long long v) {
     char tmp[24];
     char *end = tmp + sizeof tmp, *q = end;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
@@ -165,6 +161,14 @@ static int put_int(Buf *b, PyObject *o) {
     } while (u);
     if (v < 0) *--q = '-';
     return put(b, q, end - q);
+}
+
+static int put_int(Buf *b, PyObject *o) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (overflow) return put_repr(b, PyLong_Type.tp_repr(o));
+    return put_ll(b, v);
 }
 
 static int put_float(Buf *b, PyObject *o) {
@@ -285,18 +289,6 @@ static int slot_sum(PyObject *values, Py_ssize_t lo, Py_ssize_t hi, long long di
     }
     PyBuffer_Release(&view);
     return rc;
-}
-
-static int put_ll(Buf *b, long long v) {
-    char tmp[24];
-    char *end = tmp + sizeof tmp, *q = end;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) *--q = '-';
-    return put(b, q, end - q);
 }
 
 static int put_piece(Buf *b, PyObject *pieces, Py_ssize_t i) {
