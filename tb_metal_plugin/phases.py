@@ -290,9 +290,13 @@ class RootPhases:
             # tf_keras counts the optimizer's iterations inside its own scope (`Adam/`):
             # every variable update at the root is a metric's (the loss tracker's too).
             optimizer_update = -1
-        at_root = None
-        if counter is not None and not flat:
-            at_root = counter([n for (ns, _), m in owners.items() if not ns for n in m])
+        at_root = train_counter = None
+        if counter is not None:
+            roots = [n for (ns, _), m in owners.items() if not ns for n in m]
+            if flat:
+                train_counter = counter.train_counter(roots)
+            else:
+                at_root = counter(roots)
         # A custom train_step with no loss tracker and no metric (a GAN's) updates only
         # its optimizers' counters at the root, one per optimizer.
         counters_only = (
@@ -324,6 +328,8 @@ class RootPhases:
                 p = "other"  # a distribution strategy averaging the replicas' step outputs
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
+            elif flat and base == "AssignAddVariableOp" and k == train_counter and not ns:
+                p = "other"  # tf_keras's own step counter, neither a metric nor the optimizer
             elif base in UPDATE_BASES:
                 # The counter's index, read off the graph or the optimizer's scope where
                 # step_counter could; else Keras's creation order says it.

@@ -59,6 +59,17 @@ class StepCounter:
             return dict.fromkeys(UPDATE_OPS, -1)
         return None
 
+    def train_counter(self, roots: Iterable[str]) -> int | None:
+        """tf_keras (a flat trace): the index k of the root `AssignAddVariableOp_k` that is
+        the model's own step counter (`_train_counter += 1`, after the step's metric
+        updates), or None. The step graph says it (int64); else it is the last created."""
+        adds = [n for n in roots if strip_suffix(n.rpartition("/")[2]) == "AssignAddVariableOp"]
+        graph = self._graph
+        if graph is not None and any(n in graph for n in adds):
+            counters = [n for n in adds if graph.dtype(n) == DT_INT64]
+            return _index(counters[0]) if len(counters) == 1 else None
+        return max(map(_index, adds)) if adds else None
+
     def counts_in_scope(self) -> bool:
         """True when the optimizer counts its steps inside its own scope (Keras 3.6 and
         before, loss-scaled or not): an `AssignVariableOp` right in an optimizer scope that

@@ -101,11 +101,6 @@ SHORT_OF_THRESHOLD = {
         "another phase: 99.3% of op time, under the callback's 99.5% (the stock-run "
         "thresholds hold)"
     ),
-    ("k2_default_names", "manifest"): (
-        "tf_keras (Keras 2): the callback records placement and the step graph, not op "
-        "records; root metric ops of its flat train step read partly as another phase: "
-        "99.3% of op time, under the callback's 99.5% (the stock-run thresholds hold)"
-    ),
     ("k2_lstm", "trace"): (
         "tf_keras's LSTM runs its loop in a function the runtime calls without inlining: "
         "those ops' names carry no layer (`while_15/body/_1/while/MatMul`), and only the "

@@ -127,3 +127,26 @@ def test_only_casts_within_floats_or_ints_are_functionals_and_only_the_graph_say
     assert test("tok")  # int64 -> int32: to the Input's dtype, Functional's
     assert not test("unknown")  # no dtypes: the layers' rule
     assert compute_dtype_casts(None)("anything")  # names alone: the common case
+
+
+@pytest.mark.parametrize("model", ["k2_default_names", "k2_resnet_block", "k215_lstm"])
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_tf_keras_root_counters_have_the_labels_phase(model, mode):
+    """tf_keras's `_train_counter` (the last root AssignAddVariableOp) is neither a metric
+    nor the optimizer's: the labeller finds no metric or optimizer call around it."""
+    labels, rows = labelled_rows(model, mode)
+    checked = 0
+    for key, label in labels["events"].items():
+        if re.match(r"^AssignAddVariableOp(_\d+)?:", key) and key in rows:
+            checked += 1
+            assert rows[key]["phase"] == label["phase"], key
+    assert checked >= 3  # the loss tracker's two and the counter, at least
+
+
+def test_train_counter_is_the_int64_one_else_the_last_created():
+    roots = ["AssignAddVariableOp", "AssignAddVariableOp_1", "AssignAddVariableOp_4", "Add"]
+    assert StepCounter(set(roots), ())._graph is None
+    assert StepCounter(set(roots), ()).train_counter(roots) == 4
+    graph = _Graph({"AssignAddVariableOp_1": 9, "AssignAddVariableOp_4": 1})
+    assert StepCounter(set(roots), (), graph).train_counter(roots) == 1
+    assert StepCounter(set(), ()).train_counter(["Add_2"]) is None
