@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from .graph_sums import common_layer
+
 Layer = tuple[str, ...] | None
 
 ACCUMULATOR_TYPE = "TensorListPushBack"
@@ -63,7 +65,7 @@ def graph_accumulator_layers(
         layers = [q for q in map(name_layer, last) if q]
         if not layers:
             continue  # the trace's own answer stands (neighbours.accumulator_layers)
-        layer = _common(layers)
+        layer = common_layer(layers)
         mine = name_layer(name)
         # Only a layer at or below the loop's own: a push never leaves its loop's layer.
         if layer and mine and layer[: len(mine)] == mine:
@@ -124,16 +126,3 @@ def _users(graph, value: str, push: str) -> list[str]:
             break
         frontier = nxt
     return found
-
-
-def _common(layers: list[tuple[str, ...]]) -> Layer:
-    """The deepest layer path every one of `layers` lies at or below."""
-    first = layers[0]
-    n = len(first)
-    for q in layers[1:]:
-        n = min(n, len(q))
-        for i in range(n):
-            if q[i] != first[i]:
-                n = i
-                break
-    return first[:n] or None

@@ -29,7 +29,7 @@ _SKIP = object()
 _GRADIENTS = "/gradients/"
 
 
-def _common(layers: list[Layer]) -> Layer:
+def common_layer(layers: list[Layer]) -> Layer:
     """The deepest layer path every entry shares (None if any is None or none is shared)."""
     if not layers or any(x is None for x in layers):
         return None
@@ -89,7 +89,7 @@ def sum_layers(sums: Iterable[str], graph, layer_of: Callable[[str], Layer]) -> 
             of_input(i, depth) if region is None or i.startswith(region) else layer_of(name)
             for i in inputs
         ]
-        memo[name] = _common([x for x in layers if x is not _SKIP])
+        memo[name] = common_layer([x for x in layers if x is not _SKIP])
         return memo[name]
 
     return {name: of_sum(name) for name in sums if name in graph}

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from .opnames import (
     ACCUMULATOR_TYPE,
     NON_COMPUTE,
-    SUFFIX,
     body_prefix,
+    creation_index,
     is_accumulator,
     is_backward,
     name_is_backward,
@@ -255,12 +255,6 @@ def accumulator_layers(
     return out
 
 
-def _creation_index(name: str) -> int:
-    """TF's uniquifying counter of an op's name (`TensorListPushBack_12` -> 12, none -> 0)."""
-    m = SUFFIX.match(name.rpartition("/")[2])
-    return int(m.group(2)) if m else 0
-
-
 def _fill_between(names: list[str], placed: dict[str, Layer], left: dict[Layer, int]) -> None:
     """Place the pushes the makers left open, from TF's creation order.
 
@@ -270,7 +264,7 @@ def _fill_between(names: list[str], placed: dict[str, Layer], left: dict[Layer, 
     block it joins the block before or after it while that layer's pops want more, or
     starts the block of a layer none of whose pushes is placed yet.
     """
-    order = sorted(names, key=_creation_index)
+    order = sorted(names, key=creation_index)
     for i, name in enumerate(order):
         if name in placed:
             continue

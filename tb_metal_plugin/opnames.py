@@ -80,6 +80,13 @@ def strip_suffix(component: str) -> str:
     return m.group(1) if m else component
 
 
+def creation_index(name: str) -> int:
+    """TF's uniquifying counter of an op's name (`.../TensorListPushBack_12` -> 12, none
+    -> 0): ops of one base name are numbered in the order they were created."""
+    m = SUFFIX.match(name.rpartition("/")[2])
+    return int(m.group(2)) if m else 0
+
+
 def tail(components: list[str]) -> list[str]:
     """The components after the last function-inlining marker and call wrappers.
 

@@ -24,7 +24,7 @@ from .opnames import (
     NON_COMPUTE,
     PASS_THROUGH,
     REPLICA,
-    SUFFIX,
+    creation_index,
     grappler_original,
     is_mark,
     name_head,
@@ -196,14 +196,9 @@ def _total_sum(decided, types, sequences, owner_of) -> dict[tuple[str, ...], int
             if types.get(key) == "Pack" and decided.get(key) == "loss":
                 packed = key[0]
             elif packed == key[0] and strip_suffix(key[1]) == "Sum":
-                out[key[0]] = max(out.get(key[0], -1), _index(key[1]))
+                out[key[0]] = max(out.get(key[0], -1), creation_index(key[1]))
                 packed = None
     return out
-
-
-def _index(owner: str) -> int:
-    m = SUFFIX.match(owner)
-    return int(m.group(2)) if m else 0
 
 
 class RootPhases:
@@ -274,7 +269,7 @@ class RootPhases:
             if t in LOSS_TYPES and "ReadVariableOp" in owners[(ns, owner)].values():
                 n_reg[ns] += 1
             if t == "Pack":
-                last_pack[ns] = max(last_pack.get(ns, -1), _index(owner))
+                last_pack[ns] = max(last_pack.get(ns, -1), creation_index(owner))
         # True when regularizer terms exist: the tape then sums their gradients into the
         # gradients of the weights they read.
         self.regularized = any(n_reg.values())
@@ -282,7 +277,7 @@ class RootPhases:
         # `mul` beyond the regularizers' (or a `BroadcastTo`). Without it (a custom
         # train_step) the optimizer's counter is the first variable update.
         tracker = any(
-            strip_suffix(o) == "mul" and _index(o) >= n_reg[ns] or t == "BroadcastTo"
+            strip_suffix(o) == "mul" and creation_index(o) >= n_reg[ns] or t == "BroadcastTo"
             for (ns, o), t in types.items()
         )
         optimizer_update = TRACKER_UPDATES if tracker else 0
@@ -311,7 +306,7 @@ class RootPhases:
         pending: list[tuple[tuple[str, ...], str]] = []
         for key, t in types.items():
             ns, owner = key
-            base, k = strip_suffix(owner), _index(owner)
+            base, k = strip_suffix(owner), creation_index(owner)
             p = None
             if t in TAPE_TYPES or base in TAPE_BASES:
                 p = "backward"
@@ -362,7 +357,7 @@ class RootPhases:
             if strip_suffix(owner) == "Sum" and ns in total:
                 # `_compute_loss` makes every loss Sum before the total (the Sum of the
                 # `packed` losses); the trackers and metrics make theirs after it.
-                decided[key] = "loss" if _index(owner) <= total[ns] else "metrics"
+                decided[key] = "loss" if creation_index(owner) <= total[ns] else "metrics"
                 pending.remove(key)
             elif strip_suffix(owner) == "Sum" and "Pack" not in types.values():
                 # One loss and no total: the loss is the compiled one (its own scope);

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from .opnames import strip_suffix
+from .opnames import creation_index, strip_suffix
 
 DT_INT64 = 9  # tensorflow's DataType enum: the counter's dtype; Keras metrics use floats
 UPDATE_OPS = ("Add", "AssignVariableOp")
@@ -53,7 +53,7 @@ class StepCounter:
                 counters = [n for n in names if graph.dtype(n) == DT_INT64]
                 if len(counters) > 1:
                     return None  # one counter per optimizer (a GAN's): RootPhases's rule
-                out[base] = _index(counters[0]) if counters else -1
+                out[base] = creation_index(counters[0]) if counters else -1
             return out
         if self.counts_in_scope():
             return dict.fromkeys(UPDATE_OPS, -1)
@@ -67,8 +67,8 @@ class StepCounter:
         graph = self._graph
         if graph is not None and any(n in graph for n in adds):
             counters = [n for n in adds if graph.dtype(n) == DT_INT64]
-            return _index(counters[0]) if len(counters) == 1 else None
-        return max(map(_index, adds)) if adds else None
+            return creation_index(counters[0]) if len(counters) == 1 else None
+        return max(map(creation_index, adds)) if adds else None
 
     def counts_in_scope(self) -> bool:
         """True when the optimizer counts its steps inside its own scope (Keras 3.6 and
@@ -97,11 +97,6 @@ class StepCounter:
             ):
                 return True
         return False
-
-
-def _index(name: str) -> int:
-    _, sep, k = name.rpartition("/")[2].rpartition("_")
-    return int(k) if sep and k.isdigit() else 0
 
 
 # Floating-point DataType numbers: float, double, half, bfloat16.
