@@ -109,11 +109,8 @@ class Profile:
         self.session = session
         self.host = host or host_of(Path(events.path))
         self.warnings = list(events.warnings)
-        compute = (
-            {name for (name, _), r in events.ops.items() if r.line_kinds == _COMPUTE}
-            if graph is not None
-            else None
-        )
+        # Ops that ran on compute threads only: graph functions' ops, never eager ones.
+        compute = {name for (name, _), r in events.ops.items() if r.line_kinds == _COMPUTE}
         trace = TraceAttributor(
             events.ops.keys(), events.sequences, events.first_start, graph, compute
         )

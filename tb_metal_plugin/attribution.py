@@ -28,6 +28,7 @@ from .opnames import (
     OPTIONAL_TYPES,
     PASS_THROUGH,
     SUFFIX,
+    feed_fetch_owner,
     is_mark,
     layer_key,
     name_head,
@@ -50,6 +51,7 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
     classify,
     optimizer_scopes,
 )
+from .other_functions import other_function_phases
 from .phases import RootPhases
 from .step_counter import StepCounter, compute_dtype_casts
 from .uninlined_calls import uninlined_call_layers
@@ -90,7 +92,8 @@ class TraceAttributor:
 
     `sequences` (optional): op events in start order per host thread for one step
     (`TraceEvents.sequences`); neighbours there decide what names cannot (root ops'
-    phases, the layer of the tape's gradient sums).
+    phases, the layer of the tape's gradient sums). `compute` (optional): the names of ops
+    that ran on compute threads only, never eagerly.
     """
 
     source = "trace_names"
@@ -104,11 +107,17 @@ class TraceAttributor:
         compute: set[str] | None = None,
     ):
         ops = list(ops)
+        self._types = dict((n, t) for n, t in ops)
+        # Feed and fetch nodes are named after the tensor they move, not in a scope: every
+        # question below is about their producer (`_attribute`), and their names stay out of
+        # the scope sets, where `_send_model_1` would read as a layer.
+        self._feeds = {n: o for n, t in ops if n[:1] == "_" and (o := feed_fetch_owner(n, t))}
+        if self._feeds:
+            ops = [op for op in ops if op[0] not in self._feeds]
         seqs = [
             _op_keys(s)
             for s in (sequences.values() if isinstance(sequences, dict) else sequences or [])
         ]
-        self._types = dict((n, t) for n, t in ops)
         self._name_layers: dict[str, tuple[str, ...] | None] = {}
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         self._head_layers: dict[str | None, tuple[str, ...] | None] = {}
@@ -169,6 +178,12 @@ class TraceAttributor:
             if compute:
                 self._layers.update(uninlined_call_layers(ops, compute, graph, self._name_layer))
             self.source = "trace_graph"
+        self._layers.update({n: self.layer_of(o) for n, o in self._feeds.items()})
+        if compute:
+            # An evaluation step run unwrapped beside the wrapped train step (Keras <= 3.6).
+            other = other_function_phases(ops, compute, self.layer_of, self._scoped_phase)
+            if other:
+                self._root_phase = {**self._root_phase, **other}
         # Ops whose own name, not only their scope, can change their answer.
         self._per_name = self._layers.keys() | self._phases.keys() | self._root_phase.keys()
         self._by_scope: dict[tuple[str | None, frozenset[str]], Attribution] = {}
@@ -355,9 +370,9 @@ class TraceAttributor:
 
     def _attribute(self, name, op_type, line_kinds, head, sep, last) -> Attribution:
         """`attribute`, worked out (name.rpartition("/") is head, sep, last)."""
-        if op_type in COPY_TYPES and sep and is_mark(last):
-            # `<op>/_<k>`: a copy of <op>'s output belongs where <op> does.
-            owner = head
+        if op_type in COPY_TYPES and (sep and is_mark(last) or name in self._feeds):
+            # `<op>/_<k>`, `_send_<op>_<k>`: a copy of <op>'s output belongs where <op> does.
+            owner = self._feeds.get(name, head)
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)

@@ -353,6 +353,21 @@ def layer_key(components) -> tuple[str, ...]:
     )
 
 
+# TF's subgraph rewrite names the nodes that feed and fetch a graph run's tensors after the
+# tensor: `_recv_<op>_<output>` and `_send_<op>_<output>` (subgraph.cc, RecvFeedRewrite and
+# SendFetchRewrite). Their first component is no scope: the op is the tensor's producer.
+_FEED_FETCH_PREFIXES = ("_send_", "_recv_")
+_FEED_FETCH_TYPES = frozenset({"_Send", "_Recv"})
+
+
+def feed_fetch_owner(name: str, op_type: str) -> str | None:
+    """The op whose output a graph run's feed or fetch node moves, or None for other ops."""
+    if op_type not in _FEED_FETCH_TYPES or not name.startswith(_FEED_FETCH_PREFIXES):
+        return None
+    owner, sep, index = name[len("_send_") :].rpartition("_")
+    return owner if sep and owner and index.isdigit() else None
+
+
 def in_train_function(components: list[str]) -> bool:
     """True for ops inside a traced function (wrapped or scoped), not bare eager ops."""
     return any(WRAPPER.match(c) for c in components[:-1]) or len(components) > 1
