@@ -24,6 +24,7 @@ from .graph_sums import graph_sums_of, sum_layers
 from .keras2_names import Keras2Scopes, unsuffixed_naming
 from .opnames import (
     ACCUMULATOR_TYPE,
+    NAMEABLE_PASS_THROUGH,
     NON_COMPUTE,
     OPTIONAL_TYPES,
     PASS_THROUGH,
@@ -36,6 +37,7 @@ from .opnames import (
     scope_sets,
     scopes_above,
     strip_suffix,
+    tf_control_components,
 )
 from .opphase import (  # noqa: F401  (the tables are importable from here, as before)
     BUCKETS,
@@ -122,6 +124,7 @@ class TraceAttributor:
         self._scope_layers: dict[tuple[str, ...], tuple[str, ...] | None] = {}
         self._head_layers: dict[str | None, tuple[str, ...] | None] = {}
         self._walks: dict[tuple[str, ...], tuple] = {(): ((), (), False)}
+        self._tf_control: frozenset[str] | None = None
         # Every scope prefix that has forward ops below it, and the paths that tell
         # `moments_1` (a second `moments` beside the first) from a layer named `moments`.
         self._forward_scopes, self._paths = scope_sets(ops)
@@ -303,7 +306,17 @@ class TraceAttributor:
         if not SUFFIX.match(comp):
             return False
         base = strip_suffix(comp)
-        return base not in PASS_THROUGH and key[:-1] + (base,) not in self._paths
+        if base in PASS_THROUGH and (
+            base not in NAMEABLE_PASS_THROUGH or comp in self._tf_control_components()
+        ):
+            return False  # a scope TF opened (`cond_1/then/`), not a layer named `cond`
+        return key[:-1] + (base,) not in self._paths
+
+    def _tf_control_components(self) -> frozenset[str]:
+        """`tf_control_components` of the trace's op names, worked out when first asked."""
+        if self._tf_control is None:
+            self._tf_control = tf_control_components(self._types)
+        return self._tf_control
 
     def layer_of(self, name: str) -> tuple[str, ...] | None:
         """The layer path of one op, real layer names (one `_<k>` stripped), or None."""

@@ -119,6 +119,13 @@ HELDOUT_SETS = {
             "repeat_permute",
         ],
     },
+    "heldout_i": {  # models_l.py: library-like names, eager runs, routers, dict I/O
+        "heldout_i": [
+            "library_names", "unrolled_rnn", "moe_router", "dict_io", "recurrent_dropout_lstm",
+            "focal_loss_class", "reused_block_two_models", "eager_run", "transposed_decoder",
+            "hashed_features",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -131,7 +138,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 )
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
-    "models_i", "models_j", "models_k",
+    "models_i", "models_j", "models_k", "models_l",
 )  # fmt: skip
 
 
