@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
+from .eager_steps import eager_warning
 from .hostline import op_metadata, read_host_plane
 from .oprecord import SEND_RECV_TYPES, OpRecord  # noqa: F401 - re-exported
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
@@ -332,6 +333,10 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
                     progress(done / total_bytes, f"reading {plane.name}")
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
+        elif tf:
+            note = eager_warning(host, steps, col.ops)
+            if note:
+                warnings.append(note)
         window = trace.checks.window(col.t_min, col.t_max)
         warnings.extend(trace.checks.warnings())
         return TraceEvents(
