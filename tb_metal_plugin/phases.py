@@ -69,6 +69,8 @@ TRACKER_UPDATES = 2
 # What `_compute_loss` creates at the root: regularizer terms, casts and sums of the
 # additional losses, the `packed` total.
 LOSS_BASES = frozenset({"Sum", "mul", "add", "Cast", "packed", "Square", "Abs"})
+# What Grappler's AddOpsRewrite may turn into an AddN: the user's or a metric's adds.
+_ADD_BASES = frozenset({"add", "Add", "AddV2"})
 # Loss scaling (mixed precision) checks gradients with IsFinite/All before applying them.
 LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
@@ -292,15 +294,14 @@ class RootPhases:
                 train_counter = counter.train_counter(roots)
             else:
                 at_root = counter(roots)
-        # A custom train_step with no loss tracker and no metric (a GAN's) updates only
-        # its optimizers' counters at the root, one per optimizer.
-        counters_only = (
-            not flat
-            and not tracker
-            and not any(
-                t in METRIC_TYPES or strip_suffix(o) == "div_no_nan" for (_, o), t in types.items()
-            )
+        # Keras's metrics all divide for their result (`div_no_nan`, the loss tracker's
+        # too): a step that reads no result at its root updates no metric there. A custom
+        # train_step without one (a GAN's, a gradient penalty's) updates only its optimizers'
+        # counters at the root, and its own arithmetic there is no metric's.
+        results = any(
+            t == "DivNoNan" or strip_suffix(o) == "div_no_nan" for (_, o), t in types.items()
         )
+        counters_only = not flat and not results
         decided: dict[tuple[tuple[str, ...], str], str] = {}
         strong: set[tuple[tuple[str, ...], str]] = set()  # decided by what only one phase makes
         pending: list[tuple[tuple[str, ...], str]] = []
@@ -308,7 +309,9 @@ class RootPhases:
             ns, owner = key
             base, k = strip_suffix(owner), creation_index(owner)
             p = None
-            if t in TAPE_TYPES or base in TAPE_BASES:
+            if (t in TAPE_TYPES and base not in _ADD_BASES) or base in TAPE_BASES:
+                # (An `AddN` that Grappler made of a chain of adds, `AddOpsRewrite_add_25`,
+                # is the adds' op: a metric's or the loss's, not the tape's sum.)
                 p = "backward"
             elif t in LOSS_SCALE_TYPES or (loss_scaled and base in ("All", "Mul")):
                 # Loss scaling: `scale_loss` multiplies by the scale (`Mul_k`), the apply
@@ -365,6 +368,8 @@ class RootPhases:
                 decided[key] = "metrics"
                 pending.remove(key)
         self._resolve_by_neighbours(pending, decided, scoped_phase, sequences, owner_of)
+        if counters_only:
+            decided = {k: "other" if p == "metrics" else p for k, p in decided.items()}
         for key, members in owners.items():
             for name in members:
                 self.phase[name] = decided.get(key, "other")

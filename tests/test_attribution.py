@@ -287,6 +287,8 @@ def test_names_alone_still_attribute_without_thread_order():
         ("StatefulPartitionedCall/gradient_tape/functional_1/ln_a0_1/add_1/Sum", "Sum"),
         ("StatefulPartitionedCall/replica_1/functional_1/ln_a0_1/add", "AddV2"),
         ("StatefulPartitionedCall/ArgMax", "ArgMax"),
+        # Accuracy's result: Keras's metrics divide for it at the step's root.
+        ("StatefulPartitionedCall/div_no_nan", "DivNoNan"),
     ]
     att = TraceAttributor(names)
     assert att.layer_of(names[0][0]) == ("functional", "mha_0", "value")
@@ -295,6 +297,8 @@ def test_names_alone_still_attribute_without_thread_order():
     assert att.layer_of(names[3][0]) == ("functional", "ln_a0")
     assert att.layer_of(names[4][0]) == ("functional", "ln_a0")
     assert att.attribute(*names[5], ["compute"]).phase == "metrics"
+    # A step that reads no metric's result updates none: its own ArgMax is no metric's.
+    assert TraceAttributor(names[:-1]).attribute(*names[5], ["compute"]).phase == "other"
 
 
 # -- slow tier: the older corpus, recorded with TensorFlow --------------------------------

@@ -126,6 +126,13 @@ HELDOUT_SETS = {
             "hashed_features",
         ],
     },
+    "heldout_j": {  # models_m.py: transformers, metrics, schedules, nested tapes, norms
+        "heldout_j": [
+            "vit_tiny", "rich_metrics", "schedule_clipnorm", "gradient_penalty",
+            "own_weights_branch", "split_outputs", "rms_unit_norms", "huber_cosine",
+            "attention_2d", "bidi_unmerged",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -138,7 +145,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 )
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
-    "models_i", "models_j", "models_k", "models_l",
+    "models_i", "models_j", "models_k", "models_l", "models_m",
 )  # fmt: skip
 
 

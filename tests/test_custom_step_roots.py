@@ -1,0 +1,42 @@
+"""Root ops of steps unlike Keras's default one (phases.RootPhases): a custom train_step
+that reads no metric result, and metric adds that Grappler rewrote into an AddN.
+
+Ground truth is the labeller's (tests/gt models `gradient_penalty` and `rich_metrics`,
+heldout_j, recorded with TF 2.21 / Keras 3.15).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.test_ground_truth import labelled_rows
+
+# An op at the step's root: the wrapper, then at most an op function's or Grappler's scope.
+ROOT = re.compile(r"^StatefulPartitionedCall/(ArithmeticOptimizer/)?[^/]+(/[^/]+)?$")
+
+
+def _root_phases(model, mode):
+    labels, rows = labelled_rows(model, mode)
+    out = []
+    for key, label in labels["events"].items():
+        if ROOT.match(key.rsplit(":", 1)[0]) and key in rows and not label.get("layer"):
+            out.append((key, label["phase"], rows[key]["phase"]))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_a_custom_step_without_metric_results_has_no_metric_ops(mode):
+    roots = _root_phases("gradient_penalty", mode)
+    # The penalty's own arithmetic (Square, Mean, mul, add) and the optimizer's counter.
+    assert {want for _, want, _ in roots} >= {"other", "optimizer"}
+    assert [(k, want, got) for k, want, got in roots if want != got] == []
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_grappler_add_rewrites_at_the_root_keep_the_metric_phase(mode):
+    roots = _root_phases("rich_metrics", mode)
+    rewritten = [r for r in roots if "/AddOpsRewrite_" in r[0]]
+    assert rewritten and all(want == "metrics" for _, want, _ in rewritten)
+    assert [(k, want, got) for k, want, got in roots if want != got] == []
