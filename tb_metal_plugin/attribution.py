@@ -138,7 +138,7 @@ class TraceAttributor:
         self._loss_tops = self._keras2.loss_tops if self._keras2 else frozenset()
         self._layers: dict[str, tuple[str, ...] | None] = {}
         counter = StepCounter(self._types, optimizer_scopes(self._forward_scopes), graph)
-        self._roots = RootPhases(ops, self._scoped_phase, seqs, counter)
+        self._roots = RootPhases(ops, self._scoped_phase, seqs, counter, self._unsuffixed)
         self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
         tape -= self._roots.weak  # only the tape's own sums; guesses are settled below

@@ -212,11 +212,17 @@ class RootPhases:
         scoped_phase,
         sequences: Iterable[Sequence[tuple[str, str]]] = (),
         counter=None,
+        keras2: bool | None = None,
     ):
         """`scoped_phase(name, type)` gives the phase of an op the names decide, or None;
-        `counter(root update op names)`: a step_counter.StepCounter, where there is one."""
+        `counter(root update op names)`: a step_counter.StepCounter, where there is one;
+        `keras2`: whether tf_keras named the ops (None: a flat trace is taken as its)."""
         ops = list(ops)
         flat = _flat(ops)
+        # tf_keras runs its step as the top function; so do Keras 3's custom loops (a
+        # GradientTape step in a tf.function, train_on_batch), whose optimizer still counts
+        # at the root: `flat` says how names nest, `legacy` which Keras's bookkeeping.
+        legacy = flat if keras2 is None else flat and keras2
         self.phase: dict[str, str] = {}
         owners: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
         optimizer_branches: set[str] = set()
@@ -283,14 +289,14 @@ class RootPhases:
             for (ns, o), t in types.items()
         )
         optimizer_update = TRACKER_UPDATES if tracker else 0
-        if flat:
+        if legacy:
             # tf_keras counts the optimizer's iterations inside its own scope (`Adam/`):
             # every variable update at the root is a metric's (the loss tracker's too).
             optimizer_update = -1
         at_root = train_counter = None
         if counter is not None:
             roots = [n for (ns, _), m in owners.items() if not ns for n in m]
-            if flat:
+            if legacy:
                 train_counter = counter.train_counter(roots)
             else:
                 at_root = counter(roots)
@@ -301,7 +307,7 @@ class RootPhases:
         results = any(
             t == "DivNoNan" or strip_suffix(o) == "div_no_nan" for (_, o), t in types.items()
         )
-        counters_only = not flat and not results
+        counters_only = not legacy and not results
         decided: dict[tuple[tuple[str, ...], str], str] = {}
         strong: set[tuple[tuple[str, ...], str]] = set()  # decided by what only one phase makes
         pending: list[tuple[tuple[str, ...], str]] = []
@@ -326,7 +332,7 @@ class RootPhases:
                 p = "other"  # a distribution strategy averaging the replicas' step outputs
             elif t == "Pack":
                 p = "optimizer" if loss_scaled and k == last_pack[ns] else "loss"
-            elif flat and base == "AssignAddVariableOp" and k == train_counter and not ns:
+            elif legacy and base == "AssignAddVariableOp" and k == train_counter and not ns:
                 p = "other"  # tf_keras's own step counter, neither a metric nor the optimizer
             elif base in UPDATE_BASES:
                 # The counter's index, read off the graph or the optimizer's scope where

@@ -1,8 +1,9 @@
 """Root ops of steps unlike Keras's default one (phases.RootPhases): a custom train_step
-that reads no metric result, and metric adds that Grappler rewrote into an AddN.
+that reads no metric result, metric adds that Grappler rewrote into an AddN, and custom
+training loops whose step is the top function.
 
 Ground truth is the labeller's (tests/gt models `gradient_penalty` and `rich_metrics`,
-heldout_j, recorded with TF 2.21 / Keras 3.15).
+heldout_j; `tape_loop_bare` and `train_on_batch_loop`, heldout_k; TF 2.21 / Keras 3.15).
 """
 
 from __future__ import annotations
@@ -39,4 +40,21 @@ def test_grappler_add_rewrites_at_the_root_keep_the_metric_phase(mode):
     roots = _root_phases("rich_metrics", mode)
     rewritten = [r for r in roots if "/AddOpsRewrite_" in r[0]]
     assert rewritten and all(want == "metrics" for _, want, _ in rewritten)
+    assert [(k, want, got) for k, want, got in roots if want != got] == []
+
+
+@pytest.mark.parametrize("model", ["tape_loop_bare", "train_on_batch_loop"])
+def test_keras_3_custom_loops_count_the_optimizer_at_the_root(model):
+    # A GradientTape step in a plain tf.function, and train_on_batch: the step is the top
+    # function (no `StatefulPartitionedCall/`), as tf_keras's is, but Keras 3's optimizer
+    # still counts its iterations with a root `Add_k`/`AssignVariableOp_k`.
+    labels, rows = labelled_rows(model, "trace")
+    roots = [
+        (key, label["phase"], rows[key]["phase"])
+        for key, label in labels["events"].items()
+        if "/" not in key.rsplit(":", 1)[0].removesuffix("/ReadVariableOp")
+        and key in rows
+        and label.get("phase")
+    ]
+    assert "optimizer" in {want for _, want, _ in roots}
     assert [(k, want, got) for k, want, got in roots if want != got] == []

@@ -133,6 +133,12 @@ HELDOUT_SETS = {
             "attention_2d", "bidi_unmerged",
         ],
     },
+    "heldout_k": {  # models_n.py: custom training loops, borrowed sublayers, odd names
+        "heldout_k": [
+            "tape_loop_marked", "tape_loop_bare", "train_on_batch_loop", "two_models_one_step",
+            "borrowed_sublayer", "outside_variable", "causal_scores", "op_like_names",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -145,7 +151,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 )
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
-    "models_i", "models_j", "models_k", "models_l", "models_m",
+    "models_i", "models_j", "models_k", "models_l", "models_m", "models_n",
 )  # fmt: skip
 
 
@@ -228,15 +234,22 @@ def _record_one(name, outdir, mode, labeller, tee) -> dict:
         cb = MetalProfileCallback(run_dir, profile_batch=PROFILE_BATCH)
     fit_kw = {"epochs": 1, **spec.get("fit_kw", {})}  # validation data, weights, epochs
     t0 = time.time()
-    model.fit(
-        spec["x"],
-        spec["y"],
-        batch_size=spec["batch_size"],
-        verbose=0,
-        shuffle=False,
-        callbacks=[cb],
-        **fit_kw,
-    )
+    if "loop" in spec:
+        # A custom training loop (no model.fit): it starts and stops the profiler itself,
+        # around the same batches; the callback has no fit to hook there.
+        if mode != "stock":
+            raise RuntimeError("a custom training loop: MetalProfileCallback needs model.fit")
+        spec["loop"](run_dir, PROFILE_BATCH)
+    else:
+        model.fit(
+            spec["x"],
+            spec["y"],
+            batch_size=spec["batch_size"],
+            verbose=0,
+            shuffle=False,
+            callbacks=[cb],
+            **fit_kw,
+        )
     fit_s = time.time() - t0
     ctx.export_run_metadata()
     ctx.disable_run_metadata()
