@@ -1,0 +1,98 @@
+"""Step work a trace names no TF op for: eager dispatches and XLA-compiled code.
+
+- With `compile(run_eagerly=True)` (or `tf.config.run_functions_eagerly(True)`) Keras runs
+  no train function: each op is dispatched from the Python thread, which TF records as
+  `EagerLocalExecute: <op type>` (checked on TF 2.21 traces, tests/gt model `eager_run`),
+  never with the op's name or scopes. A graph run has some too (summary writes, iterator
+  set-up) and calls its train function as one (`EagerLocalExecute: __inference_...`):
+  only steps with more eager dispatches than graph op events are reported.
+- With `jit_compile=True` on the CPU (the corpus model `jit_compile`), XLA runs the step
+  as one executable (`CpuExecutable::ExecuteAsyncOnStream` on a compute thread) whose
+  kernels are named after HLO ops (`MatMul.8`, `multiply_add_fusion.3`), not TF ops.
+  On a GPU its kernels are on the device planes, named by their XLA module (device_reader).
+
+Neither kind of event can be given an op, a layer or a phase (nor is it in xprof's op
+statistics): the reader says how much step time they took, so a view of the few ops left
+(the input pipeline's) is not read as the whole step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .oprecord import OpRecord
+from .steps import Step
+from .xspace_reader import PlaneData
+
+EAGER_PREFIX = "EagerLocalExecute: "
+# Function calls dispatched eagerly run graph ops elsewhere (their own op events).
+_CALLS = ("__inference_", "__forward_", "__backward_", "StatefulPartitionedCall", "PartitionedCall")
+XLA_CPU_RUN = "CpuExecutable::Execute"
+# A Keras graph step makes hundreds of distinct ops: no pass over the lines for eager ones.
+_FEW_OPS = 200
+
+
+def _timed(host: PlaneData, steps: list[Step], ids: set[int], python_only: bool) -> tuple[int, int]:
+    """(count, host ps) of the events with these metadata ids that start inside the steps."""
+    spans = [(s.start_ps, s.end_ps) for s in steps]
+    count = ps = 0
+    for i in range(len(host.line_spans)):
+        if python_only and not host.line_name(i).startswith("python"):
+            continue
+        line = host.line(i)
+        base = line.timestamp_ns * 1000
+        for ev in line.events:
+            if ev.metadata_id in ids:
+                t = base + ev.offset_ps
+                if any(a <= t < b for a, b in spans):
+                    count += 1
+                    ps += ev.duration_ps
+    return count, ps
+
+
+def eager_dispatches(host: PlaneData, steps: list[Step]) -> tuple[int, int]:
+    """(count, host ps) of eager op dispatches, function calls left out, inside the steps."""
+    ids = {
+        mid
+        for mid, md in host.header.event_metadata.items()
+        if md.name.startswith(EAGER_PREFIX) and not md.name[len(EAGER_PREFIX) :].startswith(_CALLS)
+    }
+    return _timed(host, steps, ids, python_only=True) if ids and steps else (0, 0)
+
+
+def xla_cpu_runs(host: PlaneData, steps: list[Step]) -> tuple[int, int]:
+    """(count, host ps) of XLA:CPU executable runs inside the steps."""
+    ids = {mid for mid, md in host.header.event_metadata.items() if md.name.startswith(XLA_CPU_RUN)}
+    return _timed(host, steps, ids, python_only=False) if ids and steps else (0, 0)
+
+
+def hidden_work_warnings(
+    host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord]
+) -> list[str]:
+    """Warnings for step time spent in eager dispatches or XLA:CPU code (no op names)."""
+    if not steps:
+        return []
+    out = []
+    wall = sum(s.end_ps - s.start_ps for s in steps) or 1
+    runs, xla_ps = xla_cpu_runs(host, steps)
+    if runs:
+        out.append(
+            f"the profiled steps ran XLA-compiled code (jit_compile=True): {runs} XLA:CPU "
+            f"runs took {xla_ps / 1e9:.3f} ms of host time ({100 * xla_ps / wall:.0f}% of "
+            "the steps' wall time). XLA names its CPU kernels after HLO ops, not TF ops, so "
+            "that time is in no op, layer or phase here. Compile with jit_compile=False to "
+            "profile per layer"
+        )
+    if len(ops) < _FEW_OPS:
+        op_events = sum(sum(rec.count[: len(steps)]) for rec in ops.values())
+        count, ps = eager_dispatches(host, steps)
+        if count > op_events:
+            out.append(
+                f"the profiled steps ran eagerly: {count} eager op dispatches from Python "
+                f"({ps / 1e9:.3f} ms of host time, {100 * ps / wall:.0f}% of the steps' wall "
+                f"time) beside {op_events} graph op events. Eager ops carry no op name or "
+                "scope, so their time is in no op, layer or phase here (nor in xprof's op "
+                "statistics). Compile without run_eagerly=True (and leave "
+                "tf.config.run_functions_eagerly off) to profile per layer"
+            )
+    return out
