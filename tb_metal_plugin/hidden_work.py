@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .errors import TraceError
 from .oprecord import OpRecord
 from .steps import Step
 from .xspace_reader import PlaneData
@@ -72,6 +73,15 @@ def hidden_work_warnings(
     """Warnings for step time spent in eager dispatches or XLA:CPU code (no op names)."""
     if not steps:
         return []
+    try:
+        return _warnings(host, steps, ops)
+    except TraceError:
+        # Lines the native reader took (it skips event stats) that protobuf refuses: the
+        # load keeps its ops; only this note about other events is lost.
+        return []
+
+
+def _warnings(host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord]) -> list[str]:
     out = []
     wall = sum(s.end_ps - s.start_ps for s in steps) or 1
     runs, xla_ps = xla_cpu_runs(host, steps)
