@@ -41,6 +41,7 @@ from .opnames import (
 )
 from .opphase import (  # noqa: F401  (the tables are importable from here, as before)
     BUCKETS,
+    ELEMENT_DECODE_TYPES,
     INPUT_TYPES,
     LOSS_SCOPES,
     METRIC_SCOPES,
@@ -67,7 +68,9 @@ _strip_suffix = strip_suffix
 COPY_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
 # Op types whose answer reads more than the op's scope (a copy's owner, a cond's Optionals,
 # the iterator, a loop's accumulators): `attribute` works each of them out on its own.
-_PER_OP_TYPES = COPY_TYPES | OPTIONAL_TYPES | INPUT_TYPES | {ACCUMULATOR_TYPE}
+_PER_OP_TYPES = (
+    COPY_TYPES | OPTIONAL_TYPES | INPUT_TYPES | ELEMENT_DECODE_TYPES | {ACCUMULATOR_TYPE}
+)
 
 
 # Per-scope answers: every op of a scope (of a type not in _PER_OP_TYPES, its name in no

@@ -76,6 +76,11 @@ INPUT_TYPES = frozenset(
         "IteratorV2",
     }
 )
+# tf.data carries a ragged or sparse component of an element as a variant; these decode it
+# after IteratorGetNext (outside every layer: inside one they are a ragged map_fn's).
+ELEMENT_DECODE_TYPES = frozenset(
+    {"RaggedTensorFromVariant", "DeserializeSparse", "DeserializeManySparse"}
+)
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,8 @@ def classify(
         and is_cond_intermediate(name.split("/"), op_type)
     )
     if (op_type in INPUT_TYPES and not kept) or (kinds and kinds <= _TF_DATA):
+        return _attribution(None, "input", "input", source)
+    if op_type in ELEMENT_DECODE_TYPES and layer is None:
         return _attribution(None, "input", "input", source)
     head, last = name_head(name)
     backward = (

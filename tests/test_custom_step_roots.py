@@ -1,9 +1,11 @@
 """Root ops of steps unlike Keras's default one (phases.RootPhases): a custom train_step
-that reads no metric result, metric adds that Grappler rewrote into an AddN, and custom
-training loops whose step is the top function.
+that reads no metric result, metric adds that Grappler rewrote into an AddN, custom
+training loops whose step is the top function, and ragged or sparse elements decoded
+after the iterator.
 
 Ground truth is the labeller's (tests/gt models `gradient_penalty` and `rich_metrics`,
-heldout_j; `tape_loop_bare` and `train_on_batch_loop`, heldout_k; TF 2.21 / Keras 3.15).
+heldout_j; `tape_loop_bare` and `train_on_batch_loop`, heldout_k; `ragged_input` and
+`sparse_input`, heldout_l; TF 2.21 / Keras 3.15).
 """
 
 from __future__ import annotations
@@ -58,3 +60,17 @@ def test_keras_3_custom_loops_count_the_optimizer_at_the_root(model):
     ]
     assert "optimizer" in {want for _, want, _ in roots}
     assert [(k, want, got) for k, want, got in roots if want != got] == []
+
+
+@pytest.mark.parametrize("model", ["ragged_input", "sparse_input"])
+@pytest.mark.parametrize("mode", ["trace", "graph", "manifest"])
+def test_ragged_and_sparse_elements_are_decoded_in_the_input_pipeline(model, mode):
+    # tf.data carries a ragged or sparse component as a variant that the step decodes
+    # (RaggedTensorFromVariant, DeserializeSparse): input pipeline work, in every mode.
+    labels, rows = labelled_rows(model, mode)
+    decode = [
+        (key, label["phase"], rows[key]["phase"])
+        for key, label in labels["events"].items()
+        if key.endswith((":RaggedTensorFromVariant", ":DeserializeSparse"))
+    ]
+    assert decode and all(want == got == "input" for _, want, got in decode), decode

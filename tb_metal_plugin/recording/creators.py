@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..opphase import ELEMENT_DECODE_TYPES
+
 # Iterator ops and the Optional that carries the step in and out of the loop.
 _ITERATOR_PREFIXES = ("Iterator", "MultiDeviceIterator", "AnonymousIterator", "Optional")
 
@@ -61,7 +63,7 @@ class Resolver:
         if kind == "step":
             return (None, "other", "train_step")
         if kind == "outside":
-            if op.type.startswith(_ITERATOR_PREFIXES):
+            if op.type.startswith(_ITERATOR_PREFIXES) or op.type in ELEMENT_DECODE_TYPES:
                 return (None, "input", "input")
             return (None, "other", "outside_train_step")
         if kind == "grad":

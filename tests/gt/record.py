@@ -139,6 +139,13 @@ HELDOUT_SETS = {
             "borrowed_sublayer", "outside_variable", "causal_scores", "op_like_names",
         ],
     },
+    "heldout_l": {  # models_o.py: data sources, input kinds, callbacks, held models
+        "heldout_l": [
+            "pydataset_fit", "ragged_input", "sparse_input", "callbacks_between",
+            "validation_split_freq", "model_in_layer", "same_names_in_submodels",
+            "adapted_preprocessing",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -151,7 +158,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 )
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
-    "models_i", "models_j", "models_k", "models_l", "models_m", "models_n",
+    "models_i", "models_j", "models_k", "models_l", "models_m", "models_n", "models_o",
 )  # fmt: skip
 
 
@@ -233,6 +240,7 @@ def _record_one(name, outdir, mode, labeller, tee) -> dict:
 
         cb = MetalProfileCallback(run_dir, profile_batch=PROFILE_BATCH)
     fit_kw = {"epochs": 1, **spec.get("fit_kw", {})}  # validation data, weights, epochs
+    extra_callbacks = fit_kw.pop("callbacks_extra", [])  # the model's own, after ours
     t0 = time.time()
     if "loop" in spec:
         # A custom training loop (no model.fit): it starts and stops the profiler itself,
@@ -247,7 +255,7 @@ def _record_one(name, outdir, mode, labeller, tee) -> dict:
             batch_size=spec["batch_size"],
             verbose=0,
             shuffle=False,
-            callbacks=[cb],
+            callbacks=[cb, *extra_callbacks],
             **fit_kw,
         )
     fit_s = time.time() - t0
