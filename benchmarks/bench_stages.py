@@ -6,8 +6,10 @@ Stages of `tb-metal ops --format json`'s work: reading the trace into per-op eve
 (`events.read_events`), attribution and placement (`api.Profile`), and the rows' compact
 JSON (`Profile.ops_json`, joined); beside them a bare read + protobuf parse of the file.
 Prints min and median milliseconds per stage over the repetitions (the cyclic garbage
-collector off, as the CLI runs). A warm process: imports and first-call caches are not
-counted, unlike bench_reader.py's fresh processes.
+collector off, as the CLI runs). A warm process: imports are not counted, unlike
+bench_reader.py's fresh processes. The per-name caches (scope facts, scope phases,
+interned attributions, remedies) are emptied before each repetition, as a fresh process
+finds them; `--keep-caches` keeps them (a second load of the same file, faster).
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ import gc
 import statistics
 import time
 
+from tb_metal_plugin import opnames, opphase, remedies
 from tb_metal_plugin.api import Profile
 from tb_metal_plugin.events import read_events
 from tb_metal_plugin.jsonout import json_chunks_around
 from tb_metal_plugin.xplane import XSpace
 
+PER_NAME_CACHES = (opnames._head, opphase._scopes_phase, opphase._attribution, remedies._match)
 
-def stages(path: str) -> dict[str, float]:
+
+def stages(path: str, keep_caches: bool = False) -> dict[str, float]:
     """One load's stage times in seconds."""
+    if not keep_caches:
+        for cached in PER_NAME_CACHES:
+            cached.cache_clear()
     out = {}
     t = time.perf_counter()
     events = read_events(path)
@@ -50,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace")
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--keep-caches", action="store_true", help="keep per-name caches warm")
     args = ap.parse_args(argv)
     gc.disable()
-    stages(args.trace)  # warm-up: imports' first calls, caches
-    runs = [stages(args.trace) for _ in range(args.reps)]
-    print(f"{args.trace}: {args.reps} repetitions, ms (min / median)")
+    stages(args.trace)  # warm-up: imports' first calls
+    runs = [stages(args.trace, args.keep_caches) for _ in range(args.reps)]
+    caches = "kept" if args.keep_caches else "emptied before each"
+    print(f"{args.trace}: {args.reps} repetitions (per-name caches {caches}), ms (min / median)")
     for key in runs[0]:
         values = [r[key] for r in runs]
         if key == "JSON bytes":
