@@ -84,9 +84,15 @@ class DeviceResolver:
         self.devices = sorted(set(recorded + placed + planes))
         # Any accelerator (GPU, TPU, ...) makes CPU placements worth explaining.
         self.has_gpu = events.has_device_timeline or any(_kind(d) != "CPU" for d in self.devices)
+        # Nothing recorded and no accelerator: every op without device events or copy
+        # stats is assumed on the CPU, decided below without the look-ups.
+        self._plain = not self.placement and not self.has_gpu
 
     def resolve(self, rec: OpRecord) -> Placement:
         """The device of one op and the source of that knowledge, with a fallback reason."""
+        # (An op's device figures stay the shared tuple of zeros until a device event.)
+        if self._plain and rec.device_count.__class__ is tuple and rec.type not in SEND_RECV_TYPES:
+            return _ASSUMED_CPU
         if any(rec.device_count):
             # The device that ran most of it; per-device figures are on the op record
             # (device_ps_by_plane) for ops that ran on several.

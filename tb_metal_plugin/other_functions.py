@@ -36,8 +36,8 @@ def other_function_phases(
     unwrapped = [
         (name, op_type)
         for name, op_type in ops
-        if name in compute
-        and name.count("/") <= 1
+        if name.count("/") <= 1  # (the cheapest test first: most ops are deeper)
+        and name in compute
         and not _wrapped(name)
         and layer_of(name) is None
     ]
