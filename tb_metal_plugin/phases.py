@@ -328,6 +328,11 @@ class RootPhases:
             elif t in LOSS_TYPES:
                 # A regularizer term reads its weight; a metric's `Abs`/`Square` does not.
                 p = "loss" if "ReadVariableOp" in owners[key].values() else "metrics"
+            elif base == "strided_slice" and owner == base and not legacy:
+                # Keras 3's train_step takes the batch size for the loss tracker,
+                # `tf.shape(x)[0]`, before any metric slices anything: the step's first
+                # root slice (folded away when the batch size is static).
+                p = "other"
             elif t == "Mean" and "Pack" in owners[key].values():
                 p = "other"  # a distribution strategy averaging the replicas' step outputs
             elif t == "Pack":

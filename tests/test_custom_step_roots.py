@@ -74,3 +74,19 @@ def test_ragged_and_sparse_elements_are_decoded_in_the_input_pipeline(model, mod
         if key.endswith((":RaggedTensorFromVariant", ":DeserializeSparse"))
     ]
     assert decode and all(want == got == "input" for _, want, got in decode), decode
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_the_batch_size_slice_is_the_trainers_and_metric_slices_stay_metrics(mode):
+    # With a batch size known only at run time (ragged input), Keras's train_step takes
+    # `tf.shape(x)[0]` for the loss tracker at the root: the first root `strided_slice`.
+    # The metrics' own slices come after it (`strided_slice_1`...), as in rich_metrics.
+    for model, want in (("ragged_input", {"other"}), ("rich_metrics", {"metrics"})):
+        labels, rows = labelled_rows(model, mode)
+        slices = [
+            (key, label["phase"], rows[key]["phase"])
+            for key, label in labels["events"].items()
+            if re.match(r"^StatefulPartitionedCall/strided_slice(_\d+)?:", key)
+        ]
+        assert {w for _, w, _ in slices} == want
+        assert [(k, w, g) for k, w, g in slices if w != g] == []
