@@ -163,9 +163,12 @@ def device_plane_id(plane_name: str) -> str | None:
     return f"{dev} {suffix}" if suffix and not suffix.startswith("(") else dev
 
 
-def _scan_metadata(plane: PlaneData) -> tuple[set[int], list[tuple[int, str, str]], bool]:
+def _scan_metadata(
+    plane: PlaneData,
+) -> tuple[set[int], list[tuple[int, str, str]], bool, list[tuple[int, str]]]:
     """The host plane's event metadata sorted out: the ids of step markers, (id, name,
-    type) of every TF op in id order, and whether the plane runs TensorFlow.
+    type) of every TF op in id order, whether the plane runs TensorFlow, and (id, name) of
+    every other event.
 
     It does not only for a plane with PjRt client events and no TF runtime event at all:
     such a host (JAX) writes TraceMe events shaped `<what>:<detail>` that are not TF ops.
@@ -174,7 +177,7 @@ def _scan_metadata(plane: PlaneData) -> tuple[set[int], list[tuple[int, str, str
     ops, others, tf, pjrt = op_metadata(plane, _TF_RUNTIME_BYTES, _PJRT.encode())
     # `name:type` is never a marker (markers hold no ':'): only the others are looked at.
     markers = {mid for mid, name in others if is_step_marker(name)}
-    return markers, ops, tf or not pjrt
+    return markers, ops, tf or not pjrt, others
 
 
 def _find_steps(host: PlaneData, marker_ids: set[int] | None = None) -> list[Step]:
@@ -281,7 +284,9 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         host = next((p for p in planes if p.name == "/host:CPU"), None)
         devices = [(p, device_plane_id(p.name)) for p in planes]
         devices = [(p, d) for p, d in devices if d is not None]
-        markers, host_ops, tf = _scan_metadata(host) if host is not None else (set(), [], True)
+        markers, host_ops, tf, others = (
+            _scan_metadata(host) if host is not None else (set(), [], True, [])
+        )
         steps, source = _find_steps(host, markers) if host is not None else [], "markers"
         if not steps:
             steps, source = device_steps(devices), "device_steps"
@@ -334,7 +339,7 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
         elif tf:
-            warnings.extend(hidden_work_warnings(host, steps, col.ops))
+            warnings.extend(hidden_work_warnings(host, steps, col.ops, others))
         window = trace.checks.window(col.t_min, col.t_max)
         warnings.extend(trace.checks.warnings())
         return TraceEvents(

@@ -18,13 +18,15 @@ statistics): the reader says how much step time they took, so a view of the few 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .errors import TraceError
 from .oprecord import OpRecord
 from .steps import Step
 from .xspace_reader import PlaneData
 
+# (metadata id, name) of a host plane's events that are not TF ops (events._scan_metadata).
+Names = Sequence[tuple[int, str]]
 EAGER_PREFIX = "EagerLocalExecute: "
 # Function calls dispatched eagerly run graph ops elsewhere (their own op events).
 _CALLS = ("__inference_", "__forward_", "__backward_", "StatefulPartitionedCall", "PartitionedCall")
@@ -51,40 +53,42 @@ def _timed(host: PlaneData, steps: list[Step], ids: set[int], python_only: bool)
     return count, ps
 
 
-def eager_dispatches(host: PlaneData, steps: list[Step]) -> tuple[int, int]:
+def eager_dispatches(host: PlaneData, steps: list[Step], named: Names) -> tuple[int, int]:
     """(count, host ps) of eager op dispatches, function calls left out, inside the steps."""
     ids = {
         mid
-        for mid, md in host.header.event_metadata.items()
-        if md.name.startswith(EAGER_PREFIX) and not md.name[len(EAGER_PREFIX) :].startswith(_CALLS)
+        for mid, name in named
+        if name.startswith(EAGER_PREFIX) and not name[len(EAGER_PREFIX) :].startswith(_CALLS)
     }
     return _timed(host, steps, ids, python_only=True) if ids and steps else (0, 0)
 
 
-def xla_cpu_runs(host: PlaneData, steps: list[Step]) -> tuple[int, int]:
+def xla_cpu_runs(host: PlaneData, steps: list[Step], named: Names) -> tuple[int, int]:
     """(count, host ps) of XLA:CPU executable runs inside the steps."""
-    ids = {mid for mid, md in host.header.event_metadata.items() if md.name.startswith(XLA_CPU_RUN)}
+    ids = {mid for mid, name in named if name.startswith(XLA_CPU_RUN)}
     return _timed(host, steps, ids, python_only=False) if ids and steps else (0, 0)
 
 
 def hidden_work_warnings(
-    host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord]
+    host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord], named: Names
 ) -> list[str]:
     """Warnings for step time spent in eager dispatches or XLA:CPU code (no op names)."""
     if not steps:
         return []
     try:
-        return _warnings(host, steps, ops)
+        return _warnings(host, steps, ops, named)
     except TraceError:
         # Lines the native reader took (it skips event stats) that protobuf refuses: the
         # load keeps its ops; only this note about other events is lost.
         return []
 
 
-def _warnings(host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord]) -> list[str]:
+def _warnings(
+    host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord], named: Names
+) -> list[str]:
     out = []
     wall = sum(s.end_ps - s.start_ps for s in steps) or 1
-    runs, xla_ps = xla_cpu_runs(host, steps)
+    runs, xla_ps = xla_cpu_runs(host, steps, named)
     if runs:
         out.append(
             f"the profiled steps ran XLA-compiled code (jit_compile=True): {runs} XLA:CPU "
@@ -95,7 +99,7 @@ def _warnings(host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord]
         )
     if len(ops) < _FEW_OPS:
         op_events = sum(sum(rec.count[: len(steps)]) for rec in ops.values())
-        count, ps = eager_dispatches(host, steps)
+        count, ps = eager_dispatches(host, steps, named)
         if count > op_events:
             out.append(
                 f"the profiled steps ran eagerly: {count} eager op dispatches from Python "
