@@ -47,7 +47,7 @@ INTERNAL = frozenset(
     Prod Squeeze ExpandDims Shape GatherV2 gather resize depthwise max_pool avg_pool
     l2_normalize log_softmax sequential_while TensorListReserve Relu Sigmoid Tanh
     Softmax ReadVariableOp AssignVariableOp Identity Pad pad Square Sqrt Rsqrt
-    div_no_nan AddN
+    div_no_nan AddN in_top_k confusion_matrix bincount
     """.split()
 )
 # (`AddN` is there for the tape's sums: Grappler hangs `AddN_7/tmp_var_initializer` under one.)

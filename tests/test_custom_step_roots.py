@@ -90,3 +90,14 @@ def test_the_batch_size_slice_is_the_trainers_and_metric_slices_stay_metrics(mod
         ]
         assert {w for _, w, _ in slices} == want
         assert [(k, w, g) for k, w, g in slices if w != g] == []
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_op_function_scopes_of_metrics_at_the_root(mode):
+    # SparseTopKCategoricalAccuracy runs tf.math.in_top_k at the step's root, which opens
+    # its own scope (`in_top_k/InTopKV2`): one root op, a metric's.
+    labels, rows = labelled_rows("weighted_metrics_sw", mode)
+    ops = [
+        (k, v["phase"], rows[k]["phase"]) for k, v in labels["events"].items() if "in_top_k/" in k
+    ]
+    assert ops and all(want == got == "metrics" for _, want, got in ops), ops

@@ -146,6 +146,13 @@ HELDOUT_SETS = {
             "adapted_preprocessing",
         ],
     },
+    "heldout_m": {  # models_p.py: overridden steps, partial losses, nested RNNs, refits
+        "heldout_m": [
+            "super_train_step", "custom_test_step", "output_without_loss",
+            "weighted_metrics_sw", "td_bidi_lstm", "activation_zoo", "spe_with_validation",
+            "fitted_twice",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -159,6 +166,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
     "models_i", "models_j", "models_k", "models_l", "models_m", "models_n", "models_o",
+    "models_p",
 )  # fmt: skip
 
 
