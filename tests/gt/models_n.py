@@ -26,6 +26,27 @@ def _batches(x, y):
         yield x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
 
 
+def _loop(batches, step_fn, marked: bool):
+    """A spec's "loop": step_fn on each batch, the profiler on around batches first..last,
+    each step in a `Trace("train", step_num=...)` when marked."""
+    import tensorflow as tf
+
+    def loop(run_dir, profiled):
+        first, last = profiled
+        for step, batch in enumerate(batches()):
+            if step == first:
+                tf.profiler.experimental.start(run_dir)
+            if marked:
+                with tf.profiler.experimental.Trace("train", step_num=step, _r=1):
+                    step_fn(*batch)
+            else:
+                step_fn(*batch)
+            if step == last:
+                tf.profiler.experimental.stop()
+
+    return loop
+
+
 def _tape_loop(marked: bool):
     keras, L = _keras()
     import tensorflow as tf
@@ -43,20 +64,7 @@ def _tape_loop(marked: bool):
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
-    def loop(run_dir, profiled):
-        first, last = profiled
-        for step, (xb, yb) in enumerate(_batches(x, y)):
-            if step == first:
-                tf.profiler.experimental.start(run_dir)
-            if marked:
-                with tf.profiler.experimental.Trace("train", step_num=step, _r=1):
-                    train_step(xb, yb)
-            else:
-                train_step(xb, yb)
-            if step == last:
-                tf.profiler.experimental.stop()
-
-    return {"model": model, "loop": loop}
+    return {"model": model, "loop": _loop(lambda: _batches(x, y), train_step, marked)}
 
 
 def tape_loop_marked():
@@ -73,22 +81,12 @@ def tape_loop_bare():
 def train_on_batch_loop():
     """A compiled model trained with train_on_batch in a Python loop, metrics included."""
     keras, L = _keras()
-    import tensorflow as tf
 
     model = _small_model(keras, L, "tob_model")
     model.compile("adam", "mse", metrics=["mae"])
     x, y = _data((10,))
 
-    def loop(run_dir, profiled):
-        first, last = profiled
-        for step, (xb, yb) in enumerate(_batches(x, y)):
-            if step == first:
-                tf.profiler.experimental.start(run_dir)
-            model.train_on_batch(xb, yb)
-            if step == last:
-                tf.profiler.experimental.stop()
-
-    return {"model": model, "loop": loop}
+    return {"model": model, "loop": _loop(lambda: _batches(x, y), model.train_on_batch, False)}
 
 
 def two_models_one_step():
@@ -125,17 +123,10 @@ def two_models_one_step():
         del tape
         return loss
 
-    def loop(run_dir, profiled):
-        first, last = profiled
-        for step, (xb, _) in enumerate(_batches(x, x)):
-            if step == first:
-                tf.profiler.experimental.start(run_dir)
-            with tf.profiler.experimental.Trace("train", step_num=step, _r=1):
-                train_step(xb)
-            if step == last:
-                tf.profiler.experimental.stop()
+    def batches():
+        return ((xb,) for xb, _ in _batches(x, x))
 
-    return {"model": enc, "loop": loop}
+    return {"model": enc, "loop": _loop(batches, train_step, True)}
 
 
 def borrowed_sublayer():
