@@ -9,7 +9,10 @@
 - With `jit_compile=True` on the CPU (the corpus model `jit_compile`), XLA runs the step
   as one executable (`CpuExecutable::ExecuteAsyncOnStream` on a compute thread) whose
   kernels are named after HLO ops (`MatMul.8`, `multiply_add_fusion.3`), not TF ops.
-  On a GPU its kernels are on the device planes, named by their XLA module (device_reader).
+  Keras's TF backend also compiles a grouped convolution and a channels-first 3-D one
+  with XLA on its own (`_conv_xla` in its `nn.conv`; held-out models grouped_dilated and
+  convnext: 43% of grouped_dilated's step time). On a GPU its kernels are on the device
+  planes, named by their XLA module (device_reader).
 
 Neither kind of event can be given an op, a layer or a phase (nor is it in xprof's op
 statistics): the reader says how much step time they took, so a view of the few ops left
@@ -91,11 +94,13 @@ def _warnings(
     runs, xla_ps = xla_cpu_runs(host, steps, named)
     if runs:
         out.append(
-            f"the profiled steps ran XLA-compiled code (jit_compile=True): {runs} XLA:CPU "
-            f"runs took {xla_ps / 1e9:.3f} ms of host time ({100 * xla_ps / wall:.0f}% of "
-            "the steps' wall time). XLA names its CPU kernels after HLO ops, not TF ops, so "
-            "that time is in no op, layer or phase here. Compile with jit_compile=False to "
-            "profile per layer"
+            f"the profiled steps ran XLA-compiled code: {runs} XLA:CPU runs took "
+            f"{xla_ps / 1e9:.3f} ms of host time ({100 * xla_ps / wall:.0f}% of the steps' "
+            "wall time). XLA names its CPU kernels after HLO ops, not TF ops, so that time "
+            "is in no op, layer or phase here. It comes from jit_compile=True (compile "
+            "without it to profile per layer), or from a layer Keras compiles with XLA on "
+            "its own: a grouped convolution (Conv with groups > 1) or a channels-first 3-D "
+            "convolution, whose own time is then missing from that layer's row"
         )
     if len(ops) < _FEW_OPS:
         op_events = sum(sum(rec.count[: len(steps)]) for rec in ops.values())

@@ -64,7 +64,7 @@ def test_xla_steps_are_reported_with_their_run_time():
     assert count == 2  # one run per profiled step
     (warning,) = _warnings(XLA, "XLA-compiled")
     assert f"{count} XLA:CPU runs took {ps / 1e9:.3f} ms of host time" in warning
-    assert "jit_compile=False" in warning
+    assert "jit_compile=True" in warning and "grouped convolution" in warning
     assert not _warnings(XLA, "ran eagerly")  # its one eager call is the train function
 
 
@@ -72,3 +72,15 @@ def test_graph_steps_are_not_reported():
     for path in sorted((FIXTURES / "gt").glob("*/stock/**/*.xplane.pb"))[:12]:
         assert not _warnings(path, "ran eagerly"), path
         assert not _warnings(path, "XLA-compiled"), path
+
+
+def test_keras_own_xla_for_a_grouped_convolution_is_reported():
+    # No jit_compile anywhere: Keras's TF backend compiles Conv2D(groups=2) with XLA itself
+    # (tests/gt model grouped_dilated), so that layer's convolution is in no op event.
+    path = FIXTURES / "xla" / "grouped_conv_cpu.xplane.pb"
+    count, ps = _raw_events(
+        path, lambda n: n == "CpuExecutable::ExecuteAsyncOnStream", python_only=False
+    )
+    assert count == 4  # forward and backward, two profiled steps
+    (warning,) = _warnings(path, "XLA-compiled")
+    assert f"{count} XLA:CPU runs took {ps / 1e9:.3f} ms of host time" in warning
