@@ -58,6 +58,7 @@ from .other_functions import other_function_phases
 from .phases import RootPhases
 from .step_counter import StepCounter, compute_dtype_casts
 from .uninlined_calls import uninlined_call_layers
+from .xla_modules import xla_module_layers
 
 _UNSET = object()  # not in a cache (None is an answer there)
 
@@ -178,6 +179,10 @@ class TraceAttributor:
             self._layers.update(grads)
             self._phases.update(dict.fromkeys(grads, "backward"))
         if graph is not None:
+            # XLA-compiled calls (Keras's own grouped convolutions, a jit_compile'd layer).
+            xla_layers, xla_phases = xla_module_layers(ops, graph, self._name_layer)
+            self._layers.update(xla_layers)
+            self._phases.update(xla_phases)
             # The step graph lists every input of a sum: no neighbour guess needed there.
             # (After the runs above: those read a sum as the gradient that ran beside it.)
             self._layers.update(sum_layers(graph_sums_of(ops, tape), graph, self.layer_of))

@@ -28,10 +28,11 @@ from .device_planes import (
     memcpy_bytes,
     plane_kind,
 )
+from .oprecord import XLA_MODULE_TYPE
 from .validate import MAX_SPAN_PS
 from .xspace_reader import PlaneData, stat_value
 
-XLA_CLUSTER_TYPE = "XlaModule"
+XLA_CLUSTER_TYPE = XLA_MODULE_TYPE
 XLA_OP_TYPE = "XlaOp"
 SlotOf = Callable[[int, "int | None"], int]
 

@@ -339,7 +339,7 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
         elif tf:
-            warnings.extend(hidden_work_warnings(host, steps, col.ops, others))
+            warnings.extend(hidden_work_warnings(host, col, others))
         window = trace.checks.window(col.t_min, col.t_max)
         warnings.extend(trace.checks.warnings())
         return TraceEvents(

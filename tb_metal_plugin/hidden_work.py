@@ -21,12 +21,12 @@ statistics): the reader says how much step time they took, so a view of the few 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from .errors import TraceError
-from .oprecord import OpRecord
+from .oprecord import XLA_MODULE_TYPE
 from .steps import Step
-from .xspace_reader import PlaneData
+from .xspace_reader import PlaneData, stat_value
 
 # (metadata id, name) of a host plane's events that are not TF ops (events._scan_metadata).
 Names = Sequence[tuple[int, str]]
@@ -34,6 +34,7 @@ EAGER_PREFIX = "EagerLocalExecute: "
 # Function calls dispatched eagerly run graph ops elsewhere (their own op events).
 _CALLS = ("__inference_", "__forward_", "__backward_", "StatefulPartitionedCall", "PartitionedCall")
 XLA_CPU_RUN = "CpuExecutable::Execute"
+UNNAMED_MODULE = "XLA:CPU run"  # a run whose kernels name no module
 # A Keras graph step makes hundreds of distinct ops: no pass over the lines for eager ones.
 _FEW_OPS = 200
 
@@ -66,41 +67,74 @@ def eager_dispatches(host: PlaneData, steps: list[Step], named: Names) -> tuple[
     return _timed(host, steps, ids, python_only=True) if ids and steps else (0, 0)
 
 
-def xla_cpu_runs(host: PlaneData, steps: list[Step], named: Names) -> tuple[int, int]:
-    """(count, host ps) of XLA:CPU executable runs inside the steps."""
+def xla_cpu_runs(host: PlaneData, col, named: Names) -> tuple[int, int]:
+    """Add each XLA:CPU executable run to the collector as an op: `<XLA module>` of type
+    XlaModule (the module its kernels' `hlo_module` stat names), its host time per step;
+    return (count, host ps) of the runs inside the steps."""
     ids = {mid for mid, name in named if name.startswith(XLA_CPU_RUN)}
-    return _timed(host, steps, ids, python_only=False) if ids and steps else (0, 0)
+    if not ids:
+        return 0, 0
+    module_stat = next((k for k, v in host.stat_names.items() if v == "hlo_module"), None)
+    count = ps = 0
+    for i in range(len(host.line_spans)):
+        if host.line_name(i).startswith("python"):
+            continue  # (runs and their kernels are on the executor's threads)
+        line = host.line(i)
+        base = line.timestamp_ns * 1000
+        runs: list[list] = []  # [start, end, module]
+        for ev in line.events:
+            t = base + ev.offset_ps
+            if ev.metadata_id in ids:
+                runs.append([t, t + ev.duration_ps, None])
+            elif runs and module_stat is not None and runs[-1][2] is None and t < runs[-1][1]:
+                for st in ev.stats:
+                    if st.metadata_id == module_stat:
+                        runs[-1][2] = str(stat_value(st, host.stat_names))
+                        break
+        for start, end, module in runs:
+            slot = col.slot_of(start)
+            rec = col.op(module or UNNAMED_MODULE, XLA_MODULE_TYPE)
+            rec.count[slot] += 1
+            rec.self_ps[slot] += end - start
+            rec.total_ps[slot] += end - start
+            rec.add_line_kind("compute")
+            col.event_count += 1
+            col.span(start, end)
+            if slot < len(col.starts):
+                count += 1
+                ps += end - start
+    return count, ps
 
 
-def hidden_work_warnings(
-    host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord], named: Names
-) -> list[str]:
-    """Warnings for step time spent in eager dispatches or XLA:CPU code (no op names)."""
+def hidden_work_warnings(host: PlaneData, col, named: Names) -> list[str]:
+    """Add XLA:CPU runs to the collector as ops (`xla_cpu_runs`); warnings for step time
+    spent in eager dispatches or XLA:CPU code, which no TF op names."""
+    steps = col.steps
     if not steps:
         return []
     try:
-        return _warnings(host, steps, ops, named)
+        return _warnings(host, col, named)
     except TraceError:
         # Lines the native reader took (it skips event stats) that protobuf refuses: the
         # load keeps its ops; only this note about other events is lost.
         return []
 
 
-def _warnings(
-    host: PlaneData, steps: list[Step], ops: Mapping[object, OpRecord], named: Names
-) -> list[str]:
+def _warnings(host: PlaneData, col, named: Names) -> list[str]:
+    steps, ops = col.steps, col.ops
     out = []
     wall = sum(s.end_ps - s.start_ps for s in steps) or 1
-    runs, xla_ps = xla_cpu_runs(host, steps, named)
+    runs, xla_ps = xla_cpu_runs(host, col, named)
     if runs:
         out.append(
             f"the profiled steps ran XLA-compiled code: {runs} XLA:CPU runs took "
             f"{xla_ps / 1e9:.3f} ms of host time ({100 * xla_ps / wall:.0f}% of the steps' "
-            "wall time). XLA names its CPU kernels after HLO ops, not TF ops, so that time "
-            "is in no op, layer or phase here. It comes from jit_compile=True (compile "
-            "without it to profile per layer), or from a layer Keras compiles with XLA on "
-            "its own: a grouped convolution (Conv with groups > 1) or a channels-first 3-D "
-            "convolution, whose own time is then missing from that layer's row"
+            "wall time). XLA names its CPU kernels after HLO ops, not TF ops: each run is "
+            f"kept as one op named after its XLA module (type {XLA_MODULE_TYPE}), given to "
+            "the layer that called it where the run's step graph names the call, else to no "
+            "layer. It comes from jit_compile=True (compile without it to profile per layer), "
+            "or from a layer Keras compiles with XLA on its own: a grouped convolution (Conv "
+            "with groups > 1) or a channels-first 3-D convolution"
         )
     if len(ops) < _FEW_OPS:
         op_events = sum(sum(rec.count[: len(steps)]) for rec in ops.values())

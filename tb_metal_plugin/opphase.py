@@ -20,6 +20,7 @@ from .opnames import (
     name_head,
     strip_suffix,
 )
+from .oprecord import XLA_MODULE_TYPE
 
 PHASES = ("forward", "backward", "optimizer", "loss", "metrics", "input", "other")
 
@@ -197,6 +198,10 @@ def classify(
         return _attribution(None, "backward" if backward else scoped, scoped, source)
     if layer is not None:
         return _attribution(layer, "backward" if backward else "forward", None, source)
+    if op_type == XLA_MODULE_TYPE:
+        # An XLA module's run (its calling layer unknown): it ran inside the step, though
+        # its name (the module's) has no scope.
+        return _attribution(None, "other", "root", source)
     if not in_train_function(name.split("/")):
         return _attribution(None, "other", "outside", source)
     return _attribution(None, "backward" if backward else "other", "root", source)

@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 SEND_RECV_TYPES = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv"})
+# The type of the op that keeps an XLA module's time (a GPU's kernels, an XLA:CPU run):
+# XLA names its kernels after HLO ops, never a TF op.
+XLA_MODULE_TYPE = "XlaModule"
 
 _ZEROS: dict[int, tuple[array, array]] = {}
 

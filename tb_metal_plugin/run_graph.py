@@ -227,6 +227,13 @@ class StepGraph:
         """The nodes that call a function the runtime did not inline (`*PartitionedCall`)."""
         return [n for n, node in self._nodes.items() if node.op.endswith("PartitionedCall")]
 
+    def called_function(self, name: str) -> str | None:
+        """The name of the function a call node (`*PartitionedCall`) runs, if it is one."""
+        node = self._nodes.get(name)
+        if node is None or "f" not in node.attr:
+            return None
+        return node.attr["f"].func.name or None
+
     def consumers(self, name: str) -> list[str]:
         """The nodes that read one of `name`'s outputs (control edges left out)."""
         if self._consumers is None:
