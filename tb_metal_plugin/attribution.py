@@ -24,12 +24,10 @@ from .graph_sums import graph_sums_of, sum_layers
 from .keras2_names import Keras2Scopes, unsuffixed_naming
 from .opnames import (
     ACCUMULATOR_TYPE,
-    NAMEABLE_PASS_THROUGH,
     NON_COMPUTE,
     OPTIONAL_TYPES,
     PASS_THROUGH,
     SUFFIX,
-    feed_fetch_owner,
     is_mark,
     layer_key,
     name_head,
@@ -37,7 +35,6 @@ from .opnames import (
     scope_sets,
     scopes_above,
     strip_suffix,
-    tf_control_components,
 )
 from .opphase import (  # noqa: F401  (the tables are importable from here, as before)
     BUCKETS,
@@ -57,6 +54,7 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
 from .other_functions import other_function_phases
 from .phases import RootPhases
 from .step_counter import StepCounter, compute_dtype_casts
+from .tf_names import NAMEABLE_PASS_THROUGH, feed_fetch_owner, tf_control_components
 from .uninlined_calls import uninlined_call_layers
 from .xla_modules import xla_module_layers
 

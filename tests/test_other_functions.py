@@ -1,5 +1,5 @@
 """An unwrapped function beside the train step, and feed/fetch nodes (other_functions.py,
-opnames.feed_fetch_owner).
+tf_names.feed_fetch_owner).
 
 Ground truth for the recorded case is the labeller's (tests/gt): Keras 3.6 (TF 2.18) runs
 its evaluation step unwrapped, so its metric updates look like bare eager ops by name.
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tb_metal_plugin.api import load_file
-from tb_metal_plugin.opnames import feed_fetch_owner
 from tb_metal_plugin.other_functions import other_function_phases
+from tb_metal_plugin.tf_names import feed_fetch_owner
 from tests.test_ground_truth import FIXTURES, labelled_rows
 
 MODEL = "k36_with_validation"

@@ -1,5 +1,5 @@
 """Layers named like the scopes TF opens itself (`body`, `cond`, `gradients`)
-(opnames.tf_control_components).
+(tf_names.tf_control_components).
 
 Ground truth is the labeller's (tests/gt model `library_names`, TF 2.21 / Keras 3.15).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tb_metal_plugin.opnames import tf_control_components
+from tb_metal_plugin.tf_names import tf_control_components
 from tests.test_ground_truth import labelled_rows
 
 
