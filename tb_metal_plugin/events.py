@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .device_planes import DevicePlaneStats
 from .device_reader import read_device_plane
-from .hidden_work import hidden_work_warnings
+from .hidden_work import read_hidden_work
 from .hostline import op_metadata, read_host_plane
 from .oprecord import SEND_RECV_TYPES, OpRecord  # noqa: F401 - re-exported
 from .steps import (  # noqa: F401 - STEP_MARKERS and Step moved there; re-exported
@@ -339,7 +339,7 @@ def read_events(path: str, progress: Progress | None = None) -> TraceEvents:
         if host is None:
             warnings.append("no /host:CPU plane: host op times are missing")
         elif tf:
-            warnings.extend(hidden_work_warnings(host, col, others))
+            warnings.extend(read_hidden_work(host, col, others))
         window = trace.checks.window(col.t_min, col.t_max)
         warnings.extend(trace.checks.warnings())
         return TraceEvents(

@@ -106,7 +106,7 @@ def xla_cpu_runs(host: PlaneData, col, named: Names) -> tuple[int, int]:
     return count, ps
 
 
-def hidden_work_warnings(host: PlaneData, col, named: Names) -> list[str]:
+def read_hidden_work(host: PlaneData, col, named: Names) -> list[str]:
     """Add XLA:CPU runs to the collector as ops (`xla_cpu_runs`); warnings for step time
     spent in eager dispatches or XLA:CPU code, which no TF op names."""
     steps = col.steps
