@@ -19,17 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .opnames import (
-    INTERNAL,
-    NON_COMPUTE,
-    PASS_THROUGH,
-    REPLICA,
-    creation_index,
-    grappler_original,
-    is_mark,
-    name_head,
-    strip_suffix,
-)
+from .opnames import NON_COMPUTE, creation_index, strip_suffix
+from .root_owners import NO_ROOT, flat_trace, inside_step, known_owners, path_owner, scope_shape
 
 # Op types that only the metric updates create at the step's root (accuracy-style compare,
 # top-k, safe division of totals by counts).
@@ -75,117 +66,6 @@ _ADD_BASES = frozenset({"add", "Add", "AddV2"})
 LOSS_SCALE_TYPES = frozenset({"IsFinite"})
 
 
-def step_path(name: str, flat: bool = False) -> list[str] | None:
-    """The op's components inside the train-step function (after the last call wrapper;
-    all of them in a `flat` trace, see `_flat`)."""
-    inside = _inside(name, flat)
-    return None if inside is None else [*inside, name.rpartition("/")[2]]
-
-
-def _inside(name: str, flat: bool) -> tuple[str, ...] | None:
-    """`step_path` without the op's own name (None: not inside the step)."""
-    if flat:
-        scope, sep, _ = name.rpartition("/")
-        return tuple(scope.split("/")) if sep else ()
-    return name_head(name)[0].inside  # the wrapper is among the scopes, read once per scope
-
-
-def root_owner(name: str, op_type: str, flat: bool = False) -> tuple[tuple[str, ...], str] | None:
-    """(namespace, owner) for an op created at the step's root, else None.
-
-    The owner is the root-level op name (`Add_2` for `Add_2/ReadVariableOp` too: a variable
-    read sits under its reader); the namespace is a replica prefix when a distribution
-    strategy runs several copies of the step.
-    """
-    return _owner(step_path(name, flat), op_type)
-
-
-def _owner(path: list[str] | None, op_type: str) -> tuple[tuple[str, ...], str] | None:
-    """`root_owner` from the op's `step_path`."""
-    if path is None or len(path) > 3:
-        return None  # deeper than a replica's `<op function>/<op>`: no root op
-    ns: tuple[str, ...] = ()
-    if len(path) > 1 and REPLICA.match(path[0]):
-        ns, path = (path[0],), path[1:]
-    if len(path) > 1 and path[0].endswith("Optimizer"):
-        # A root op Grappler rewrote (`ArithmeticOptimizer/<Stage>_Cast_3`) is the op it
-        # replaced, `Cast_3`, for its phase.
-        while len(path) > 1 and path[0].endswith("Optimizer"):
-            path = path[1:]
-        path = [*path[:-1], grappler_original(path[-1])]
-    if not path or path[0] in PASS_THROUGH:
-        return None
-    # `Mean_1/input` packs the values a reduction averages (its own helper op); an op
-    # function's scope at the root (`clip_by_value/Minimum`) is one root op too.
-    if len(path) == 1 or (
-        len(path) == 2
-        and (op_type in NON_COMPUTE or path[1] == "input" or strip_suffix(path[0]) in INTERNAL)
-    ):
-        return ns, path[0]
-    return None
-
-
-_NONE, _ANY = object(), object()
-
-
-def _scope_shape(inside: tuple[str, ...] | None):
-    """What the ops right below scopes whose step path is `inside` are: `_NONE` (no root
-    op, no root branch), a root branch (its prefix), or `_owner_shape`'s answer."""
-    if inside is None:
-        return _NONE  # outside the step function
-    if len(inside) > 2:
-        return _branch(inside) or _NONE
-    if not inside:
-        return _ANY
-    return _owner_shape(inside)
-
-
-def _owner_shape(inside: tuple[str, ...]):
-    """`_owner` of the ops right below these step scopes (one or two): `_NONE` (never a
-    root op), an owner (for reads and `input`s alone, else none), or `_ANY` (ask it).
-
-    Replica and Grappler prefixes change the path first: those scopes are `_ANY`.
-    """
-    first = inside[0]
-    if REPLICA.match(first) or first.endswith("Optimizer"):
-        return _ANY
-    if len(inside) == 2 or first in PASS_THROUGH:
-        return _NONE
-    if strip_suffix(first) in INTERNAL:
-        return _ANY  # every op below is one root op: `_owner` says so
-    return ((), first)
-
-
-def root_branch(name: str) -> str | None:
-    """The branch prefix when the op runs in a `cond` created at the step's root."""
-    path = step_path(name)
-    return _branch(path[:-1]) if path else None
-
-
-def _branch(scopes: Sequence[str]) -> str | None:
-    """`root_branch` from the scopes of the op's `step_path` (all but the op)."""
-    if len(scopes) > 2 and scopes[0].startswith("cond") and scopes[1] in ("then", "else"):
-        if is_mark(scopes[2]):
-            return "/".join(scopes[:3])
-    return None
-
-
-def _known_owners(known: dict, flat: bool = False):
-    """`root_owner(*op)`, looked up in `known` (the trace's ops) before it is worked out."""
-
-    def owner(op):
-        key = known.get(op, known)  # `known` itself: not there (None is an answer)
-        return root_owner(*op, flat) if key is known else key
-
-    return owner
-
-
-def _flat(ops: list[tuple[str, str]]) -> bool:
-    """True for a trace whose train step runs as the top function, no call wrapper in any
-    op name (tf_keras, Keras 2): every scope path there starts inside the step."""
-    return bool(ops) and not any("PartitionedCall" in name for name, _ in ops)
-
-
 def _total_sum(decided, types, sequences, owner_of) -> dict[tuple[str, ...], int]:
     """Per namespace, the index of the loss total: the root Sum run next after `packed`."""
     out: dict[tuple[str, ...], int] = {}
@@ -218,7 +98,7 @@ class RootPhases:
         `counter(root update op names)`: a step_counter.StepCounter, where there is one;
         `keras2`: whether tf_keras named the ops (None: a flat trace is taken as its)."""
         ops = list(ops)
-        flat = _flat(ops)
+        flat = flat_trace(ops)
         # tf_keras runs its step as the top function; so do Keras 3's custom loops (a
         # GradientTape step in a tf.function, train_on_batch), whose optimizer still counts
         # at the root: `flat` says how names nest, `legacy` which Keras's bookkeeping.
@@ -229,16 +109,16 @@ class RootPhases:
         branch_ops: list[tuple[str, str]] = []
         # Each op's root owner, worked out once here; the threads' sequences repeat the ops.
         known: dict[tuple[str, str], tuple[tuple[str, ...], str] | None] = {}
-        # Per scope string, what `_owner` and `_branch` make of the ops right below it,
+        # Per scope string, what `path_owner` and `_branch` make of the ops right below it,
         # where the scope alone decides or leaves a test of the op alone: most ops of a
-        # model are too deep for a root op. `_ANY`: work it out per op.
+        # model are too deep for a root op. `ANY_OP`: work it out per op.
         shapes: dict[str | None, object] = {}
         for name, op_type in ops:
             scope, sep, last = name.rpartition("/")
             shape = shapes.get(scope if sep else None)
             if shape is None:
-                shape = shapes[scope if sep else None] = _scope_shape(_inside(name, flat))
-            if shape is _NONE:
+                shape = shapes[scope if sep else None] = scope_shape(inside_step(name, flat))
+            if shape is NO_ROOT:
                 known[(name, op_type)] = None
                 continue
             if shape.__class__ is tuple:  # a scope at the root: its op, a read or `input` below
@@ -254,8 +134,8 @@ class RootPhases:
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(shape)
                 continue
-            inside = _inside(name, flat)  # (`_ANY`: one or two scopes, or none)
-            known[(name, op_type)] = ro = _owner([*inside, last], op_type)
+            inside = inside_step(name, flat)  # (`ANY_OP`: one or two scopes, or none)
+            known[(name, op_type)] = ro = path_owner([*inside, last], op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type
         # A root `cond` that holds optimizer ops is the loss-scale optimizer's apply step.
@@ -364,7 +244,7 @@ class RootPhases:
             else:
                 decided[key] = p
         sequences = list(sequences)
-        owner_of = _known_owners(known, flat)
+        owner_of = known_owners(known, flat)
         total = _total_sum(decided, types, sequences, owner_of)
         for key in list(pending):
             ns, owner = key

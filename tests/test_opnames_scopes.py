@@ -1,7 +1,7 @@
 """The per-scope name readers agree with the plain component-list functions they stand for.
 
 `name_tail`, `name_scopes`, `name_is_backward` (opnames) and `step_path`, `root_branch`
-(phases) read cached facts about an op's scope string and add the op's own name; the
+(root_owners) read cached facts about an op's scope string and add the op's own name; the
 reference here is the definition on the whole split name (`tail`, `restart`,
 `is_backward`, the wrapper scan). Checked on every op name of the committed traces and on
 every name of up to four components built from the markers these functions look for
@@ -18,7 +18,7 @@ import pytest
 
 from tb_metal_plugin import opnames
 from tb_metal_plugin.events import read_events
-from tb_metal_plugin.phases import root_branch, step_path
+from tb_metal_plugin.root_owners import root_branch, step_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ATOMS = [
