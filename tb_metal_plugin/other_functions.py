@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable
 
 from .opnames import WRAPPER
 from .phases import RootPhases
+from .root_owners import flat_trace
 
 
 def other_function_phases(
@@ -31,8 +32,8 @@ def other_function_phases(
     phase only neighbours tell, stays "other").
     """
     ops = list(ops)
-    if not any(_wrapped(name) for name, _ in ops):
-        return {}  # a flat trace: the step itself is the top function (RootPhases reads it)
+    if flat_trace(ops):
+        return {}  # the step itself is the top function: RootPhases reads it
     unwrapped = [
         (name, op_type)
         for name, op_type in ops
