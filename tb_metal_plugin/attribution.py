@@ -30,6 +30,7 @@ from .opnames import (
     SUFFIX,
     is_mark,
     layer_key,
+    maybe_user_scope,
     name_head,
     name_is_backward,
     scope_sets,
@@ -291,7 +292,9 @@ class TraceAttributor:
                 if self._is_layer_scope(key):
                     path = path + (comp if self._unsuffixed else strip_suffix(comp),)
                 else:
-                    stopped = True
+                    # A scope the user opened (`with tf.name_scope("encoder")` in a call,
+                    # or around a whole train_step) is no layer; layers inside it are.
+                    stopped = self._unsuffixed or not maybe_user_scope(comp)
             walks[scopes[: j + 1]] = (path, key, stopped)
         return path or None
 

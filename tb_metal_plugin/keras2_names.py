@@ -43,7 +43,8 @@ def unsuffixed_naming(forward_scopes: set[tuple[str, ...]]) -> bool:
     """
     if any(len(key) == 2 and key[1] == "weighted_loss" for key in forward_scopes):
         return True
-    if ("compile_loss",) in forward_scopes:
+    # (Under one scope of the user's own when a custom train_step opened one around it.)
+    if any(key[-1] == "compile_loss" and len(key) <= 2 for key in forward_scopes):
         return False
     tops = {
         key[0]

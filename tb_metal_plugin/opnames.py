@@ -74,6 +74,18 @@ def grappler_original(component: str) -> str:
     return component
 
 
+def maybe_user_scope(component: str) -> bool:
+    """A scope Keras 3 would not open for a layer (no `_<k>`) nor TF for its op functions or
+    control flow: one a user's own `name_scope` opened, when layer scopes sit inside it."""
+    return not (
+        SUFFIX.match(component)
+        or component in INTERNAL
+        or component in PASS_THROUGH
+        or component[:1] == "_"
+        or "PartitionedCall" in component
+    )
+
+
 def strip_suffix(component: str) -> str:
     """`dense_1` -> `dense`; a component without `_<k>` is returned as is."""
     m = SUFFIX.match(component)
@@ -238,6 +250,10 @@ def _head(head: str | None) -> _Head:
                 if "PartitionedCall" in c and WRAPPER.match(c):
                     start = i + 1
     inside = None if start is None else tuple(comps[start:])
+    if start is not None and start >= 2 and all(WRAPPER.match(c) for c in comps[:2]):
+        # A function the user's step calls (`StatefulPartitionedCall/PartitionedCall/Sin`,
+        # inlined under its call node): its ops are that function's, none the step's own.
+        inside = None
     ends = bool(t) and t[-1] == "gradients"
     return _Head(t, first, ends, restarted, backward, inside)
 

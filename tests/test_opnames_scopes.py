@@ -56,6 +56,8 @@ def _step_path(name: str) -> list[str] | None:
     for i, c in enumerate(comps[:-1]):
         if opnames.WRAPPER.match(c):
             start = i + 1
+    if len(comps) > 2 and all(opnames.WRAPPER.match(c) for c in comps[:2]):
+        return None  # inside a function the step calls: not the step's own
     return comps[start:] if start is not None else None
 
 

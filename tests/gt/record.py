@@ -153,6 +153,13 @@ HELDOUT_SETS = {
             "fitted_twice",
         ],
     },
+    "heldout_n": {  # models_q.py: LoRA/int8, user scopes, Python in the step, strategies
+        "heldout_n": [
+            "lora_dense", "quantized_lora", "user_name_scopes", "scoped_train_step",
+            "py_function_layer", "py_function_pipeline", "float64_head", "one_device_strategy",
+            "ignore_class_seg", "nested_tf_function_step",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -166,7 +173,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
     "models_i", "models_j", "models_k", "models_l", "models_m", "models_n", "models_o",
-    "models_p",
+    "models_p", "models_q",
 )  # fmt: skip
 
 

@@ -1,0 +1,61 @@
+"""Scopes the user opens (`tf.name_scope` / `keras.name_scope` in a call or around a
+custom train_step) and functions the user's train_step calls (opnames.maybe_user_scope,
+the layer walk in attribution, `_Head.inside` for nested calls).
+
+Ground truth is the labeller's (tests/gt models `user_name_scopes`, `scoped_train_step`,
+`nested_tf_function_step` of heldout_n, TF 2.21 / Keras 3.15): it reads Keras's own call
+records, not op names.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tb_metal_plugin.opnames import maybe_user_scope
+from tests.test_ground_truth import labelled_rows
+
+
+def _layer_agreement(model: str, mode: str) -> tuple[int, list[str]]:
+    labels, rows = labelled_rows(model, mode)
+    checked, wrong = 0, []
+    for key, label in labels["events"].items():
+        if key not in rows or label.get("kind") not in ("layer", "gradient"):
+            continue
+        checked += 1
+        if tuple(rows[key]["layer"] or ()) != tuple(label.get("layer") or ()):
+            wrong.append(f"{key}: {rows[key]['layer']} != {label.get('layer')}")
+    return checked, wrong
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+@pytest.mark.parametrize("model", ["user_name_scopes", "scoped_train_step"])
+def test_layers_inside_user_scopes_are_found(model, mode):
+    checked, wrong = _layer_agreement(model, mode)
+    assert checked >= 10
+    assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_user_scope_is_not_a_layer(mode):
+    _, rows = labelled_rows("user_name_scopes", mode)
+    layers = {tuple(r["layer"]) for r in rows.values() if r["layer"]}
+    assert layers == {("scoped",), ("scoped", "enc_a"), ("scoped", "enc_b"), ("scoped", "out")}
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_ops_of_a_function_the_step_calls_are_not_root_ops(mode):
+    labels, rows = labelled_rows("nested_tf_function_step", mode)
+    nested = [
+        k
+        for k in labels["events"]
+        if k.startswith("StatefulPartitionedCall/PartitionedCall") and k in rows
+    ]
+    assert len(nested) >= 8
+    for key in nested:
+        assert rows[key]["phase"] == labels["events"][key]["phase"], key
+
+
+def test_maybe_user_scope():
+    assert maybe_user_scope("encoder") and maybe_user_scope("my_step")
+    for comp in ("dense_1", "moments", "while", "gradient_tape", "_3", "PartitionedCall"):
+        assert not maybe_user_scope(comp), comp
