@@ -17,6 +17,7 @@ from .opnames import (
     in_train_function,
     is_accumulator,
     is_cond_intermediate,
+    maybe_user_scope,
     name_head,
     strip_suffix,
 )
@@ -128,6 +129,11 @@ def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
         scopes = scopes[1:]
     if not scopes:
         return None
+    if len(scopes) > 1 and maybe_user_scope(scopes[0]):
+        # A custom train_step under a scope of the user's own (`my_step/compile_loss/`).
+        inner = _scopes_phase(tuple(scopes[1:]))
+        if inner is not None:
+            return inner
     # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.
     head = scopes[0].lower()
     base = strip_suffix(head)

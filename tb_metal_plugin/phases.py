@@ -20,7 +20,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .opnames import NON_COMPUTE, creation_index, strip_suffix
-from .root_owners import NO_ROOT, flat_trace, inside_step, known_owners, path_owner, scope_shape
+from .root_owners import (
+    NO_ROOT,
+    flat_trace,
+    inside_step,
+    known_owners,
+    path_owner,
+    scope_shape,
+    user_step_scope,
+)
 
 # Op types that only the metric updates create at the step's root (accuracy-style compare,
 # top-k, safe division of totals by counts).
@@ -103,6 +111,13 @@ class RootPhases:
         # GradientTape step in a tf.function, train_on_batch), whose optimizer still counts
         # at the root: `flat` says how names nest, `legacy` which Keras's bookkeeping.
         legacy = flat if keras2 is None else flat and keras2
+        around = None if keras2 else user_step_scope(ops, flat)
+
+        def inside_of(name: str) -> tuple[str, ...] | None:
+            inside = inside_step(name, flat)
+            # Under the user's scope around the whole step: the step's root is inside it.
+            return inside[1:] if around and inside and inside[0] == around else inside
+
         self.phase: dict[str, str] = {}
         owners: dict[tuple[tuple[str, ...], str], dict[str, str]] = {}
         optimizer_branches: set[str] = set()
@@ -117,7 +132,7 @@ class RootPhases:
             scope, sep, last = name.rpartition("/")
             shape = shapes.get(scope if sep else None)
             if shape is None:
-                shape = shapes[scope if sep else None] = scope_shape(inside_step(name, flat))
+                shape = shapes[scope if sep else None] = scope_shape(inside_of(name))
             if shape is NO_ROOT:
                 known[(name, op_type)] = None
                 continue
@@ -134,7 +149,7 @@ class RootPhases:
                 if scoped_phase(name, op_type) == "optimizer":
                     optimizer_branches.add(shape)
                 continue
-            inside = inside_step(name, flat)  # (`ANY_OP`: one or two scopes, or none)
+            inside = inside_of(name)  # (`ANY_OP`: one or two scopes, or none)
             known[(name, op_type)] = ro = path_owner([*inside, last], op_type)
             if ro is not None:
                 owners.setdefault(ro, {})[name] = op_type

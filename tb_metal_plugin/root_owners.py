@@ -17,9 +17,11 @@ from .opnames import (
     REPLICA,
     grappler_original,
     is_mark,
+    maybe_user_scope,
     name_head,
     strip_suffix,
 )
+from .opphase import _scopes_phase
 
 
 def step_path(name: str, flat: bool = False) -> list[str] | None:
@@ -35,6 +37,25 @@ def inside_step(name: str, flat: bool) -> tuple[str, ...] | None:
         scope, sep, _ = name.rpartition("/")
         return tuple(scope.split("/")) if sep else ()
     return name_head(name)[0].inside  # the wrapper is among the scopes, read once per scope
+
+
+def user_step_scope(ops, flat: bool) -> str | None:
+    """The scope a custom train_step opened around all of its work (`my_step/` above
+    `my_step/compile_loss/` and `my_step/adam/`), if one: its ops are the step's root ops."""
+    seen: set[str] = set()
+    for name, _ in ops:
+        scope = name.rpartition("/")[0]
+        if scope in seen:
+            continue
+        seen.add(scope)
+        inside = inside_step(name, flat)
+        if inside and len(inside) > 1 and maybe_user_scope(inside[0]):
+            # (Not a scope of Keras's own: the optimizer's `adam/update_1/` is below it.)
+            if _scopes_phase((inside[1],)) in ("loss", "optimizer") and not _scopes_phase(
+                inside[:1]
+            ):
+                return inside[0]
+    return None
 
 
 def root_owner(name: str, op_type: str, flat: bool = False) -> tuple[tuple[str, ...], str] | None:

@@ -111,15 +111,6 @@ SHORT_OF_THRESHOLD = {
         "their neighbours and gives the wrapper or no layer (3 ops of 87: 96.6% per op); "
         "the step graph lists their inputs"
     ),
-    ("scoped_train_step", "trace"): (
-        "a custom train_step under one tf.name_scope of the user's (`my_step/`): layers are "
-        "found below it, but the loss, optimizer and metric work sits under that scope "
-        "instead of at the step's root, and the root-phase rules read only the root "
-        "(phase 60.2% of op time); the callback's records give 100%"
-    ),
-    ("scoped_train_step", "graph"): (
-        "the same: the step graph names no phase, and its root is the user's scope"
-    ),
     ("nested_tf_function_step", "trace"): (
         "with the user's own work at the step's root, which root counter is the optimizer's "
         "and which a metric's is read from their order and comes out swapped "

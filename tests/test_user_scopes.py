@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tb_metal_plugin.opnames import maybe_user_scope
+from tb_metal_plugin.root_owners import user_step_scope
 from tests.test_ground_truth import labelled_rows
 
 
@@ -59,3 +60,25 @@ def test_maybe_user_scope():
     assert maybe_user_scope("encoder") and maybe_user_scope("my_step")
     for comp in ("dense_1", "moments", "while", "gradient_tape", "_3", "PartitionedCall"):
         assert not maybe_user_scope(comp), comp
+
+
+@pytest.mark.parametrize("mode", ["trace", "graph"])
+def test_root_work_under_a_scope_around_the_step_keeps_its_phase(mode):
+    labels, rows = labelled_rows("scoped_train_step", mode)
+    root = {
+        k: label["phase"]
+        for k, label in labels["events"].items()
+        if k.startswith("StatefulPartitionedCall/my_step/") and not label.get("layer") and k in rows
+    }
+    assert {"loss", "optimizer", "metrics"} <= set(root.values())
+    wrong = [k for k, phase in root.items() if rows[k]["phase"] != phase]
+    assert len(wrong) <= 1, wrong  # `my_step/sub`, the one op left (see the closing note)
+
+
+def test_user_step_scope_needs_keras_root_scopes_below_it():
+    step = "StatefulPartitionedCall/"
+    ops = [(step + "my_step/compile_loss/mse/Mean", "Mean"), (step + "my_step/Add_2", "AddV2")]
+    assert user_step_scope(ops, False) == "my_step"
+    # The optimizer's own scope has optimizer scopes below it; a layer has none.
+    assert user_step_scope([(step + "adam/update_1/Mul", "Mul")], False) is None
+    assert user_step_scope([(step + "encoder/dense_1/MatMul", "MatMul")], False) is None
