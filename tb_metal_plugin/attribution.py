@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import neighbours
+from .custom_grads import custom_gradient_ops
 from .function_grads import function_gradient_layers
 from .graph_accumulators import graph_accumulator_layers
 from .graph_sums import graph_sums_of, sum_layers
@@ -182,6 +183,12 @@ class TraceAttributor:
             xla_layers, xla_phases = xla_module_layers(ops, graph, self._name_layer)
             self._layers.update(xla_layers)
             self._phases.update(xla_phases)
+            # (The loss-scale optimizer's finiteness checks read every gradient too.)
+            placed = self._layers.keys() | self._phases.keys()
+            placed |= {n for n, p in self._root_phase.items() if p in ("optimizer", "loss")}
+            custom_layers, custom = custom_gradient_ops(ops, graph, self._name_layer, placed)
+            self._layers.update(custom_layers)
+            self._phases.update(dict.fromkeys(custom, "backward"))
             # The step graph lists every input of a sum: no neighbour guess needed there.
             # (After the runs above: those read a sum as the gradient that ran beside it.)
             self._layers.update(sum_layers(graph_sums_of(ops, tape), graph, self.layer_of))

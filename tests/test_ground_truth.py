@@ -111,6 +111,12 @@ SHORT_OF_THRESHOLD = {
         "their neighbours and gives the wrapper or no layer (3 ops of 87: 96.6% per op); "
         "the step graph lists their inputs"
     ),
+    ("quantized_lora", "trace"): (
+        "an int8-quantized Dense's custom gradient runs at the step's root under no scope "
+        "(`truediv`, `Cast_1`, a folded MatMul): trace-only reads them as metrics and other "
+        "(layer 90.0% of op time); the step graph shows they read a gradient and feed one "
+        "(custom_grads.py: 100%)"
+    ),
     ("nested_tf_function_step", "trace"): (
         "with the user's own work at the step's root, which root counter is the optimizer's "
         "and which a metric's is read from their order and comes out swapped "

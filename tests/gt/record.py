@@ -160,6 +160,13 @@ HELDOUT_SETS = {
             "ignore_class_seg", "nested_tf_function_step",
         ],
     },
+    "heldout_o": {  # models_r.py: named and custom optimizers, linalg, maps, own loss/metric
+        "heldout_o": [
+            "named_optimizer", "custom_optimizer", "linalg_layer", "map_fn_layer",
+            "keras_ops_lambda", "custom_loss_and_metric", "vmap_layer",
+            "sgd_nesterov_named_metrics",
+        ],
+    },
 }  # fmt: skip
 TWO_CPUS |= {"mirrored_custom_step"}
 # Models written for tf_keras (Keras 2), recorded with TF_USE_LEGACY_KERAS=1.
@@ -173,7 +180,7 @@ HELDOUT, HELDOUT_B, HELDOUT_C, HELDOUT_D, HELDOUT_E, HELDOUT_F, HELDOUT_G, HELDO
 MODULES = (
     "models", "models_b", "models_c", "models_d", "models_e", "models_f", "models_g", "models_h",
     "models_i", "models_j", "models_k", "models_l", "models_m", "models_n", "models_o",
-    "models_p", "models_q",
+    "models_p", "models_q", "models_r",
 )  # fmt: skip
 
 
