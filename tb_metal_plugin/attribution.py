@@ -52,9 +52,11 @@ from .opphase import (  # noqa: F401  (the tables are importable from here, as b
     _scopes_phase,
     classify,
     optimizer_scopes,
+    updating_scopes,
 )
 from .other_functions import other_function_phases
 from .phases import RootPhases
+from .root_owners import user_step_scope
 from .step_counter import StepCounter, compute_dtype_casts
 from .tf_names import NAMEABLE_PASS_THROUGH, feed_fetch_owner, tf_control_components
 from .uninlined_calls import uninlined_call_layers
@@ -139,9 +141,16 @@ class TraceAttributor:
             else None
         )
         self._unsuffixed = self._keras2 is not None
-        self._loss_tops = self._keras2.loss_tops if self._keras2 else frozenset()
+        # Top-level scopes whose phase only the trace's own ops show: tf_keras's loss
+        # scopes (keras2_names) and optimizers under names of their own (opphase).
+        own_opts = set() if self._keras2 else updating_scopes(ops, user_step_scope(ops, False))
+        self._phase_tops = dict.fromkeys(own_opts, "optimizer")
+        self._phase_tops.update(
+            dict.fromkeys(self._keras2.loss_tops if self._keras2 else (), "loss")
+        )
         self._layers: dict[str, tuple[str, ...] | None] = {}
-        counter = StepCounter(self._types, optimizer_scopes(self._forward_scopes), graph)
+        opt_tops = optimizer_scopes(self._forward_scopes) | own_opts
+        counter = StepCounter(self._types, opt_tops, graph)
         self._roots = RootPhases(ops, self._scoped_phase, seqs, counter, self._unsuffixed)
         self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
@@ -361,8 +370,8 @@ class TraceAttributor:
                 return att
             h = name_head(name)[0]
             scoped = _scopes_phase(h.tail)
-            if scoped is None and h.first in self._loss_tops:
-                scoped = "loss"
+            if scoped is None:
+                scoped = self._phase_tops.get(h.first)
             if h.ends_gradients or scoped == "loss":  # see per-scope answers
                 return self._attribute(name, op_type, line_kinds, head, sep, last)
             # What classify reads of such an op: its layer, whether it is a gradient, its
@@ -405,10 +414,12 @@ class TraceAttributor:
             return self.attribute(owner, self._types.get(owner, ""), line_kinds)
         layer = self.layer_of(name)
         att = classify(name, op_type, line_kinds, layer, self.source)
-        if self._loss_tops and layer is None and name_head(name)[0].first in self._loss_tops:
-            # A Keras 2 loss's scope (see __init__): its ops and their gradients.
-            phase = "backward" if att.phase == "backward" else "loss"
-            return _attribution(None, phase, "loss", att.source)
+        top = self._phase_tops.get(name_head(name)[0].first) if layer is None else None
+        if top is not None:
+            # A Keras 2 loss's scope or an optimizer's (see __init__): its ops (and a
+            # loss's gradients).
+            phase = "backward" if att.phase == "backward" else top
+            return _attribution(None, phase, top, att.source)
         phase = self._phases.get(name) or self._root_phase.get(name)
         if layer is not None and phase != "backward":
             phase = None  # a model's own op-function scope (`model_1/strided_slice`)

@@ -119,6 +119,26 @@ def optimizer_scopes(forward_scopes: Iterable[tuple[str, ...]]) -> set[str]:
     }
 
 
+_VARIABLE_UPDATES = frozenset({"AssignSubVariableOp", "AssignAddVariableOp", "AssignVariableOp"})
+
+
+def updating_scopes(ops: Iterable[tuple[str, str]], step_scope: str | None = None) -> set[str]:
+    """Top-level step scopes that update variables right below them and no name says
+    what they are: an optimizer's scope under a name of its own (`Adam(name="fancy")`,
+    a custom Optimizer subclass). Not the user's scope around the whole step."""
+    out: set[str] = set()
+    for name, op_type in ops:
+        if op_type not in _VARIABLE_UPDATES and not op_type.startswith("ResourceApply"):
+            continue
+        h = name_head(name)[0]
+        if len(h.tail) != 1 or h.backward or h.inside is None or len(h.inside) != 1:
+            continue
+        top = h.tail[0]
+        if top != step_scope and maybe_user_scope(top) and _scopes_phase((top,)) is None:
+            out.add(top)
+    return out
+
+
 @functools.lru_cache(maxsize=1 << 14)  # per scope path: the ops of a scope share it
 def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
     """`_scope_phase` of a tail without its last component (the op's own name)."""
