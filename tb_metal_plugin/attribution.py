@@ -25,6 +25,7 @@ from .graph_sums import graph_sums_of, sum_layers
 from .keras2_names import Keras2Scopes, unsuffixed_naming
 from .opnames import (
     ACCUMULATOR_TYPE,
+    BODY_RUNNERS,
     NON_COMPUTE,
     OPTIONAL_TYPES,
     PASS_THROUGH,
@@ -288,7 +289,10 @@ class TraceAttributor:
     def _scopes_layer(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
         if scopes in self._scope_layers:
             return self._scope_layers[scopes]
-        layer = self._scope_layers[scopes] = self._layer_of_scopes(scopes)
+        walked = scopes
+        if "pfor" in scopes and "loop_body" in scopes:
+            walked = scopes[: scopes.index("loop_body")]  # rewritten by the caller's map
+        layer = self._scope_layers[scopes] = self._layer_of_scopes(walked)
         return layer
 
     def _layer_of_scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -310,7 +314,11 @@ class TraceAttributor:
                 else:
                     # A scope the user opened (`with tf.name_scope("encoder")` in a call,
                     # or around a whole train_step) is no layer; layers inside it are.
-                    stopped = self._unsuffixed or not maybe_user_scope(comp)
+                    # So is a tf.map_fn's (`map/`): the layers its function calls.
+                    stopped = not (
+                        strip_suffix(comp) in BODY_RUNNERS
+                        or (not self._unsuffixed and maybe_user_scope(comp))
+                    )
             walks[scopes[: j + 1]] = (path, key, stopped)
         return path or None
 
