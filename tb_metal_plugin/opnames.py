@@ -81,15 +81,12 @@ def grappler_original(component: str) -> str:
 BODY_RUNNERS = frozenset({"map", "scan", "foldl", "foldr", "loop_body"})
 
 
-
-
 def maybe_user_scope(component: str) -> bool:
     """A scope Keras 3 would not open for a layer (no `_<k>`) nor TF for its op functions or
     control flow: one a user's own `name_scope` opened, when layer scopes sit inside it."""
     return not (
         SUFFIX.match(component)
         or component in INTERNAL
-
         or component in PASS_THROUGH
         or component[:1] == "_"
         or "PartitionedCall" in component
