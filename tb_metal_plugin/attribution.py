@@ -18,21 +18,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import neighbours
-from .custom_grads import custom_gradient_ops
 from .function_grads import function_gradient_layers
 from .graph_accumulators import graph_accumulator_layers
-from .graph_sums import graph_sums_of, sum_layers
+from .graph_rules import graph_placements
 from .keras2_names import Keras2Scopes, unsuffixed_naming
 from .opnames import (
     ACCUMULATOR_TYPE,
-    BODY_RUNNERS,
-    NON_COMPUTE,
     OPTIONAL_TYPES,
     PASS_THROUGH,
     SUFFIX,
     is_mark,
     layer_key,
-    maybe_user_scope,
     name_head,
     name_is_backward,
     scope_sets,
@@ -60,8 +56,7 @@ from .phases import RootPhases
 from .root_owners import user_step_scope
 from .step_counter import StepCounter, compute_dtype_casts
 from .tf_names import NAMEABLE_PASS_THROUGH, feed_fetch_owner, tf_control_components
-from .uninlined_calls import uninlined_call_layers
-from .xla_modules import xla_module_layers
+from .user_scopes import BODY_RUNNERS, maybe_user_scope
 
 _UNSET = object()  # not in a cache (None is an answer there)
 
@@ -184,26 +179,18 @@ class TraceAttributor:
         self._phases: dict[str, str] = {}
         if first_start:
             grads = neighbours.gradient_runs(
-                seqs, self._roots.weak, self._gradient_layer, self._forward_start(first_start)
+                seqs,
+                self._roots.weak,
+                self._gradient_layer,
+                neighbours.forward_starts(first_start, self._read_layer, self._head_layers),
             )
             self._layers.update(grads)
             self._phases.update(dict.fromkeys(grads, "backward"))
         if graph is not None:
-            # XLA-compiled calls (Keras's own grouped convolutions, a jit_compile'd layer).
-            xla_layers, xla_phases = xla_module_layers(ops, graph, self._name_layer)
-            self._layers.update(xla_layers)
-            self._phases.update(xla_phases)
-            # (The loss-scale optimizer's finiteness checks read every gradient too.)
-            placed = self._layers.keys() | self._phases.keys()
-            placed |= {n for n, p in self._root_phase.items() if p in ("optimizer", "loss")}
-            custom_layers, custom = custom_gradient_ops(ops, graph, self._name_layer, placed)
-            self._layers.update(custom_layers)
-            self._phases.update(dict.fromkeys(custom, "backward"))
-            # The step graph lists every input of a sum: no neighbour guess needed there.
-            # (After the runs above: those read a sum as the gradient that ran beside it.)
-            self._layers.update(sum_layers(graph_sums_of(ops, tape), graph, self.layer_of))
-            if compute:
-                self._layers.update(uninlined_call_layers(ops, compute, graph, self._name_layer))
+            graph_placements(
+                ops, graph, self._name_layer, self._layers, self._phases, self._root_phase,
+                tape, compute,
+            )  # fmt: skip
             self.source = "trace_graph"
         self._layers.update({n: self.layer_of(o) for n, o in self._feeds.items()})
         if compute:
@@ -220,30 +207,6 @@ class TraceAttributor:
         """The phase an op's name decides (None for unscoped root ops)."""
         att = classify(name, op_type, (), self.layer_of(name), self.source)
         return None if att.bucket == "root" and att.phase == "other" else att.phase
-
-    def _forward_start(self, first_start) -> dict[tuple[str, ...], int]:
-        """Where each layer's forward pass sits in the recorded step: its median op start.
-
-        Reads, and updates of statistics that need only variables (a BatchNorm's moving
-        means), run whenever a thread is free; the median of a layer's op starts stays
-        with its data-dependent work.
-        """
-        starts: dict[tuple[str, ...], list[int]] = {}
-        read, head_layers = self._read_layer, self._head_layers
-        for (name, op_type), t in first_start.items():
-            if op_type in NON_COMPUTE or op_type.startswith("Assign"):
-                continue
-            head, sep, _ = name.rpartition("/")
-            # (name_is_backward's own first test, before its call: most names fail it)
-            if "grad" in head and name_is_backward(name):
-                continue
-            # `_read_layer`'s per-scope-string answer, looked up before its call.
-            layer = head_layers.get(head if sep else None, _UNSET)
-            if layer is _UNSET or (head and is_mark(name[len(head) + 1 :])):
-                layer = read(name)
-            if layer:
-                starts.setdefault(layer, []).append(t)
-        return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}
 
     def _gradient_layer(self, name: str) -> tuple[str, ...] | None:
         """The layer of a gradient op or of a tape sum (None for any other op)."""

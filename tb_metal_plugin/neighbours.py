@@ -18,6 +18,7 @@ from .opnames import (
     creation_index,
     is_accumulator,
     is_backward,
+    is_mark,
     name_is_backward,
     restart,
     strip_suffix,
@@ -30,6 +31,7 @@ STATS_SCOPES = frozenset({"moments", "batchnorm"})
 # The tape's stand-in gradients for outputs nothing used: made from the forward value.
 LIKE_TYPES = frozenset({"ZerosLike", "OnesLike"})
 Op = tuple[str, str]
+_UNSET = object()  # not in a cache (None is an answer there)
 
 
 def _winner(votes: dict) -> dict:
@@ -374,3 +376,29 @@ def _shared(a: Layer, b: Layer) -> Layer:
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
     return a[:n] or None
+
+
+def forward_starts(
+    first_start: dict[Op, int], read_layer: Callable[[str], Layer], head_layers: dict
+) -> dict[tuple[str, ...], int]:
+    """Where each layer's forward pass sits in the recorded step: its median op start.
+
+    Reads, and updates of statistics that need only variables (a BatchNorm's moving
+    means), run whenever a thread is free; the median of a layer's op starts stays with
+    its data-dependent work. `head_layers`: read_layer's answers per scope string so far.
+    """
+    starts: dict[tuple[str, ...], list[int]] = {}
+    for (name, op_type), t in first_start.items():
+        if op_type in NON_COMPUTE or op_type.startswith("Assign"):
+            continue
+        head, sep, _ = name.rpartition("/")
+        # (name_is_backward's own first test, before its call: most names fail it)
+        if "grad" in head and name_is_backward(name):
+            continue
+        # read_layer's per-scope-string answer, looked up before its call.
+        layer = head_layers.get(head if sep else None, _UNSET)
+        if layer is _UNSET or (head and is_mark(name[len(head) + 1 :])):
+            layer = read_layer(name)
+        if layer:
+            starts.setdefault(layer, []).append(t)
+    return {layer: sorted(ts)[len(ts) // 2] for layer, ts in starts.items()}

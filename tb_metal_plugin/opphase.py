@@ -17,11 +17,11 @@ from .opnames import (
     in_train_function,
     is_accumulator,
     is_cond_intermediate,
-    maybe_user_scope,
     name_head,
     strip_suffix,
 )
 from .oprecord import XLA_MODULE_TYPE
+from .user_scopes import maybe_user_scope
 
 PHASES = ("forward", "backward", "optimizer", "loss", "metrics", "input", "other")
 

@@ -17,11 +17,11 @@ from .opnames import (
     REPLICA,
     grappler_original,
     is_mark,
-    maybe_user_scope,
     name_head,
     strip_suffix,
 )
 from .opphase import _scopes_phase
+from .user_scopes import maybe_user_scope
 
 
 def step_path(name: str, flat: bool = False) -> list[str] | None:

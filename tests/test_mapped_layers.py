@@ -1,5 +1,5 @@
 """Layers called inside a function that tf.map_fn or tf.vectorized_map runs over the
-batch (opnames.BODY_RUNNERS; vectorized_map's rewritten ops under `pfor/` are the caller's).
+batch (user_scopes.BODY_RUNNERS; vectorized_map's rewritten ops under `pfor/` are the caller's).
 
 Ground truth is the labeller's (tests/gt models `map_fn_layer`, `vmap_layer` of heldout_o,
 TF 2.21 / Keras 3.15): the layer whose call was running when each op was created.

@@ -1,5 +1,5 @@
 """Scopes the user opens (`tf.name_scope` / `keras.name_scope` in a call or around a
-custom train_step) and functions the user's train_step calls (opnames.maybe_user_scope,
+custom train_step) and functions the user's train_step calls (user_scopes.maybe_user_scope,
 the layer walk in attribution, `_Head.inside` for nested calls).
 
 Ground truth is the labeller's (tests/gt models `user_name_scopes`, `scoped_train_step`,
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tb_metal_plugin.opnames import maybe_user_scope
 from tb_metal_plugin.root_owners import user_step_scope
+from tb_metal_plugin.user_scopes import maybe_user_scope
 from tests.test_ground_truth import labelled_rows
 
 
