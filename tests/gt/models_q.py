@@ -15,6 +15,15 @@ import numpy as np
 from .models import BATCH, _data, _fit, _keras
 
 
+def _results(metrics) -> dict:
+    """The step's logs; Keras 3.6's compiled metrics give theirs as one dict."""
+    out = {}
+    for m in metrics:
+        r = m.result()
+        out.update(r if isinstance(r, dict) else {m.name: r})
+    return out
+
+
 def lora_dense():
     """Dense layers adapted with LoRA (`enable_lora`): a frozen kernel plus two low-rank
     trainable factors, multiplied in the layer's own call."""
@@ -97,7 +106,7 @@ def scoped_train_step():
                         m.update_state(loss)
                     else:
                         m.update_state(y, pred)
-            return {m.name: m.result() for m in self.metrics}
+            return _results(self.metrics)
 
     model = Wrapped()
     model.compile("adam", "mse", metrics=["mae"])
@@ -247,7 +256,7 @@ def nested_tf_function_step():
                     m.update_state(loss)
                 else:
                     m.update_state(y, pred)
-            return {m.name: m.result() for m in self.metrics}
+            return _results(self.metrics)
 
     model = Nested()
     model.compile("adam", "mse", metrics=["mae"])
