@@ -25,7 +25,13 @@ from tb_metal_plugin.events import read_events
 from tb_metal_plugin.jsonout import json_chunks_around
 from tb_metal_plugin.xplane import XSpace
 
-PER_NAME_CACHES = (opnames._head, opphase._scopes_phase, opphase._attribution, remedies._match)
+PER_NAME_CACHES = [opnames._head, opphase._scopes_phase, opphase._attribution, remedies._match]
+try:  # (not in checkouts from before it, which --tree may name)
+    from tb_metal_plugin import user_scopes
+
+    PER_NAME_CACHES += [user_scopes.maybe_user_scope, user_scopes.steps_over]
+except ImportError:
+    pass
 
 
 def stages(path: str, keep_caches: bool = False) -> dict[str, float]:

@@ -56,7 +56,7 @@ from .phases import RootPhases
 from .root_owners import user_step_scope
 from .step_counter import StepCounter, compute_dtype_casts
 from .tf_names import NAMEABLE_PASS_THROUGH, feed_fetch_owner, tf_control_components
-from .user_scopes import BODY_RUNNERS, maybe_user_scope
+from .user_scopes import steps_over
 
 _UNSET = object()  # not in a cache (None is an answer there)
 
@@ -139,7 +139,8 @@ class TraceAttributor:
         self._unsuffixed = self._keras2 is not None
         # Top-level scopes whose phase only the trace's own ops show: tf_keras's loss
         # scopes (keras2_names) and optimizers under names of their own (opphase).
-        own_opts = set() if self._keras2 else updating_scopes(ops, user_step_scope(ops, False))
+        step_scope = None if self._keras2 else user_step_scope(self._forward_scopes)
+        own_opts = set() if self._keras2 else updating_scopes(ops, step_scope)
         self._phase_tops = dict.fromkeys(own_opts, "optimizer")
         self._phase_tops.update(
             dict.fromkeys(self._keras2.loss_tops if self._keras2 else (), "loss")
@@ -147,7 +148,9 @@ class TraceAttributor:
         self._layers: dict[str, tuple[str, ...] | None] = {}
         opt_tops = optimizer_scopes(self._forward_scopes) | own_opts
         counter = StepCounter(self._types, opt_tops, graph)
-        self._roots = RootPhases(ops, self._scoped_phase, seqs, counter, self._unsuffixed)
+        self._roots = RootPhases(
+            ops, self._scoped_phase, seqs, counter, self._unsuffixed, step_scope
+        )
         self._root_phase = self._roots.phase  # `_roots.of`, without a call per op
         tape = {n for n in self._roots.phase if self._roots.of(n) == "backward"}
         tape -= self._roots.weak  # only the tape's own sums; guesses are settled below
@@ -278,10 +281,7 @@ class TraceAttributor:
                     # A scope the user opened (`with tf.name_scope("encoder")` in a call,
                     # or around a whole train_step) is no layer; layers inside it are.
                     # So is a tf.map_fn's (`map/`): the layers its function calls.
-                    stopped = not (
-                        strip_suffix(comp) in BODY_RUNNERS
-                        or (not self._unsuffixed and maybe_user_scope(comp))
-                    )
+                    stopped = not steps_over(comp, not self._unsuffixed)
             walks[scopes[: j + 1]] = (path, key, stopped)
         return path or None
 

@@ -128,7 +128,7 @@ def updating_scopes(ops: Iterable[tuple[str, str]], step_scope: str | None = Non
     a custom Optimizer subclass). Not the user's scope around the whole step."""
     out: set[str] = set()
     for name, op_type in ops:
-        if op_type not in _VARIABLE_UPDATES and not op_type.startswith("ResourceApply"):
+        if op_type not in _VARIABLE_UPDATES and op_type[:13] != "ResourceApply":
             continue
         h = name_head(name)[0]
         if len(h.tail) != 1 or h.backward or h.inside is None or len(h.inside) != 1:
@@ -149,11 +149,6 @@ def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
         scopes = scopes[1:]
     if not scopes:
         return None
-    if len(scopes) > 1 and maybe_user_scope(scopes[0]):
-        # A custom train_step under a scope of the user's own (`my_step/compile_loss/`).
-        inner = _scopes_phase(tuple(scopes[1:]))
-        if inner is not None:
-            return inner
     # tf.keras names its optimizer scopes after the class (`Adam/...`): compare lower-cased.
     head = scopes[0].lower()
     base = strip_suffix(head)
@@ -163,6 +158,9 @@ def _scopes_phase(scopes: tuple[str, ...]) -> str | None:
         return "loss"
     if head in METRIC_SCOPES or base in METRIC_SCOPES:
         return "metrics"
+    if len(scopes) > 1 and maybe_user_scope(scopes[0]):
+        # A custom train_step under a scope of the user's own (`my_step/compile_loss/`).
+        return _scopes_phase(tuple(scopes[1:]))
     return None
 
 

@@ -27,7 +27,6 @@ from .root_owners import (
     known_owners,
     path_owner,
     scope_shape,
-    user_step_scope,
 )
 
 # Op types that only the metric updates create at the step's root (accuracy-style compare,
@@ -101,17 +100,19 @@ class RootPhases:
         sequences: Iterable[Sequence[tuple[str, str]]] = (),
         counter=None,
         keras2: bool | None = None,
+        step_scope: str | None = None,
     ):
         """`scoped_phase(name, type)` gives the phase of an op the names decide, or None;
         `counter(root update op names)`: a step_counter.StepCounter, where there is one;
-        `keras2`: whether tf_keras named the ops (None: a flat trace is taken as its)."""
+        `keras2`: whether tf_keras named the ops (None: a flat trace is taken as its);
+        `step_scope`: the user's scope around the whole step (root_owners.user_step_scope)."""
         ops = list(ops)
         flat = flat_trace(ops)
         # tf_keras runs its step as the top function; so do Keras 3's custom loops (a
         # GradientTape step in a tf.function, train_on_batch), whose optimizer still counts
         # at the root: `flat` says how names nest, `legacy` which Keras's bookkeeping.
         legacy = flat if keras2 is None else flat and keras2
-        around = None if keras2 else user_step_scope(ops, flat)
+        around = None if keras2 else step_scope
 
         def inside_of(name: str) -> tuple[str, ...] | None:
             inside = inside_step(name, flat)

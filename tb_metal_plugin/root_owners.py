@@ -8,7 +8,7 @@ replica (`replica_1/`). phases.RootPhases decides the owners' phases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .opnames import (
     INTERNAL,
@@ -39,22 +39,15 @@ def inside_step(name: str, flat: bool) -> tuple[str, ...] | None:
     return name_head(name)[0].inside  # the wrapper is among the scopes, read once per scope
 
 
-def user_step_scope(ops, flat: bool) -> str | None:
+def user_step_scope(forward_scopes: Iterable[tuple[str, ...]]) -> str | None:
     """The scope a custom train_step opened around all of its work (`my_step/` above
-    `my_step/compile_loss/` and `my_step/adam/`), if one: its ops are the step's root ops."""
-    seen: set[str] = set()
-    for name, _ in ops:
-        scope = name.rpartition("/")[0]
-        if scope in seen:
-            continue
-        seen.add(scope)
-        inside = inside_step(name, flat)
-        if inside and len(inside) > 1 and maybe_user_scope(inside[0]):
+    `my_step/compile_loss/` and `my_step/adam/`), if one, from a trace's forward scope
+    keys (opnames.scope_sets): its ops are the step's root ops."""
+    for key in forward_scopes:
+        if len(key) == 2 and maybe_user_scope(key[0]) and not _scopes_phase(key[:1]):
             # (Not a scope of Keras's own: the optimizer's `adam/update_1/` is below it.)
-            if _scopes_phase((inside[1],)) in ("loss", "optimizer") and not _scopes_phase(
-                inside[:1]
-            ):
-                return inside[0]
+            if _scopes_phase(key[1:]) in ("loss", "optimizer"):
+                return key[0]
     return None
 
 

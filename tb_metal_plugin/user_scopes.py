@@ -4,6 +4,8 @@ of op functions that run the caller's code (a layer called inside them is still 
 
 from __future__ import annotations
 
+import functools
+
 from .opnames import INTERNAL, PASS_THROUGH, SUFFIX
 
 # Op functions that run the caller's own code in their body (tf.map_fn, tf.scan, the
@@ -13,6 +15,21 @@ from .opnames import INTERNAL, PASS_THROUGH, SUFFIX
 BODY_RUNNERS = frozenset({"map", "scan", "foldl", "foldr", "loop_body"})
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def steps_over(component: str, keras3: bool) -> bool:
+    """Whether the layer walk goes on below a scope that is no layer: a body runner's
+    (`map_1` too), or, in Keras 3's suffixed naming, a user's scope."""
+    if component in BODY_RUNNERS or (component[-1:].isdigit() and _base(component) in BODY_RUNNERS):
+        return True
+    return keras3 and maybe_user_scope(component)
+
+
+def _base(component: str) -> str:
+    m = SUFFIX.match(component)
+    return m.group(1) if m else component
+
+
+@functools.lru_cache(maxsize=1 << 12)  # a trace has a few hundred distinct components
 def maybe_user_scope(component: str) -> bool:
     """A scope Keras 3 would not open for a layer (no `_<k>`) nor TF for its op functions or
     control flow: one a user's own `name_scope` opened, when layer scopes sit inside it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from tb_metal_plugin.opnames import scope_sets
 from tb_metal_plugin.root_owners import user_step_scope
 from tb_metal_plugin.user_scopes import maybe_user_scope
 from tests.test_ground_truth import labelled_rows
@@ -76,9 +77,11 @@ def test_root_work_under_a_scope_around_the_step_keeps_its_phase(mode):
 
 
 def test_user_step_scope_needs_keras_root_scopes_below_it():
-    step = "StatefulPartitionedCall/"
-    ops = [(step + "my_step/compile_loss/mse/Mean", "Mean"), (step + "my_step/Add_2", "AddV2")]
-    assert user_step_scope(ops, False) == "my_step"
+    ops = [
+        ("StatefulPartitionedCall/my_step/compile_loss/mse/Mean", "Mean"),
+        ("StatefulPartitionedCall/my_step/Add_2", "AddV2"),
+    ]
+    assert user_step_scope(scope_sets(ops)[0]) == "my_step"
     # The optimizer's own scope has optimizer scopes below it; a layer has none.
-    assert user_step_scope([(step + "adam/update_1/Mul", "Mul")], False) is None
-    assert user_step_scope([(step + "encoder/dense_1/MatMul", "MatMul")], False) is None
+    assert user_step_scope({("adam", "update_1")}) is None
+    assert user_step_scope({("encoder", "dense_1")}) is None
