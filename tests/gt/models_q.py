@@ -15,9 +15,15 @@ import numpy as np
 from .models import BATCH, _data, _fit, _keras
 
 
-def _results(metrics) -> dict:
-    """The step's logs; Keras 3.6's compiled metrics give theirs as one dict."""
+def _track(metrics, loss, y, pred) -> dict:
+    """A custom train_step's metric updates and its logs (Keras 3.6's compiled metrics
+    give theirs as one dict)."""
     out = {}
+    for m in metrics:
+        if m.name == "loss":
+            m.update_state(loss)
+        else:
+            m.update_state(y, pred)
     for m in metrics:
         r = m.result()
         out.update(r if isinstance(r, dict) else {m.name: r})
@@ -101,12 +107,7 @@ def scoped_train_step():
                     loss = self.compute_loss(x=x, y=y, y_pred=pred)
                 grads = tape.gradient(loss, self.trainable_variables)
                 self.optimizer.apply(grads, self.trainable_variables)
-                for m in self.metrics:
-                    if m.name == "loss":
-                        m.update_state(loss)
-                    else:
-                        m.update_state(y, pred)
-            return _results(self.metrics)
+                return _track(self.metrics, loss, y, pred)
 
     model = Wrapped()
     model.compile("adam", "mse", metrics=["mae"])
@@ -251,12 +252,7 @@ def nested_tf_function_step():
                 loss = self.compute_loss(x=x, y=y, y_pred=pred) + 0.1 * smoothness(pred)
             grads = tape.gradient(loss, self.trainable_variables)
             self.optimizer.apply(grads, self.trainable_variables)
-            for m in self.metrics:
-                if m.name == "loss":
-                    m.update_state(loss)
-                else:
-                    m.update_state(y, pred)
-            return _results(self.metrics)
+            return _track(self.metrics, loss, y, pred)
 
     model = Nested()
     model.compile("adam", "mse", metrics=["mae"])

@@ -77,13 +77,12 @@ def linalg_layer():
     return _fit(model, *_data((10,)))
 
 
-def map_fn_layer():
-    """A layer that runs tf.map_fn over the batch (a while loop of TensorArrays) with a
-    Dense sublayer called inside the mapped function."""
+def _mapped_model(mapper, layer_name: str, model_name: str):
+    """A model whose one layer maps a Dense sublayer (`inner`) over the batch's rows with
+    `mapper(fn, x)` (tf.map_fn, tf.vectorized_map)."""
     keras, L = _keras()
-    import tensorflow as tf
 
-    class PerSample(L.Layer):
+    class PerRow(L.Layer):
         def __init__(self, **kw):
             super().__init__(**kw)
             self.inner = L.Dense(6, activation="relu", name="inner")
@@ -92,13 +91,21 @@ def map_fn_layer():
             self.inner.build((1, shape[-1]))
 
         def call(self, x):
-            return tf.map_fn(lambda row: self.inner(row[None, :])[0], x)
+            return mapper(lambda row: self.inner(row[None, :])[0], x)
 
     inp = keras.Input((10,))
-    h = PerSample(name="per_sample")(inp)
-    model = keras.Model(inp, L.Dense(3, name="out")(h), name="mapped")
+    h = PerRow(name=layer_name)(inp)
+    model = keras.Model(inp, L.Dense(3, name="out")(h), name=model_name)
     model.compile("adam", "mse")
     return _fit(model, *_data((10,)))
+
+
+def map_fn_layer():
+    """A layer that runs tf.map_fn over the batch (a while loop of TensorArrays) with a
+    Dense sublayer called inside the mapped function."""
+    import tensorflow as tf
+
+    return _mapped_model(tf.map_fn, "per_sample", "mapped")
 
 
 def keras_ops_lambda():
@@ -160,25 +167,9 @@ def custom_loss_and_metric():
 def vmap_layer():
     """A layer whose call maps a per-example function with tf.vectorized_map (pfor),
     a Dense sublayer applied inside it."""
-    keras, L = _keras()
     import tensorflow as tf
 
-    class Vmapped(L.Layer):
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self.inner = L.Dense(6, activation="relu", name="inner")
-
-        def build(self, shape):
-            self.inner.build((1, shape[-1]))
-
-        def call(self, x):
-            return tf.vectorized_map(lambda row: self.inner(row[None, :])[0], x)
-
-    inp = keras.Input((10,))
-    h = Vmapped(name="vmapped")(inp)
-    model = keras.Model(inp, L.Dense(3, name="out")(h), name="vmap")
-    model.compile("adam", "mse")
-    return _fit(model, *_data((10,)))
+    return _mapped_model(tf.vectorized_map, "vmapped", "vmap")
 
 
 def sgd_nesterov_named_metrics():
