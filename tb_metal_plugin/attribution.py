@@ -139,12 +139,13 @@ class TraceAttributor:
         self._unsuffixed = self._keras2 is not None
         # Top-level scopes whose phase only the trace's own ops show: tf_keras's loss
         # scopes (keras2_names) and optimizers under names of their own (opphase).
-        step_scope = None if self._keras2 else user_step_scope(self._forward_scopes)
-        own_opts = set() if self._keras2 else updating_scopes(ops, step_scope)
-        self._phase_tops = dict.fromkeys(own_opts, "optimizer")
-        self._phase_tops.update(
-            dict.fromkeys(self._keras2.loss_tops if self._keras2 else (), "loss")
-        )
+        if self._keras2:
+            step_scope, own_opts = None, set()
+            self._phase_tops = dict.fromkeys(self._keras2.loss_tops, "loss")
+        else:
+            step_scope = user_step_scope(self._forward_scopes)
+            own_opts = updating_scopes(ops, step_scope)
+            self._phase_tops = dict.fromkeys(own_opts, "optimizer")
         self._layers: dict[str, tuple[str, ...] | None] = {}
         opt_tops = optimizer_scopes(self._forward_scopes) | own_opts
         counter = StepCounter(self._types, opt_tops, graph)
@@ -191,8 +192,8 @@ class TraceAttributor:
             self._phases.update(dict.fromkeys(grads, "backward"))
         if graph is not None:
             graph_placements(
-                ops, graph, self._name_layer, self._layers, self._phases, self._root_phase,
-                tape, compute,
+                ops, graph, self._name_layer, self.layer_of, self._layers, self._phases,
+                self._root_phase, tape, compute,
             )  # fmt: skip
             self.source = "trace_graph"
         self._layers.update({n: self.layer_of(o) for n, o in self._feeds.items()})

@@ -21,6 +21,7 @@ def graph_placements(
     ops: list[tuple[str, str]],
     graph,
     name_layer: Callable[[str], Layer],
+    layer_of: Callable[[str], Layer],
     layers: dict[str, Layer],
     phases: dict[str, str],
     root_phase: dict[str, str],
@@ -28,7 +29,8 @@ def graph_placements(
     compute: set[str] | None,
 ) -> None:
     """Add the step graph's answers to `layers` and `phases` (op name -> answer), which
-    hold what name and neighbour rules placed so far; `root_phase` is RootPhases's."""
+    hold what name and neighbour rules placed so far; `layer_of` reads `layers` first, then
+    the name (TraceAttributor.layer_of); `root_phase` is RootPhases's."""
     # XLA-compiled calls (Keras's own grouped convolutions, a jit_compile'd layer).
     xla_layers, xla_phases = xla_module_layers(ops, graph, name_layer)
     layers.update(xla_layers)
@@ -39,10 +41,6 @@ def graph_placements(
     custom_layers, custom = custom_gradient_ops(ops, graph, name_layer, placed)
     layers.update(custom_layers)
     phases.update(dict.fromkeys(custom, "backward"))
-
-    def layer_of(name: str) -> Layer:
-        return layers[name] if name in layers else name_layer(name)
-
     # The step graph lists every input of a sum: no neighbour guess needed there. (After
     # the neighbour rules: those read a sum as the gradient that ran beside it.)
     layers.update(sum_layers(graph_sums_of(ops, tape), graph, layer_of))

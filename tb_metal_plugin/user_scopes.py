@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 
-from .opnames import INTERNAL, PASS_THROUGH, SUFFIX
+from .opnames import INTERNAL, PASS_THROUGH, SUFFIX, strip_suffix
 
 # Op functions that run the caller's own code in their body (tf.map_fn, tf.scan, the
 # folds, tf.vectorized_map's `loop_body`): a layer called in the mapped function has its
@@ -19,14 +19,11 @@ BODY_RUNNERS = frozenset({"map", "scan", "foldl", "foldr", "loop_body"})
 def steps_over(component: str, keras3: bool) -> bool:
     """Whether the layer walk goes on below a scope that is no layer: a body runner's
     (`map_1` too), or, in Keras 3's suffixed naming, a user's scope."""
-    if component in BODY_RUNNERS or (component[-1:].isdigit() and _base(component) in BODY_RUNNERS):
+    if component in BODY_RUNNERS or (
+        component[-1:].isdigit() and strip_suffix(component) in BODY_RUNNERS
+    ):
         return True
     return keras3 and maybe_user_scope(component)
-
-
-def _base(component: str) -> str:
-    m = SUFFIX.match(component)
-    return m.group(1) if m else component
 
 
 @functools.lru_cache(maxsize=1 << 12)  # a trace has a few hundred distinct components
